@@ -1,0 +1,47 @@
+"""Runtime settings, read from HALFRATE_* environment variables (and a local .env)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The Message Batches API limits (shared/reference/anthropic-batches.md section 5).
+API_MAX_REQUESTS_PER_BATCH = 100_000
+API_MAX_BATCH_BYTES = 256_000_000
+
+
+class Settings(BaseSettings):
+    """Where halfrate keeps its files and how it paces itself; the API key is read at run time."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HALFRATE_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    warehouse: Path = Field(Path("data/warehouse.duckdb"), description="The DuckDB warehouse file.")
+    workdir: Path = Field(
+        Path("data/jobs"), description="One folder per job: staged files, ledger."
+    )
+    poll_interval: float = Field(30.0, gt=0, description="Seconds between batch status checks.")
+    max_requests_per_batch: int = Field(
+        API_MAX_REQUESTS_PER_BATCH, ge=1, le=API_MAX_REQUESTS_PER_BATCH
+    )
+    max_batch_bytes: int = Field(
+        API_MAX_BATCH_BYTES, ge=1024, le=API_MAX_BATCH_BYTES, description="Create body size cap."
+    )
+    max_text_chars: int = Field(400_000, ge=1, description="Longer source texts are quarantined.")
+    load_retry_seconds: float = Field(
+        120.0, ge=0, description="How long a load waits for a warehouse another process holds."
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "HALFRATE_ANTHROPIC_API_KEY")
+    )
+    anthropic_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("ANTHROPIC_BASE_URL", "HALFRATE_ANTHROPIC_BASE_URL")
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests call `get_settings.cache_clear()` after changing env)."""
+    return Settings()

@@ -1,0 +1,116 @@
+"""A job's folder: the staged files every step reads and writes, and its lock.
+
+data/jobs/<name>/
+  job.json                       resolved JobConfig + fingerprint (written once)
+  ledger.sqlite                  request files and batches: the source of truth for resume
+  extract/rows.parquet           valid rows: row_id, text (+ gold) in source order
+  extract/quarantine.parquet     rejected rows: row_number, row_id, reason
+  requests/a<N>/part-<NNNN>.jsonl     one request per line, one file per batch
+  requests/a<N>/part-<NNNN>.index.parquet   custom_id, row_id for each line
+  results/<batch_id>.jsonl       raw results as downloaded (the replay source)
+  results/<batch_id>.outcomes.parquet  custom_id, result_type, error_type, retriable
+"""
+
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from halfrate.config import JobConfig
+
+
+class JobConflictError(RuntimeError):
+    """The job name is taken by a job with different settings, or the job is running elsewhere."""
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    """Where one job keeps its files."""
+
+    root: Path
+
+    @property
+    def job_file(self) -> Path:
+        return self.root / "job.json"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger.sqlite"
+
+    @property
+    def rows(self) -> Path:
+        return self.root / "extract" / "rows.parquet"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "extract" / "quarantine.parquet"
+
+    def requests_dir(self, attempt: int) -> Path:
+        return self.root / "requests" / f"a{attempt}"
+
+    def results_file(self, batch_id: str) -> Path:
+        return self.root / "results" / f"{batch_id}.jsonl"
+
+    def outcomes_file(self, batch_id: str) -> Path:
+        return self.root / "results" / f"{batch_id}.outcomes.parquet"
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+
+def job_paths(workdir: Path, name: str) -> JobPaths:
+    return JobPaths(workdir / name)
+
+
+def open_job(workdir: Path, job: JobConfig, restart: bool = False) -> JobPaths:
+    """Create the job folder, or check that an existing one belongs to the same job.
+
+    A rerun with the same settings resumes. Different settings under the same name are refused
+    (so a resumed job never mixes two prompts); `restart` moves the old folder aside first.
+    """
+    paths = job_paths(workdir, job.name)
+    if restart and paths.root.exists():
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        shutil.move(paths.root, workdir / ".old" / f"{job.name}-{stamp}")
+    paths.root.mkdir(parents=True, exist_ok=True)
+    record = {"fingerprint": job.fingerprint(), "config": job.model_dump(mode="json")}
+    if paths.job_file.exists():
+        previous = orjson.loads(paths.job_file.read_bytes())
+        if previous["fingerprint"] != record["fingerprint"]:
+            raise JobConflictError(
+                f"job {job.name!r} already exists in {paths.root} with different settings; "
+                "rerun with --restart to start it over, or give the job a new name"
+            )
+    write_atomic(paths.job_file, orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    return paths
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a small file so that readers see the old or the new content, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+@contextmanager
+def job_lock(paths: JobPaths, timeout_note: str = "") -> Iterator[None]:
+    """Hold the job's exclusive lock: only one process may submit or load for a job at a time."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with open(paths.root / ".lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise JobConflictError(
+                f"job {paths.root.name!r} is being run by another process {timeout_note}".strip()
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
