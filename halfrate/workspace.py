@@ -8,7 +8,7 @@ data/jobs/<name>/
   requests/a<N>/part-<NNNN>.jsonl     one request per line, one file per batch
   requests/a<N>/part-<NNNN>.index.parquet   custom_id, row_id for each line
   results/<batch_id>.jsonl       raw results as downloaded (the replay source)
-  results/<batch_id>.outcomes.parquet  custom_id, result_type, error_type, retriable
+  results/<batch_id>.parsed.parquet    one typed row per result, with its retry outcome
 """
 
 import fcntl
@@ -57,8 +57,16 @@ class JobPaths:
     def results_file(self, batch_id: str) -> Path:
         return self.root / "results" / f"{batch_id}.jsonl"
 
-    def outcomes_file(self, batch_id: str) -> Path:
-        return self.root / "results" / f"{batch_id}.outcomes.parquet"
+    def parsed_file(self, batch_id: str) -> Path:
+        return self.root / "results" / f"{batch_id}.parsed.parquet"
+
+    def todo_file(self, attempt: int) -> Path:
+        """The rows a retry attempt re-sends (attempt 1 sends extract/rows.parquet)."""
+        return self.requests_dir(attempt) / "todo.parquet"
+
+    def index_file(self, request_file: str) -> Path:
+        """The custom_id -> row_id index written beside a request file (a relative path)."""
+        return self.root / (request_file.removesuffix(".jsonl") + ".index.parquet")
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
