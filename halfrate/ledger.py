@@ -97,8 +97,9 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            con.executescript(SCHEMA)
+        with closing(sqlite3.connect(path, timeout=60)) as con:
+            con.execute("pragma journal_mode=wal")
+            con.executescript(SCHEMA)  # runs in its own transaction
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

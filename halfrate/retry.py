@@ -1,0 +1,67 @@
+"""Retry rounds: which rows of one attempt go into the next.
+
+Decided from staged files only (the parsed results and the request indexes), never from the
+warehouse, so a warehouse held open by someone else cannot stall or change a job.
+"""
+
+import os
+from pathlib import Path
+
+import polars as pl
+
+from halfrate.ledger import BatchStatus, Ledger
+from halfrate.workspace import JobPaths
+
+# Outcomes (see halfrate.results) that another attempt may fix. `failed` (invalid_request_error)
+# is final: resending the same request would fail the same way.
+RETRY_OUTCOMES = ("retriable", "invalid_output")
+_DONE = (BatchStatus.downloaded, BatchStatus.loaded)
+
+
+class RetryPlanError(RuntimeError):
+    """An attempt cannot be planned because the previous one is not fully downloaded."""
+
+
+def plan_retry(paths: JobPaths, ledger: Ledger, attempt: int) -> Path | None:
+    """Write the rows attempt `attempt` must resend (row_id, text) and return that file.
+
+    Returns None when nothing needs another try. Idempotent: a plan already written is reused,
+    so a resumed job resends exactly the rows it planned before.
+    """
+    todo = paths.todo_file(attempt)
+    if todo.exists():
+        return todo if pl.scan_parquet(todo).select(pl.len()).collect().item() else None
+    previous = ledger.records(attempt=attempt - 1)
+    pending = [r.file.path for r in previous if r.status not in _DONE]
+    if pending:
+        raise RetryPlanError(
+            f"attempt {attempt - 1} still has batches that are not downloaded: {pending[:3]}"
+        )
+    frame = _retry_rows(paths, [(r.file.path, r.batch_id) for r in previous if r.batch_id])
+    todo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = todo.with_suffix(".parquet.tmp")
+    frame.write_parquet(tmp)
+    os.replace(tmp, todo)  # the plan appears whole or not at all
+    return todo if frame.height else None
+
+
+def _retry_rows(paths: JobPaths, batches: list[tuple[str, str]]) -> pl.DataFrame:
+    empty = pl.DataFrame(schema={"row_id": pl.Utf8, "text": pl.Utf8})
+    if not batches:
+        return empty
+    index = pl.concat([pl.scan_parquet(paths.index_file(f)) for f, _ in batches])
+    parsed = pl.concat(
+        [pl.scan_parquet(paths.parsed_file(b)).select("custom_id", "outcome") for _, b in batches]
+    )
+    retry_ids = (
+        parsed.filter(pl.col("outcome").is_in(RETRY_OUTCOMES))
+        .join(index.select("custom_id", "row_id"), on="custom_id", how="inner")
+        .select("row_id")
+    )
+    rows = pl.scan_parquet(paths.rows).select("row_id", "text", "row_number")
+    return (
+        rows.join(retry_ids, on="row_id", how="semi")
+        .sort("row_number")
+        .select("row_id", "text")
+        .collect()
+    )
