@@ -2,6 +2,8 @@
 
 import typer
 
+from halfrate.emulator.cli import emulator
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 
@@ -11,3 +13,6 @@ def version() -> None:
     from halfrate import __version__
 
     typer.echo(__version__)
+
+
+app.command("emulator")(emulator)
