@@ -1,0 +1,357 @@
+"""Download ended batches' results: raw bytes to disk first, verified before they count.
+
+For each batch the ledger marks `ended`, the results stream goes unchanged to
+`results/<batch_id>.jsonl.part`. It becomes `results/<batch_id>.jsonl` (and the batch
+`downloaded`) only after `verify_results` has checked it against the request file's index:
+every custom_id back exactly once, none unknown, no blank or malformed line, as many lines as
+the batch holds requests, and per-type counts equal to the batch's `request_counts`.
+
+A cut stream (the SDK neither retries nor even wraps `httpx2.RemoteProtocolError`) or a
+failed check deletes the `.part` and downloads again, a bounded number of times. Results with
+custom_ids the file never sent are not a transfer problem: the batch is not this file's (a
+wrong reconciliation in `submit`), and the error says so at once. A verified results file on
+disk is never downloaded again.
+"""
+
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anthropic
+import httpx2
+import orjson
+import polars as pl
+from anthropic.types.messages import MessageBatch
+from pydantic import BaseModel, ConfigDict
+
+from halfrate.gateway import BatchGateway, total_requests
+from halfrate.ledger import BatchRecord, BatchStatus, Ledger
+from halfrate.submit import RECONCILED_NOTE
+from halfrate.workspace import JobPaths
+
+log = logging.getLogger(__name__)
+
+RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")
+EXAMPLES = 5
+"""How many custom_ids an error message quotes."""
+
+
+class DownloadError(RuntimeError):
+    """Base class of the errors `download_ended` raises."""
+
+
+class DownloadVerificationError(DownloadError):
+    """A batch's results do not match its request file, even after downloading again."""
+
+
+class ResultsUnavailableError(DownloadError):
+    """The API no longer has the batch's results (archived, deleted, or past retention)."""
+
+
+class DownloadSummary(BaseModel):
+    """One batch's verified results file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch_id: str
+    request_file: str
+    results_file: str
+    """Relative to the job folder."""
+    lines: int
+    bytes: int
+    succeeded: int
+    errored: int
+    canceled: int
+    expired: int
+    downloads: int
+    """Downloads this call made (0: the verified file was already on disk)."""
+
+
+@dataclass
+class Verification:
+    """What `verify_results` found; `ok` when nothing is wrong."""
+
+    lines: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+    malformed: list[int] = field(default_factory=list)
+    """1-based line numbers of blank or unparsable lines."""
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_results(results: Path, index: Path, request_counts: dict[str, int]) -> Verification:
+    """Check a raw results file against the request file's index and the batch's counts.
+
+    Memory is bounded by one batch: the set of its custom_ids. Lines are parsed with orjson.
+    """
+    expected = _index_custom_ids(index)
+    expected_set = set(expected)
+    seen: set[str] = set()
+    v = Verification()
+    if len(expected_set) != len(expected):
+        v.problems.append(f"the index {index.name} lists a custom_id twice")
+    with results.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            v.lines = number
+            parsed = _custom_id_and_type(line)
+            if parsed is None:
+                v.malformed.append(number)
+                continue
+            custom_id, result_type = parsed
+            v.counts[result_type] += 1
+            if custom_id not in expected_set:
+                v.unexpected.append(custom_id)
+            elif custom_id in seen:
+                v.duplicated.append(custom_id)
+            seen.add(custom_id)
+    v.missing = [c for c in expected if c not in seen]
+
+    total = sum(request_counts.get(k, 0) for k in ("processing", *RESULT_TYPES))
+    if v.malformed:
+        v.problems.append(
+            f"{len(v.malformed)} blank or malformed lines (line {_examples(v.malformed)})"
+        )
+    if v.missing:
+        v.problems.append(f"{len(v.missing)} custom_ids missing (e.g. {_examples(v.missing)})")
+    if v.unexpected:
+        v.problems.append(
+            f"{len(v.unexpected)} custom_ids the request file never sent "
+            f"(e.g. {_examples(v.unexpected)})"
+        )
+    if v.duplicated:
+        v.problems.append(
+            f"{len(v.duplicated)} custom_ids returned twice (e.g. {_examples(v.duplicated)})"
+        )
+    if v.lines != total:
+        v.problems.append(f"{v.lines} lines, but the batch holds {total} requests")
+    for kind in RESULT_TYPES:
+        if v.counts[kind] != request_counts.get(kind, 0):
+            v.problems.append(
+                f"{v.counts[kind]} {kind} results, but the batch reports "
+                f"{request_counts.get(kind, 0)}"
+            )
+    return v
+
+
+def download_ended(
+    ledger: Ledger,
+    paths: JobPaths,
+    gateway: BatchGateway,
+    *,
+    attempt: int | None = None,
+    max_downloads: int = 3,
+    backoff: tuple[float, ...] = (1.0, 5.0, 15.0),
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[DownloadSummary]:
+    """Download and verify the results of every ended batch (of `attempt`, or all).
+
+    Batches already `downloaded` whose file is on disk are reported, not fetched again.
+    """
+    downloader = _Downloader(ledger, paths, gateway, max_downloads, backoff, sleep)
+    summaries: list[DownloadSummary] = []
+    for record in ledger.records(attempt=attempt):
+        if record.batch_id is None:
+            continue
+        final = paths.results_file(record.batch_id)
+        if record.status is BatchStatus.downloaded and final.exists():
+            summaries.append(_summary(record, paths, final, record.request_counts or {}, 0))
+        elif record.status in (BatchStatus.ended, BatchStatus.downloaded):
+            summaries.append(downloader.download(record))
+    return summaries
+
+
+class _Downloader:
+    def __init__(
+        self,
+        ledger: Ledger,
+        paths: JobPaths,
+        gateway: BatchGateway,
+        max_downloads: int,
+        backoff: tuple[float, ...],
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.ledger = ledger
+        self.paths = paths
+        self.gateway = gateway
+        self.max_downloads = max(1, max_downloads)
+        self.backoff = backoff or (0.0,)
+        self.sleep = sleep
+
+    def download(self, record: BatchRecord) -> DownloadSummary:
+        assert record.batch_id is not None
+        batch_id = record.batch_id
+        final = self.paths.results_file(batch_id)
+        part = final.with_name(final.name + ".part")
+        index = self.paths.index_file(record.file.path)
+        if not index.is_file():
+            raise DownloadError(
+                f"{self.paths.relative(index)} is missing: the results of batch {batch_id} "
+                f"cannot be checked without the index of {record.file.path}; rebuild it"
+            )
+
+        if final.exists() and record.request_counts:
+            # A crash between the rename and the ledger update: check it again, keep it if good.
+            if verify_results(final, index, record.request_counts).ok:
+                self.ledger.set_status(batch_id, BatchStatus.downloaded)
+                return _summary(record, self.paths, final, record.request_counts, 0)
+            final.unlink()
+
+        last: str = ""
+        for number in range(1, self.max_downloads + 1):
+            if number > 1:
+                self.sleep(self.backoff[min(number - 2, len(self.backoff) - 1)])
+            part.unlink(missing_ok=True)
+            batch = self._retrieve(record)
+            counts = batch.request_counts.model_dump()
+            try:
+                self.gateway.download_results(batch_id, part, batch=batch)
+            except Exception as exc:
+                part.unlink(missing_ok=True)
+                if _is_gone(exc):
+                    raise self._unavailable(record, batch, exc) from exc
+                if not _is_transient(exc):
+                    raise
+                last = f"download cut or failed ({_describe(exc)})"
+                log.warning("batch %s: %s; downloading again", batch_id, last)
+                continue
+            check = verify_results(part, index, counts)
+            if check.ok:
+                os.replace(part, final)
+                self.ledger.set_status(batch_id, BatchStatus.downloaded)
+                log.info("batch %s: %d results verified", batch_id, check.lines)
+                return _summary(record, self.paths, final, counts, number)
+            part.unlink(missing_ok=True)
+            last = "; ".join(check.problems)
+            if check.unexpected:
+                raise DownloadVerificationError(_wrong_batch(record, batch, check))
+            log.warning(
+                "batch %s: results failed verification (%s); downloading again", batch_id, last
+            )
+        raise DownloadVerificationError(
+            f"batch {batch_id} ({record.file.path}): its results could not be downloaded and "
+            f"verified in {self.max_downloads} tries; last problem: {last}. Nothing was kept; "
+            "rerun the download later."
+        )
+
+    def _retrieve(self, record: BatchRecord) -> MessageBatch:
+        assert record.batch_id is not None
+        try:
+            batch = self.gateway.retrieve(record.batch_id, created_at=record.created_at)
+        except anthropic.NotFoundError as exc:
+            raise self._unavailable(record, None, exc) from exc
+        self.ledger.update_progress(batch.model_dump(mode="json"))
+        if batch.archived_at is not None:
+            raise self._unavailable(record, batch, None)
+        if batch.processing_status != "ended" or total_requests(batch) != record.file.n_requests:
+            raise DownloadError(
+                f"batch {record.batch_id} ({record.file.path}) is {batch.processing_status!r} "
+                f"with {total_requests(batch)} requests (the file has "
+                f"{record.file.n_requests}); the ledger said it had ended"
+            )
+        return batch
+
+    def _unavailable(
+        self, record: BatchRecord, batch: MessageBatch | None, exc: BaseException | None
+    ) -> ResultsUnavailableError:
+        why = (
+            f"archived at {batch.archived_at.isoformat()}"
+            if batch is not None and batch.archived_at is not None
+            else f"the API answered {_describe(exc)}"
+            if exc is not None
+            else "not available"
+        )
+        return ResultsUnavailableError(
+            f"results of batch {record.batch_id} ({record.file.path}) are no longer available "
+            f"({why}). The API keeps results for 29 days after a batch is created, and not after "
+            "it is deleted; these rows must be submitted again (restart the job)."
+        )
+
+
+def _wrong_batch(record: BatchRecord, batch: MessageBatch, check: Verification) -> str:
+    adopted = (
+        " It was adopted by reconciliation after a lost create response, and that guess was wrong."
+        if record.note == RECONCILED_NOTE
+        else ""
+    )
+    return (
+        f"batch {batch.id} is not the batch of {record.file.path}: its results carry "
+        f"{len(check.unexpected)} custom_ids the file never sent (e.g. "
+        f"{_examples(check.unexpected)}) and miss {len(check.missing)} of the file's (e.g. "
+        f"{_examples(check.missing)}); {check.lines} lines, counts "
+        f"{dict(check.counts)} vs {batch.request_counts.model_dump()}.{adopted} The file's "
+        "own batch may still exist: look for it in the batch list (same request count, "
+        "created around the file's intent time) and adopt it with "
+        "`halfrate.submit.adopt_batch`, or submit the file again."
+    )
+
+
+def _summary(
+    record: BatchRecord, paths: JobPaths, final: Path, counts: dict[str, int], downloads: int
+) -> DownloadSummary:
+    assert record.batch_id is not None
+    return DownloadSummary(
+        batch_id=record.batch_id,
+        request_file=record.file.path,
+        results_file=paths.relative(final),
+        lines=sum(counts.get(k, 0) for k in RESULT_TYPES),
+        bytes=final.stat().st_size,
+        succeeded=counts.get("succeeded", 0),
+        errored=counts.get("errored", 0),
+        canceled=counts.get("canceled", 0),
+        expired=counts.get("expired", 0),
+        downloads=downloads,
+    )
+
+
+def _index_custom_ids(index: Path) -> list[str]:
+    try:
+        frame = pl.read_parquet(index, columns=["custom_id"])
+    except Exception as exc:
+        raise DownloadError(f"{index}: cannot read the custom_id column ({exc})") from exc
+    return [str(c) for c in frame["custom_id"].to_list()]
+
+
+def _custom_id_and_type(line: bytes) -> tuple[str, str] | None:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    custom_id = obj.get("custom_id")
+    result = obj.get("result")
+    kind = result.get("type") if isinstance(result, dict) else None
+    if not isinstance(custom_id, str) or kind not in RESULT_TYPES:
+        return None
+    return custom_id, str(kind)
+
+
+def _is_gone(exc: BaseException) -> bool:
+    return isinstance(exc, anthropic.APIStatusError) and exc.status_code in (404, 410)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, anthropic.APIStatusError):
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    return isinstance(exc, (anthropic.APIConnectionError, httpx2.TransportError))
+
+
+def _describe(exc: BaseException | None) -> str:
+    if isinstance(exc, anthropic.APIStatusError):
+        return f"{exc.status_code} {exc.message}"
+    return repr(exc)
+
+
+def _examples(items: list[str] | list[int]) -> str:
+    shown = ", ".join(str(x) for x in items[:EXAMPLES])
+    return shown + (", ..." if len(items) > EXAMPLES else "")
