@@ -94,6 +94,9 @@ class AdminRoutes:
             creates.append(entry)
         return creates
 
+    async def requests(self, request: Request) -> Response:
+        return json_response({"requests": list(self.emu.request_log)})
+
     async def get_faults(self, request: Request) -> Response:
         return json_response(self.emu.faults.snapshot())
 
@@ -127,6 +130,7 @@ class AdminRoutes:
             Route("/_emulator/health", self.admin(self.health), methods=["GET"]),
             Route("/_emulator/reset", self.admin(self.reset), methods=["POST"]),
             Route("/_emulator/audit", self.admin(self.audit), methods=["GET"]),
+            Route("/_emulator/requests", self.admin(self.requests), methods=["GET"]),
             Route("/_emulator/faults", self.admin(self.get_faults), methods=["GET"]),
             Route("/_emulator/faults", self.admin(self.put_faults), methods=["PUT", "POST"]),
             Route("/_emulator/clock", self.admin(self.clock), methods=["GET"]),

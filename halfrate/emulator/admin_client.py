@@ -41,6 +41,10 @@ class EmulatorAdmin:
         query = "?custom_ids=true" if custom_ids else ""
         return list(self._call("GET", "/_emulator/audit" + query)["creates"])
 
+    def requests(self) -> list[dict[str, Any]]:
+        """The last HTTP requests seen: method, path, status, request_id, retry_count."""
+        return list(self._call("GET", "/_emulator/requests")["requests"])
+
     def faults(self) -> dict[str, Any]:
         """The active fault plan."""
         return dict(self._call("GET", "/_emulator/faults"))

@@ -26,4 +26,4 @@ def build_app(emulator: Emulator) -> EmulatorASGI:
     """The complete ASGI app for one emulator instance."""
     routes = BatchRoutes(emulator).routes() + AdminRoutes(emulator).routes()
     app = Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
-    return EmulatorASGI(app, emulator.options)
+    return EmulatorASGI(app, emulator.options, emulator.request_log)

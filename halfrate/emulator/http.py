@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,9 +30,10 @@ class EmulatorASGI:
     """Outermost ASGI layer: a request id and the API's headers on every response, and a clean
     `DropConnection` for the server protocol when a handler asked to drop the connection."""
 
-    def __init__(self, app: ASGIApp, options: EmulatorOptions) -> None:
+    def __init__(self, app: ASGIApp, options: EmulatorOptions, log: deque[dict[str, Any]]) -> None:
         self.app = app
         self.options = options
+        self.log = log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,10 +47,21 @@ class EmulatorASGI:
             (b"anthropic-workspace-id", self.options.workspace_id.encode()),
         ]
 
+        headers = dict(scope.get("headers") or [])
+        entry: dict[str, Any] = {
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": None,
+            "request_id": request_id,
+            "retry_count": headers.get(b"x-stainless-retry-count", b"").decode() or None,
+        }
+        self.log.append(entry)
+
         async def guarded_send(message: Message) -> None:
             if scope.get(DROP):  # e.g. Starlette trying to send a 500 for our DropConnection
                 raise DropConnection()
             if message["type"] == "http.response.start":
+                entry["status"] = message["status"]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from halfrate.emulator.lifecycle import BatchState, batch_state, render_batch, z
 from halfrate.emulator.options import EmulatorOptions
 from halfrate.emulator.store import BatchRow, Store
 
+REQUEST_LOG_SIZE = 2000
+
 
 class Emulator:
     """State and behaviour of one emulator instance (one data directory)."""
@@ -35,6 +38,7 @@ class Emulator:
         self._timer = timer
         self.clock = self._load_clock()
         self.faults = FaultState(options.faults)
+        self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
 
     # -- clock -------------------------------------------------------------------------------
     def _load_clock(self) -> VirtualClock:
@@ -67,6 +71,7 @@ class Emulator:
             self.store.reset()
             self.clock = self._load_clock()
             self.faults.replace(self.options.faults)
+            self.request_log.clear()
 
     # -- create ------------------------------------------------------------------------------
     def spool_path(self) -> Path:
