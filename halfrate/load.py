@@ -1,0 +1,174 @@
+"""Idempotent loads of a job's staged files into the warehouse.
+
+Every load replaces what an earlier load of the same thing wrote (delete + insert in one
+transaction), so loading a batch twice, or after a crash half-way, changes nothing. Results
+join back to source rows through the request index, by custom_id, never by position.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import duckdb
+import pyarrow.parquet as pq
+
+from halfrate.config import JobConfig
+from halfrate.ledger import BatchRecord, Ledger
+from halfrate.results import parse_results
+from halfrate.sql import load_sql
+from halfrate.warehouse import run_sql
+from halfrate.workspace import JobPaths
+
+
+class LoadError(RuntimeError):
+    """Staged files that cannot be loaded as they are; the message names the file."""
+
+
+class ExtractCounts(Protocol):
+    """What load_job needs from extract's summary (halfrate.extract.ExtractSummary fits)."""
+
+    @property
+    def valid_rows(self) -> int: ...
+
+    @property
+    def quarantined_rows(self) -> int: ...
+
+
+def load_job(
+    con: duckdb.DuckDBPyConnection,
+    job: JobConfig,
+    paths: JobPaths,
+    ledger: Ledger,
+    extract: ExtractCounts,
+) -> None:
+    """Upsert the job, its rows (without text) and quarantine, and every batch the ledger knows."""
+    for path in (paths.rows, paths.quarantine):
+        if not path.is_file():
+            raise LoadError(f"{path}: staged extract file missing; run the extract step first")
+    n_rows = pq.read_metadata(paths.rows).num_rows
+    n_quarantined = pq.read_metadata(paths.quarantine).num_rows
+    if (n_rows, n_quarantined) != (extract.valid_rows, extract.quarantined_rows):
+        raise LoadError(
+            f"{paths.rows}: holds {n_rows} rows and {n_quarantined} quarantined, but extract "
+            f"reported {extract.valid_rows} and {extract.quarantined_rows}; rerun extract"
+        )
+    has_gold = "gold" in pq.read_schema(paths.rows).names
+    params = {"job_name": job.name}
+    with _transaction(con):
+        run_sql(
+            con,
+            "load/upsert_job",
+            {
+                **params,
+                "kind": job.kind.value,
+                "model": job.model,
+                "fingerprint": job.fingerprint(),
+                "config": job.model_dump_json(),
+                "source": str(job.source),
+                "max_attempts": job.max_attempts,
+                "n_rows": n_rows,
+                "n_quarantined": n_quarantined,
+                "now": _now(),
+            },
+        )
+        run_sql(con, "load/delete_job_rows", params)
+        insert_rows = "load/insert_job_rows" if has_gold else "load/insert_job_rows_no_gold"
+        run_sql(con, insert_rows, {**params, "path": str(paths.rows)})
+        run_sql(con, "load/delete_quarantine", params)
+        run_sql(con, "load/insert_quarantine", {**params, "path": str(paths.quarantine)})
+        run_sql(con, "load/refresh_label_gold", params)
+        for record in ledger.records():
+            if record.batch_id is not None:
+                _upsert_batch(con, job, record)
+
+
+def load_batch(
+    con: duckdb.DuckDBPyConnection, job: JobConfig, paths: JobPaths, record: BatchRecord
+) -> int:
+    """Load one downloaded batch (its row, requests and results) and refresh its rows' labels.
+
+    Parses results/<batch_id>.jsonl first if its parsed file is missing. Returns the number of
+    results loaded. Loading the same batch again replaces its rows with identical ones.
+    """
+    batch_id = record.batch_id
+    if batch_id is None:
+        raise LoadError(f"{record.file.path}: has no batch yet; submit it before loading")
+    index = paths.index_file(record.file.path)
+    parsed = paths.parsed_file(batch_id)
+    if not index.is_file():
+        raise LoadError(f"{index}: request index missing; rebuild the requests of this attempt")
+    if not parsed.is_file():
+        parse_results(paths.results_file(batch_id), parsed, job, batch_id)
+    batch: dict[str, Any] = {"batch_id": batch_id}
+    params: dict[str, Any] = {"batch_id": batch_id, "job_name": job.name}
+    with _transaction(con):
+        _upsert_batch(con, job, record)
+        run_sql(con, "load/delete_batch_requests", batch)
+        run_sql(con, "load/insert_batch_requests", {**params, "path": str(index)})
+        run_sql(con, "load/delete_batch_results", batch)
+        run_sql(con, "load/insert_batch_results", {**params, "path": str(parsed)})
+        con.execute(load_sql("load/orphan_results"), batch)
+        orphans, example = con.fetchone() or (0, None)
+        if orphans:
+            raise LoadError(
+                f"{parsed}: {orphans} results have a custom_id that is not in {index} "
+                f"(e.g. {example!r}); the results do not belong to this request file: "
+                "check the ledger's batch id for it, then download the batch again"
+            )
+        run_sql(con, "load/delete_batch_labels", params)
+        run_sql(con, "load/insert_batch_labels", batch)
+    return int(pq.read_metadata(parsed).num_rows)
+
+
+def _upsert_batch(con: duckdb.DuckDBPyConnection, job: JobConfig, record: BatchRecord) -> None:
+    counts = record.request_counts or {}
+    run_sql(
+        con,
+        "load/upsert_batch",
+        {
+            "batch_id": record.batch_id,
+            "job_name": job.name,
+            "attempt": record.file.attempt,
+            "purpose": record.file.purpose,
+            "request_file": record.file.path,
+            "n_requests": record.file.n_requests,
+            "body_bytes": record.file.body_bytes,
+            "created_at": _utc(record.created_at),
+            "expires_at": _utc(record.expires_at),
+            "ended_at": _utc(record.ended_at),
+            "processing_status": record.processing_status,
+            "processing_count": counts.get("processing"),
+            "succeeded_count": counts.get("succeeded"),
+            "errored_count": counts.get("errored"),
+            "canceled_count": counts.get("canceled"),
+            "expired_count": counts.get("expired"),
+            "ledger_status": record.status.value if record.status else None,
+            "now": _now(),
+        },
+    )
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.begin()
+    try:
+        yield
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+
+
+def _utc(value: str | None) -> datetime | None:
+    """An API timestamp ('2024-09-24T18:37:24.100435Z') as a naive UTC datetime."""
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

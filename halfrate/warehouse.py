@@ -1,0 +1,87 @@
+"""The DuckDB warehouse: connecting (with a wait when another process holds the file) and the schema.
+
+DuckDB lets one process write a database file at a time. A job that finds the file held (a
+user's query session, another job) waits with backoff, then gives up with WarehouseBusyError:
+the staged files stay on disk, so the load can simply be run again.
+"""
+
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from halfrate.sql import load_sql
+
+# DDL in dependency order; each is a file in sql/ (tables first, then views).
+SCHEMA_TABLES = (
+    "schema/jobs",
+    "schema/batches",
+    "schema/requests",
+    "schema/results",
+    "schema/labels",
+    "schema/job_rows",
+    "schema/quarantine",
+    "schema/prices",
+)
+SCHEMA_VIEWS = ("marts/row_outcomes", "marts/batch_costs", "marts/job_costs")
+
+
+class WarehouseBusyError(RuntimeError):
+    """Another process holds the warehouse file for longer than we were willing to wait."""
+
+
+def connect(
+    path: Path,
+    *,
+    read_only: bool = False,
+    retry_seconds: float = 120,
+    sleep: Callable[[float], None] = time.sleep,
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse, retrying with backoff while another process holds its lock."""
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + retry_seconds
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WarehouseBusyError(
+                    f"{path}: the warehouse file is locked by another process (waited "
+                    f"{retry_seconds:g} s; DuckDB says: {exc}). Nothing is lost: the staged files "
+                    "are kept and the load will be retried: close the other session, then rerun "
+                    "the job or `halfrate load`."
+                ) from None
+            sleep(min(delay, remaining))
+            delay = min(delay * 2, 2.0)
+
+
+def run_sql(
+    con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None
+) -> None:
+    """Execute sql/<name>.sql with named DuckDB parameters."""
+    con.execute(load_sql(name), params or {})
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the tables (if missing), refresh the price table and (re)create the views."""
+    con.begin()
+    try:
+        for name in SCHEMA_TABLES:
+            run_sql(con, name)
+        with resources.as_file(resources.files("halfrate") / "prices.csv") as prices:
+            run_sql(con, "load/delete_prices")
+            run_sql(con, "load/insert_prices", {"path": str(prices)})
+        for name in SCHEMA_VIEWS:
+            run_sql(con, name)
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()

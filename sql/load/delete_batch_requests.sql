@@ -1,0 +1,2 @@
+delete from requests
+where batch_id = $batch_id

@@ -1,0 +1,2 @@
+delete from results
+where batch_id = $batch_id

@@ -1,0 +1,2 @@
+delete from job_rows
+where job_name = $job_name

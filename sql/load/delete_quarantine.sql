@@ -1,0 +1,2 @@
+delete from quarantine
+where job_name = $job_name

@@ -1,0 +1,120 @@
+-- the latest result of each row this batch answered: highest attempt, a main batch before
+-- the cache-priming one, then the most recent batch
+insert into labels by name
+
+with
+
+affected_rows as (
+    select distinct
+        job_name,
+        row_id
+    from requests
+    where batch_id = $batch_id
+),
+
+requests as (
+    select
+        batch_id,
+        custom_id,
+        job_name,
+        row_id,
+        attempt
+    from requests
+),
+
+results as (
+    select
+        batch_id,
+        custom_id,
+        result_type,
+        outcome,
+        label,
+        output_valid,
+        invalid_reason,
+        error_type,
+        error_message
+    from results
+),
+
+batches as (
+    select
+        batch_id,
+        purpose,
+        created_at
+    from batches
+),
+
+job_rows as (
+    select
+        job_name,
+        row_id,
+        gold
+    from job_rows
+),
+
+answered as (
+    select
+        requests.job_name,
+        requests.row_id,
+        requests.custom_id,
+        requests.batch_id,
+        requests.attempt,
+        batches.purpose,
+        batches.created_at,
+        results.result_type,
+        results.outcome,
+        results.label,
+        results.output_valid,
+        results.invalid_reason,
+        results.error_type,
+        results.error_message
+    from requests
+    inner join affected_rows
+        on
+            requests.job_name = affected_rows.job_name
+            and requests.row_id = affected_rows.row_id
+    inner join results
+        on
+            requests.batch_id = results.batch_id
+            and requests.custom_id = results.custom_id
+    left join batches
+        on requests.batch_id = batches.batch_id
+),
+
+latest as (
+    select *
+    from answered
+    qualify row_number() over (
+        partition by job_name, row_id
+        order by
+            attempt desc,
+            purpose = 'prime' asc nulls last,
+            created_at desc nulls last,
+            batch_id desc
+    ) = 1
+),
+
+final as (
+    select
+        latest.job_name,
+        latest.row_id,
+        latest.custom_id,
+        latest.batch_id,
+        latest.attempt,
+        latest.result_type,
+        latest.outcome,
+        latest.label,
+        job_rows.gold,
+        latest.label = job_rows.gold as correct,
+        latest.output_valid,
+        latest.invalid_reason,
+        latest.error_type,
+        latest.error_message
+    from latest
+    left join job_rows
+        on
+            latest.job_name = job_rows.job_name
+            and latest.row_id = job_rows.row_id
+)
+
+select * from final

@@ -1,0 +1,18 @@
+-- one row: counts of a parsed results file, and the checks that make it loadable
+select
+    count(*) as rows,
+    count(distinct custom_id) as distinct_custom_ids,
+    count(*) filter (where custom_id is null) as missing_custom_ids,
+    count(*) filter (
+        where result_type is null
+        or result_type not in ('succeeded', 'errored', 'canceled', 'expired')
+    ) as unknown_result_types,
+    count(*) filter (where result_type = 'succeeded') as succeeded,
+    count(*) filter (where result_type = 'errored') as errored,
+    count(*) filter (where result_type = 'canceled') as canceled,
+    count(*) filter (where result_type = 'expired') as expired,
+    count(*) filter (where outcome = 'succeeded') as valid_outputs,
+    count(*) filter (where outcome = 'invalid_output') as invalid_outputs,
+    count(*) filter (where outcome = 'retriable') as retriable,
+    count(*) filter (where outcome = 'failed') as failed
+from read_parquet($path)

@@ -1,0 +1,21 @@
+-- grain: one row per batch sent to the API (key: batch_id); times are UTC
+create table if not exists batches (
+    batch_id varchar primary key,
+    job_name varchar not null,
+    attempt utinyint not null,
+    purpose varchar not null,
+    request_file varchar not null,
+    n_requests integer not null,
+    body_bytes bigint not null,
+    created_at timestamp,
+    expires_at timestamp,
+    ended_at timestamp,
+    processing_status varchar,
+    processing_count integer,
+    succeeded_count integer,
+    errored_count integer,
+    canceled_count integer,
+    expired_count integer,
+    ledger_status varchar,
+    updated_at timestamp not null
+);

@@ -1,0 +1,195 @@
+"""Loads into a real DuckDB file: keys, idempotency, labels joined by custom_id, row_outcomes."""
+
+import random
+from pathlib import Path
+
+import duckdb
+import pytest
+import staging
+from test_schema import TABLES, VIEWS
+
+from halfrate.load import LoadError, load_batch, load_job
+
+ROWS = [
+    ("r_ok", "billing"),
+    ("r_fail", "card"),
+    ("r_exh", "other"),
+    ("r_inv", "card"),
+    ("r_pend", "other"),
+    ("r_retry", "card"),
+    ("r_new", None),
+]
+QUARANTINE = [(8, "r_dup", "duplicate id"), (9, None, "missing id")]
+
+
+@pytest.fixture
+def staged(tmp_path: Path) -> staging.Staged:
+    """A job with max_attempts 2 whose rows reach every final state over two attempts."""
+    s = staging.stage_job(tmp_path, staging.make_job(tmp_path), ROWS, QUARANTINE)
+    first = [
+        staging.succeeded("a1_r_ok", '{"label":"billing"}'),
+        staging.errored("a1_r_fail", "invalid_request_error", "prompt is too long"),
+        staging.expired("a1_r_exh"),
+        staging.succeeded("a1_r_inv", '{"label":"nope"}'),
+        staging.errored("a1_r_pend", "overloaded_error", "Overloaded"),
+        staging.canceled("a1_r_retry"),
+    ]
+    random.Random(3).shuffle(first)  # results come back in any order
+    staging.stage_batch(s, "msgbatch_a1", [r for r, _ in ROWS[:6]], first)
+    second = [
+        staging.expired("a2_r_exh"),
+        staging.succeeded("a2_r_inv", "not json"),
+        staging.succeeded("a2_r_retry", '{"label":"card"}'),
+    ]
+    staging.stage_batch(s, "msgbatch_a2", ["r_exh", "r_inv", "r_retry"], second, attempt=2)
+    return s
+
+
+def _load_all(con: duckdb.DuckDBPyConnection, s: staging.Staged) -> None:
+    load_job(con, s.job, s.paths, s.ledger, s)
+    for record in s.ledger.records():
+        load_batch(con, s.job, s.paths, record)
+
+
+def test_row_outcomes_has_one_row_per_input_row_in_every_state(
+    con: duckdb.DuckDBPyConnection, staged: staging.Staged
+) -> None:
+    _load_all(con, staged)
+    got = con.execute(
+        "select row_id, row_number, final_state, reason, attempts from row_outcomes"
+        " order by row_number"
+    ).fetchall()
+    assert got == [
+        ("r_ok", 1, "succeeded", None, 1),
+        ("r_fail", 2, "failed", "invalid_request_error: prompt is too long", 1),
+        ("r_exh", 3, "exhausted", "expired", 2),
+        ("r_inv", 4, "invalid_output", "not JSON", 2),
+        ("r_pend", 5, "pending", "overloaded_error: Overloaded", 1),
+        ("r_retry", 6, "succeeded", None, 2),
+        ("r_new", 7, "pending", None, 0),
+        ("r_dup", 8, "quarantined", "duplicate id", 0),
+        (None, 9, "quarantined", "missing id", 0),
+    ]
+
+
+def test_labels_join_back_by_custom_id_with_gold(
+    con: duckdb.DuckDBPyConnection, staged: staging.Staged
+) -> None:
+    _load_all(con, staged)
+    got = con.execute(
+        "select row_id, custom_id, attempt, label, gold, correct, output_valid, outcome"
+        " from labels order by row_id"
+    ).fetchall()
+    assert got == [
+        ("r_exh", "a2_r_exh", 2, None, "other", None, None, "retriable"),
+        ("r_fail", "a1_r_fail", 1, None, "card", None, None, "failed"),
+        ("r_inv", "a2_r_inv", 2, None, "card", None, False, "invalid_output"),
+        ("r_ok", "a1_r_ok", 1, "billing", "billing", True, True, "succeeded"),
+        ("r_pend", "a1_r_pend", 1, None, "other", None, None, "retriable"),
+        ("r_retry", "a2_r_retry", 2, "card", "card", True, True, "succeeded"),
+    ]
+
+
+def test_a_wrong_label_is_not_correct(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    s = staging.stage_job(tmp_path, staging.make_job(tmp_path), [("x", "card")])
+    record = staging.stage_batch(s, "b1", ["x"], [staging.succeeded("a1_x", '{"label":"other"}')])
+    load_job(con, s.job, s.paths, s.ledger, s)
+    assert load_batch(con, s.job, s.paths, record) == 1
+    assert con.execute("select label, gold, correct from labels").fetchall() == [
+        ("other", "card", False)
+    ]
+
+
+def test_keys_are_unique_and_not_null(
+    con: duckdb.DuckDBPyConnection, staged: staging.Staged
+) -> None:
+    _load_all(con, staged)
+    for name, key in (TABLES | VIEWS).items():
+        cols = ", ".join(key)
+        nulls = " or ".join(f"{c} is null" for c in key)
+        total, distinct, null_keys = con.execute(
+            f"select count(*), count(distinct ({cols})), count(*) filter (where {nulls})"
+            f" from {name}"
+        ).fetchone() or (0, 0, 0)
+        assert total > 0, name
+        assert (distinct, null_keys) == (total, 0), name
+
+
+def _snapshot(con: duckdb.DuckDBPyConnection) -> None:
+    for name in TABLES:
+        con.execute(f"create or replace temp table snap_{name} as {_stable(name)}")
+
+
+def _stable(name: str) -> str:
+    drop = " exclude (updated_at)" if name in ("jobs", "batches") else ""
+    return f"select *{drop} from {name}"
+
+
+def test_loading_twice_changes_nothing(
+    con: duckdb.DuckDBPyConnection, staged: staging.Staged
+) -> None:
+    _load_all(con, staged)
+    _snapshot(con)
+    counts = {n: con.execute(f"select count(*) from {n}").fetchone() for n in TABLES}
+    _load_all(con, staged)
+    # and a batch alone, out of order (attempt 1 after attempt 2)
+    load_batch(con, staged.job, staged.paths, staged.ledger.records(attempt=1)[0])
+    for name in TABLES:
+        for a, b in ((name, f"snap_{name}"), (f"snap_{name}", name)):
+            left = _stable(a) if a == name else f"select * from {a}"
+            right = _stable(b) if b == name else f"select * from {b}"
+            diff = con.execute(f"select count(*) from ({left} except all {right})").fetchone()
+            assert diff == (0,), f"{name}: {a} except all {b}"
+        assert con.execute(f"select count(*) from {name}").fetchone() == counts[name]
+
+
+def test_results_keep_every_parsed_column(
+    con: duckdb.DuckDBPyConnection, staged: staging.Staged
+) -> None:
+    _load_all(con, staged)
+    row = con.execute(
+        "select job_name, result_type, error_type, error_message, outcome from results"
+        " where custom_id = 'a1_r_fail'"
+    ).fetchone()
+    assert row == ("intents", "errored", "invalid_request_error", "prompt is too long", "failed")
+    assert con.execute("select count(*) from results").fetchone() == (9,)
+    batches = con.execute(
+        "select batch_id, attempt, purpose, n_requests, created_at::varchar, ended_at::varchar,"
+        " succeeded_count, expired_count, ledger_status from batches order by batch_id"
+    ).fetchall()
+    assert batches[0] == (
+        "msgbatch_a1",
+        1,
+        "main",
+        6,
+        "2026-11-02 10:00:00",
+        "2026-11-02 11:00:00",
+        2,
+        1,
+        "downloaded",
+    )
+
+
+def test_load_batch_parses_the_raw_results_when_needed(
+    con: duckdb.DuckDBPyConnection, staged: staging.Staged
+) -> None:
+    record = staged.ledger.records(attempt=1)[0]
+    assert not staged.paths.parsed_file("msgbatch_a1").exists()
+    load_job(con, staged.job, staged.paths, staged.ledger, staged)
+    assert load_batch(con, staged.job, staged.paths, record) == 6
+    assert staged.paths.parsed_file("msgbatch_a1").exists()
+
+
+def test_results_that_are_not_in_the_request_index_are_refused(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    s = staging.stage_job(tmp_path, staging.make_job(tmp_path), [("x", "card"), ("y", "card")])
+    record = staging.stage_batch(
+        s, "b1", ["x"], [staging.succeeded("a1_x"), staging.succeeded("a1_zz")]
+    )
+    load_job(con, s.job, s.paths, s.ledger, s)
+    with pytest.raises(LoadError, match=r"1 results have a custom_id that is not in .*'a1_zz'"):
+        load_batch(con, s.job, s.paths, record)
+    # the transaction was rolled back: nothing of the batch is half-loaded
+    assert con.execute("select count(*) from results").fetchone() == (0,)
+    assert con.execute("select count(*) from requests").fetchone() == (0,)
