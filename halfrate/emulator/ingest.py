@@ -162,6 +162,7 @@ class _BodyParser:
         self.max_requests = max_requests
         self.requests_out = requests_out
         self.custom_ids: list[str] = []
+        self.problem: ApiError | None = None  # reported once the JSON proves well-formed
 
     def parse(self) -> int:
         """Parse the whole body and return the number of requests."""
@@ -175,20 +176,34 @@ class _BodyParser:
                 self.win.expect(",")
             key = self.win.value()
             self.win.expect(":")
-            if key != "requests":
-                raise invalid(f"{key}: Extra inputs are not permitted")
-            count = self._requests()
+            if key == "requests":
+                count = self._requests()
+            else:
+                self.win.value()
+                self.problem = self.problem or invalid(f"{key}: Extra inputs are not permitted")
+                count = count or 0
         self.win.pos += 1
         if self.win.peek() != "":
             raise malformed()
+        if self.problem is not None:
+            raise self.problem
         if count is None:
             raise invalid("requests: Field required")
         return count
 
+    def _keep(self, index: int, item: Any, seen: dict[str, int]) -> None:
+        try:
+            self.custom_ids.append(_check_item(index, item, seen))
+        except ApiError as err:
+            self.problem = err
+        else:
+            self.requests_out.write(_dump(item) + b"\n")
+
     def _requests(self) -> int:
         if self.win.peek() != "[":
             self.win.value()
-            raise invalid("requests: Input should be a valid list")
+            self.problem = self.problem or invalid("requests: Input should be a valid list")
+            return 0
         self.win.pos += 1
         seen: dict[str, int] = {}
         count = 0
@@ -196,15 +211,16 @@ class _BodyParser:
             if count:
                 self.win.expect(",")
             item = self.win.value()
-            if count < self.max_requests:
-                self.custom_ids.append(_check_item(count, item, seen))
-                self.requests_out.write(_dump(item) + b"\n")
+            if count < self.max_requests and self.problem is None:
+                self._keep(count, item, seen)
             count += 1
         self.win.pos += 1
-        if count == 0:
-            raise invalid("requests: List should have at least 1 item after validation, not 0")
+        if count == 0 and self.problem is None:
+            self.problem = invalid(
+                "requests: List should have at least 1 item after validation, not 0"
+            )
         if count > self.max_requests:
-            raise invalid(
+            self.problem = invalid(
                 f"requests: List should have at most {self.max_requests} items after "
                 f"validation, not {count}"
             )
