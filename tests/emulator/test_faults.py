@@ -38,7 +38,11 @@ def test_count_based_http_faults_are_retried_by_the_sdk(
     server.admin.set_faults(http=[HttpFault(endpoint="create", status=status, count=2)])
     client = retrying(server)
     batch = client.messages.batches.create(requests=[request("a")])
-    assert retry_counts(server, "/v1/messages/batches") == [("0", status), ("1", status), ("2", 200)]
+    assert retry_counts(server, "/v1/messages/batches") == [
+        ("0", status),
+        ("1", status),
+        ("2", 200),
+    ]
     assert [c["batch_id"] for c in server.admin.audit()] == [batch.id]
     server.admin.set_faults(http=[HttpFault(endpoint="list", status=status, count=1)])
     with pytest.raises(error) as err:
@@ -80,10 +84,14 @@ def test_results_stream_cut_raises_in_the_sdk_then_recovers(server: EmulatorServ
             received.append(item.custom_id)
     assert 9 <= len(received) <= 10  # the SDK's decoder holds back the last complete line
     body = b""
-    with raw(server.base_url) as http, pytest.raises(httpx2.RemoteProtocolError):
-        with http.stream("GET", f"/v1/messages/batches/{batch.id}/results") as response:
-            for chunk in response.iter_bytes():
-                body += chunk
+    url = f"/v1/messages/batches/{batch.id}/results"
+    with (
+        raw(server.base_url) as http,
+        pytest.raises(httpx2.RemoteProtocolError),
+        http.stream("GET", url) as response,
+    ):
+        for chunk in response.iter_bytes():
+            body += chunk
     assert body.count(b"\n") == 10 and body.endswith(b"\n")
     assert len(list(client.messages.batches.results(batch.id))) == 50
 
