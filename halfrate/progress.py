@@ -38,6 +38,17 @@ class Progress(BaseModel):
     unsubmitted: int = 0
     """Request files with no batch id yet (never sent, or an intent to reconcile)."""
 
+    @property
+    def request_counts(self) -> dict[str, int]:
+        """The five request counts summed over the batches, in the API's order."""
+        return {
+            "processing": self.processing,
+            "succeeded": self.succeeded,
+            "errored": self.errored,
+            "canceled": self.canceled,
+            "expired": self.expired,
+        }
+
     def summary(self) -> str:
         return (
             f"{self.batches_ended}/{self.batches_total} batches ended; requests: "

@@ -24,6 +24,13 @@ def test_progress_until_every_batch_ended(api: Api, make_job: Callable[..., Job]
     progress = check_batches(job.ledger, api.gateway, attempt=1)
     assert (progress.batches_total, progress.batches_ended, progress.all_ended) == (2, 0, False)
     assert progress.processing == 5
+    assert progress.request_counts == {
+        "processing": 5,
+        "succeeded": 0,
+        "errored": 0,
+        "canceled": 0,
+        "expired": 0,
+    }
     assert progress.earliest_expires_at is not None and progress.oldest_created_at is not None
     assert "0/2 batches ended" in str(BatchesNotReady(progress))
 
