@@ -1,0 +1,386 @@
+"""Build requests: stream rows from Parquet into JSONL request files, one file per future batch.
+
+Each line is an `anthropic.types.messages.batch_create_params.Request`. The part of a line that is
+the same for every row (model, cached instructions, output schema) is serialized once; each row
+only splices in its custom_id and its JSON-escaped text (perf-baseline.md, section A). Files are
+cut so that neither the request count nor the create body size exceeds the settings' limits.
+"""
+
+import hashlib
+import logging
+import os
+import re
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from halfrate.config import CacheTTL, JobConfig, JobKind
+from halfrate.ledger import Ledger, RequestFile
+from halfrate.settings import Settings
+from halfrate.workspace import JobPaths
+
+if TYPE_CHECKING:  # importing anthropic costs seconds; the types are only for checking
+    from anthropic.types import TextBlockParam
+    from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
+    from anthropic.types.messages.batch_create_params import Request
+
+log = logging.getLogger(__name__)
+
+BODY_OVERHEAD = len(b'{"requests":[') + len(b"]}") - 1  # body = file size + this
+RAW_KEY = re.compile(r"[A-Za-z0-9_-]{1,56}")
+READ_BATCH_ROWS = 4096
+WRITE_BLOCK_BYTES = 1 << 20
+_CUSTOM_ID_SLOT = "\x00halfrate:custom_id\x00"
+_TEXT_SLOT = "\x00halfrate:text\x00"
+
+
+class BuildError(ValueError):
+    """Requests cannot be built; the message names the file or row and what to do."""
+
+
+def custom_id_for(row_id: str, attempt: int) -> str:
+    """The request's custom_id: the row id when it is short and plain, else a hash of it."""
+    key = row_id if RAW_KEY.fullmatch(row_id) else "h" + _hash_key(row_id)
+    return f"a{attempt}_{key}"
+
+
+def _hash_key(row_id: str) -> str:
+    return hashlib.blake2b(row_id.encode(), digest_size=12).hexdigest()
+
+
+def label_params(job: JobConfig, text: str) -> "MessageCreateParamsNonStreaming":
+    """Messages params for a `label` job: cached instructions, one label from an enum."""
+    system: TextBlockParam = {"type": "text", "text": job.instructions}
+    if job.cache_ttl is CacheTTL.one_hour:
+        system["cache_control"] = {"type": "ephemeral", "ttl": "1h"}
+    elif job.cache_ttl is CacheTTL.five_minutes:
+        system["cache_control"] = {"type": "ephemeral", "ttl": "5m"}
+    schema = {
+        "type": "object",
+        "properties": {"label": {"type": "string", "enum": list(job.labels or [])}},
+        "required": ["label"],
+        "additionalProperties": False,
+    }
+    return {
+        "model": job.model,
+        "max_tokens": job.max_tokens,
+        "system": [system],
+        "messages": [{"role": "user", "content": text}],
+        "output_config": {"format": {"type": "json_schema", "schema": schema}},
+    }
+
+
+PARAMS_BUILDERS: dict[JobKind, Callable[[JobConfig, str], "MessageCreateParamsNonStreaming"]] = {
+    JobKind.label: label_params,
+}
+
+
+def request_for(job: JobConfig, custom_id: str, text: str) -> "Request":
+    """One batch request, as a plain dict (the reference the fast path must match)."""
+    return {"custom_id": custom_id, "params": PARAMS_BUILDERS[job.kind](job, text)}
+
+
+class RequestTemplate:
+    """The serialized request with two holes: the custom_id and the user text."""
+
+    def __init__(self, job: JobConfig) -> None:
+        whole = orjson.dumps(request_for(job, _CUSTOM_ID_SLOT, _TEXT_SLOT))
+        cid_slot, text_slot = orjson.dumps(_CUSTOM_ID_SLOT), orjson.dumps(_TEXT_SLOT)
+        if whole.count(cid_slot) != 1 or whole.count(text_slot) != 1:
+            raise BuildError("the job's instructions or labels contain halfrate's placeholders")
+        head, rest = whole.split(cid_slot)
+        middle, tail = rest.split(text_slot)
+        self.head = head + b'"'
+        self.middle = b'"' + middle
+        self.tail = tail + b"\n"
+
+    def line(self, custom_id: str, text: str) -> bytes:
+        """The JSONL line for one row (custom_id needs no escaping: it is [A-Za-z0-9_-])."""
+        parts = (self.head, custom_id.encode(), self.middle, orjson.dumps(text), self.tail)
+        return b"".join(parts)
+
+
+def build_requests(
+    job: JobConfig,
+    paths: JobPaths,
+    ledger: Ledger,
+    attempt: int,
+    rows: Path,
+    settings: Settings,
+    prime: bool,
+) -> list[RequestFile]:
+    """Write the request files of one attempt and register them in the ledger.
+
+    Idempotent: an attempt whose files are already in the ledger is returned as it is. Otherwise
+    files are written under temporary names, synced and renamed; registering them in the ledger
+    is the commit point, and a crash before it rebuilds the same bytes.
+
+    Args:
+        job: The job; its kind picks the params builder.
+        paths: The job folder; files go to requests/a<attempt>/.
+        ledger: The job's ledger.
+        attempt: 1 for the first round, 2.. for retries.
+        rows: Parquet with at least row_id and text, in the order to send.
+        settings: `max_requests_per_batch` and `max_batch_bytes` cut the files.
+        prime: Send the first row alone in prime.jsonl (to warm the prompt cache); ignored when
+            caching is off or there are fewer than two rows.
+
+    Returns:
+        The request files in ledger order: the prime file first, then part 1, 2, ...
+
+    Raises:
+        BuildError: Bad rows file, a null row id or text, a request larger than the body
+            limit, or two rows with the same custom_id.
+    """
+    existing = ledger.records(attempt=attempt)
+    if existing:
+        return [record.file for record in existing]
+    folder = paths.requests_dir(attempt)
+    _remove_unregistered(folder)
+    n_rows, batches = _read_rows(rows)
+    prime = prime and n_rows >= 2 and job.cache_ttl is not CacheTTL.none
+    folder.mkdir(parents=True, exist_ok=True)
+    builder = _Builder(paths, folder, attempt, settings, RequestTemplate(job))
+    try:
+        files = builder.write_all(batches, prime)
+        builder.check_unique()
+    except BaseException:
+        builder.abort()
+        _remove_unregistered(folder)
+        raise
+    _fsync_dir(folder)
+    ledger.add_request_files(files)
+    log.info("build: attempt %d, %d requests in %d files", attempt, n_rows, len(files))
+    return files
+
+
+def _read_rows(rows: Path) -> tuple[int, Iterator[pa.RecordBatch]]:
+    try:
+        parquet = pq.ParquetFile(rows, pre_buffer=False, buffer_size=1 << 20)
+    except (OSError, pa.ArrowException) as exc:
+        raise BuildError(f"{rows}: cannot read the rows file ({exc}); rerun extract") from None
+    names = parquet.schema_arrow.names
+    missing = [c for c in ("row_id", "text") if c not in names]
+    if missing:
+        raise BuildError(f"{rows}: missing column(s) {missing}; it has {names}")
+    batches = parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=["row_id", "text"])
+    return parquet.metadata.num_rows, batches
+
+
+def custom_ids_for(row_ids: pa.Array, attempt: int) -> pa.Array:
+    """`custom_id_for` over an Arrow string array (the plain ids never leave Arrow)."""
+    row_ids = row_ids.cast(pa.string())
+    plain = pc.match_substring_regex(row_ids, f"^{RAW_KEY.pattern}$")
+    keys = row_ids
+    if not pc.all(plain).as_py():
+        hashed = [
+            None if p else "h" + _hash_key(r)
+            for r, p in zip(row_ids.to_pylist(), plain.to_pylist(), strict=True)
+        ]
+        keys = pc.if_else(plain, row_ids, pa.array(hashed, pa.string()))
+    return pc.binary_join_element_wise(f"a{attempt}_", keys, "")
+
+
+class _OpenFile:
+    """A request file being written: its blocks are hashed and written on the I/O thread."""
+
+    def __init__(self, folder: Path, stem: str, part: int, purpose: str) -> None:
+        self.jsonl = folder / f"{stem}.jsonl"
+        self.tmp = folder / f".{stem}.jsonl.tmp"
+        self.part, self.purpose = part, purpose
+        self.fh = open(self.tmp, "wb", buffering=0)  # noqa: SIM115 - closed by finish()
+        self.sha = hashlib.sha256()
+        self.size = self.count = 0
+        self.custom_ids: list[pa.Array] = []
+        self.row_ids: list[pa.Array] = []
+
+    def write(self, block: bytes | bytearray) -> None:
+        self.sha.update(block)  # both calls release the GIL: they overlap the main thread
+        self.fh.write(block)
+
+    def finish(self) -> None:
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        os.replace(self.tmp, self.jsonl)
+
+
+class _Builder:
+    """Writes one attempt's request files and their indexes, cutting them at the limits."""
+
+    def __init__(
+        self,
+        paths: JobPaths,
+        folder: Path,
+        attempt: int,
+        settings: Settings,
+        template: RequestTemplate,
+    ) -> None:
+        self.paths, self.folder, self.attempt, self.template = paths, folder, attempt, template
+        self.max_requests = settings.max_requests_per_batch
+        self.max_body = settings.max_batch_bytes
+        self.io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="halfrate-build-io")
+        self.pending: deque[Future[Any]] = deque()
+        self.open_files: list[_OpenFile] = []
+        self.all_custom_ids: list[pa.Array] = []
+        self.all_row_ids: list[pa.Array] = []
+
+    def write_all(self, batches: Iterator[pa.RecordBatch], prime: bool) -> list[RequestFile]:
+        head, middle, tail = self.template.head, self.template.middle, self.template.tail
+        fixed = len(head) + len(middle) + len(tail)
+        dumps, max_body = orjson.dumps, self.max_body - BODY_OVERHEAD
+        current = self._open("prime", 0, "prime") if prime else self._open("part-0001", 1, "main")
+        max_count = 1 if prime else self.max_requests
+        size = count = 0
+        buf = bytearray()
+        for batch in batches:
+            row_ids, cid_array, cids, texts = self._columns(batch)
+            segment = 0
+            for i, text in enumerate(texts):
+                text_json, cid = dumps(text), cids[i]
+                n = fixed + len(cid) + len(text_json)
+                if count >= max_count or size + n > max_body:
+                    if count == 0:
+                        raise self._too_large(row_ids[i].as_py(), n)
+                    self._submit(current.write, buf)
+                    buf = bytearray()
+                    current.size, current.count = size, count
+                    current.custom_ids.append(cid_array[segment:i])
+                    current.row_ids.append(row_ids[segment:i])
+                    self._close(current)
+                    current = self._open(f"part-{current.part + 1:04d}", current.part + 1, "main")
+                    max_count, size, count, segment = self.max_requests, 0, 0, i
+                    if n > max_body:
+                        raise self._too_large(row_ids[i].as_py(), n)
+                buf += head
+                buf += cid
+                buf += middle
+                buf += text_json
+                buf += tail
+                size += n
+                count += 1
+                if len(buf) >= WRITE_BLOCK_BYTES:
+                    self._submit(current.write, buf)
+                    buf = bytearray()
+            current.custom_ids.append(cid_array[segment:])
+            current.row_ids.append(row_ids[segment:])
+        if count:
+            self._submit(current.write, buf)
+            current.size, current.count = size, count
+            self._close(current)
+        else:
+            self.open_files.remove(current)
+            current.fh.close()
+            current.tmp.unlink()
+        self.io.shutdown()
+        self._drain()
+        return [self._request_file(opened) for opened in self.open_files]
+
+    def _columns(self, batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array, list[bytes], list[str]]:
+        row_ids, texts = batch.column(0).cast(pa.string()), batch.column(1).cast(pa.string())
+        for name, column in (("row_id", row_ids), ("text", texts)):
+            if column.null_count:
+                first = pc.index(pc.is_null(column), True).as_py()
+                raise BuildError(
+                    f"row id {row_ids[first].as_py()!r}: {name} is null; rerun extract"
+                )
+        cid_array = custom_ids_for(row_ids, self.attempt)
+        return row_ids, cid_array, cid_array.cast(pa.binary()).to_pylist(), texts.to_pylist()
+
+    def _too_large(self, row_id: str, line_bytes: int) -> BuildError:
+        return BuildError(
+            f"row {row_id!r}: its request is {line_bytes + BODY_OVERHEAD:,} bytes as a batch "
+            f"body, over max_batch_bytes={self.max_body:,}; shorten the text or the "
+            "instructions (or lower HALFRATE_MAX_TEXT_CHARS and rerun extract)"
+        )
+
+    def _submit(self, fn: Callable[..., None], *args: Any) -> None:
+        """Queue work on the I/O thread, keeping at most a few blocks in flight (bounded memory)."""
+        self.pending.append(self.io.submit(fn, *args))
+        while len(self.pending) > 4 or (self.pending and self.pending[0].done()):
+            self.pending.popleft().result()
+
+    def _drain(self) -> None:
+        while self.pending:
+            self.pending.popleft().result()
+
+    def _open(self, stem: str, part: int, purpose: str) -> _OpenFile:
+        opened = _OpenFile(self.folder, stem, part, purpose)
+        self.open_files.append(opened)
+        return opened
+
+    def _close(self, opened: _OpenFile) -> None:
+        """Finish a file on the I/O thread (sync, rename) and write its index meanwhile."""
+        self._submit(opened.finish)
+        custom_ids = pa.concat_arrays(opened.custom_ids)
+        row_ids = pa.concat_arrays(opened.row_ids)
+        self.all_custom_ids.append(custom_ids)
+        self.all_row_ids.append(row_ids)
+        index = self.paths.index_file(self.paths.relative(opened.jsonl))
+        _write_index(index, custom_ids, row_ids, self.attempt)
+
+    def _request_file(self, opened: _OpenFile) -> RequestFile:
+        return RequestFile(
+            path=self.paths.relative(opened.jsonl),
+            attempt=self.attempt,
+            part=opened.part,
+            purpose=opened.purpose,
+            n_requests=opened.count,
+            body_bytes=opened.size + BODY_OVERHEAD,
+            sha256=opened.sha.hexdigest(),
+        )
+
+    def abort(self) -> None:
+        """Stop the I/O thread and close every file (the caller removes them)."""
+        self.io.shutdown(cancel_futures=True)
+        for opened in self.open_files:
+            opened.fh.close()
+
+    def check_unique(self) -> None:
+        """Two rows must never share a custom_id within an attempt (their results would mix)."""
+        custom_ids = pa.chunked_array(self.all_custom_ids, pa.string())
+        counts = pc.value_counts(custom_ids)
+        repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
+        if len(repeated):
+            row_ids = pa.chunked_array(self.all_row_ids, pa.string())
+            clashing = row_ids.filter(pc.is_in(custom_ids, value_set=repeated))
+            shown = ", ".join(repr(r) for r in clashing[:10].to_pylist())
+            raise BuildError(
+                f"attempt {self.attempt}: {len(clashing)} rows share a custom_id (row ids "
+                f"{shown}); row ids must be unique: rerun extract, or fix the retry rows file"
+            )
+
+
+def _write_index(path: Path, custom_ids: pa.Array, row_ids: pa.Array, attempt: int) -> None:
+    attempts = pa.array([attempt] * len(custom_ids), pa.uint8())
+    table = pa.table({"custom_id": custom_ids, "row_id": row_ids, "attempt": attempts})
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _remove_unregistered(folder: Path) -> None:
+    """Remove request files no ledger entry knows of (left by a crash); keep todo.parquet."""
+    if not folder.exists():
+        return
+    for pattern in ("part-*.jsonl", "part-*.index.parquet", "prime.jsonl", "prime.index.parquet"):
+        for path in folder.glob(pattern):
+            path.unlink()
+    for path in folder.glob(".*.tmp"):
+        path.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
