@@ -1,0 +1,49 @@
+"""prefect.yaml: every entrypoint is a Prefect flow, and the deployments keep their promises."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prefect import Flow
+from prefect.flows import load_flow_from_entrypoint
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def deployments() -> list[dict[str, Any]]:
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text(encoding="utf-8"))
+    return list(spec["deployments"])
+
+
+@pytest.mark.parametrize("deployment", deployments(), ids=lambda d: d["name"])
+def test_entrypoint_imports_as_a_flow(
+    deployment: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)  # the pull step's working directory
+    flow = load_flow_from_entrypoint(deployment["entrypoint"])
+    assert isinstance(flow, Flow)
+    assert set(deployment.get("parameters", {})) <= set(flow.parameters.properties)
+
+
+def test_pipeline_deployments_never_overlap_and_carry_no_key() -> None:
+    pipeline = [d for d in deployments() if d["entrypoint"] == "flows/batch_job.py:batch_job"]
+    assert len(pipeline) >= 2
+    for d in pipeline:
+        assert d["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+        assert d["work_pool"]["name"] == "halfrate-local"
+        env = d["work_pool"]["job_variables"]["env"]
+        assert not any("KEY" in name and "BLOCK" not in name for name in env), env
+        assert (REPO / d["parameters"]["job_file"]).is_file()
+    schedules = [s for d in pipeline for s in d.get("schedules", [])]
+    assert any(s.get("cron") and s.get("timezone") for s in schedules)
+
+
+def test_job_parameters_override_the_job_file() -> None:
+    from halfrate.config import JobSpec, resolve_job
+
+    for d in deployments():
+        if "job" in d.get("parameters", {}):
+            job = resolve_job(REPO / d["parameters"]["job_file"], JobSpec(**d["parameters"]["job"]))
+            for key, value in d["parameters"]["job"].items():
+                assert getattr(job, key) == value
