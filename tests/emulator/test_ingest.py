@@ -1,0 +1,57 @@
+"""The bounded-memory create parser, including values cut by the window boundary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from halfrate.emulator import ingest
+from halfrate.emulator.errors import ApiError
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 4096])
+def test_parse_across_any_window_boundary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(ingest, "_CHUNK", chunk)
+    items = [
+        {"custom_id": f"id-{i}", "params": {"text": 'é ü 漢字 \\" \n' * i, "n": i, "big": 2**70}}
+        for i in range(40)
+    ]
+    spool = tmp_path / "body"
+    spool.write_text(json.dumps({"requests": items}, indent=2, ensure_ascii=False))
+    parsed = ingest.parse_body(spool, tmp_path, max_requests=100)
+    assert parsed.count == 40
+    lines = parsed.requests_path.read_bytes().splitlines()
+    assert [json.loads(line) for line in lines] == items
+    assert parsed.custom_ids_path.read_text().split() == [i["custom_id"] for i in items]
+
+
+def test_multibyte_character_split_by_a_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "_CHUNK", 3)
+    spool = tmp_path / "body"
+    spool.write_bytes(orjson.dumps({"requests": [{"custom_id": "a", "params": {"t": "漢字漢字"}}]}))
+    assert ingest.parse_body(spool, tmp_path, 10).count == 1
+
+
+def test_whitespace_and_empty_object(tmp_path: Path) -> None:
+    spool = tmp_path / "body"
+    spool.write_text(' \n { "requests" :\t[ {"custom_id":"a","params":{}} ] } \n')
+    assert ingest.parse_body(spool, tmp_path, 10).count == 1
+    spool.write_text("{ }")
+    with pytest.raises(ApiError, match="requests: Field required"):
+        ingest.parse_body(spool, tmp_path, 10)
+
+
+def test_deep_nesting_is_a_400_not_a_crash(tmp_path: Path) -> None:
+    spool = tmp_path / "body"
+    spool.write_text(
+        '{"requests": [{"custom_id": "a", "params": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}]}"
+    )
+    with pytest.raises(ApiError):
+        ingest.parse_body(spool, tmp_path, 10)
