@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anthropic
 import httpx2
 from anthropic.types.messages import MessageBatch
 
-from halfrate.settings import Settings
+if TYPE_CHECKING:  # importing settings (pydantic-settings) costs the client ~3 MiB
+    from halfrate.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class RequestFileError(ValueError):
     """A request file is not a well-formed JSONL body (checked before anything is sent)."""
 
 
-def make_client(settings: Settings, *, max_retries: int = 2) -> anthropic.Anthropic:
+def make_client(settings: "Settings", *, max_retries: int = 2) -> anthropic.Anthropic:
     """The SDK client for these settings; the key is read here, at run time, and never logged."""
     key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else ""
     if not key.strip():
@@ -141,8 +142,10 @@ class BatchGateway:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         fresh_grace_s: float = FRESH_BATCH_GRACE_S,
+        block_size: int = BLOCK_SIZE,
     ) -> None:
         self.client = client
+        self.block_size = block_size
         self._sleep = sleep
         self._monotonic = monotonic
         self._fresh_grace_s = fresh_grace_s
@@ -153,7 +156,7 @@ class BatchGateway:
     def create_from_file(self, path: Path, body_bytes: int) -> MessageBatch:
         """Stream a request file as one create call. Never retried here: see `submit`."""
         check_request_file(path, body_bytes)
-        body = RequestBody(path)
+        body = RequestBody(path, self.block_size)
         batch = self.client.post(
             "/v1/messages/batches",
             content=body,
