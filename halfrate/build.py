@@ -2,14 +2,16 @@
 
 Each line is an `anthropic.types.messages.batch_create_params.Request`. The part of a line that is
 the same for every row (model, cached instructions, output schema) is serialized once; each row
-only splices in its custom_id and its JSON-escaped text (perf-baseline.md, section A). Files are
-cut so that neither the request count nor the create body size exceeds the settings' limits.
+only splices in its custom_id and its JSON-encoded message (perf-baseline.md, section A), a whole
+Arrow batch at a time. Files are cut so that neither the request count nor the create body size
+exceeds the settings' limits; a background thread hashes and writes while the next batch builds.
 """
 
 import hashlib
 import logging
 import os
 import re
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -27,7 +30,7 @@ from halfrate.settings import Settings
 from halfrate.workspace import JobPaths
 
 if TYPE_CHECKING:  # importing anthropic costs seconds; the types are only for checking
-    from anthropic.types import TextBlockParam
+    from anthropic.types import MessageParam, TextBlockParam
     from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
     from anthropic.types.messages.batch_create_params import Request
 
@@ -35,8 +38,8 @@ log = logging.getLogger(__name__)
 
 BODY_OVERHEAD = len(b'{"requests":[') + len(b"]}") - 1  # body = file size + this
 RAW_KEY = re.compile(r"[A-Za-z0-9_-]{1,56}")
-READ_BATCH_ROWS = 4096
-WRITE_BLOCK_BYTES = 1 << 20
+READ_BATCH_ROWS = 2048
+MAX_BLOCKS_IN_FLIGHT = 3  # each at most one Arrow batch of lines (~12 MB at 6 KB a line)
 _CUSTOM_ID_SLOT = "\x00halfrate:custom_id\x00"
 _TEXT_SLOT = "\x00halfrate:text\x00"
 
@@ -72,7 +75,7 @@ def label_params(job: JobConfig, text: str) -> "MessageCreateParamsNonStreaming"
         "model": job.model,
         "max_tokens": job.max_tokens,
         "system": [system],
-        "messages": [{"role": "user", "content": text}],
+        "messages": [_message(text)],
         "output_config": {"format": {"type": "json_schema", "schema": schema}},
     }
 
@@ -88,23 +91,41 @@ def request_for(job: JobConfig, custom_id: str, text: str) -> "Request":
 
 
 class RequestTemplate:
-    """The serialized request with two holes: the custom_id and the user text."""
+    """The serialized request with two holes: the custom_id and the user message.
+
+    `lines` fills them for a whole Arrow batch at once: Polars JSON-encodes the message
+    `{"role":"user","content":<text>}` (byte-identical to orjson) and concatenates the constant
+    parts around it, so no Python code runs per row.
+    """
 
     def __init__(self, job: JobConfig) -> None:
         whole = orjson.dumps(request_for(job, _CUSTOM_ID_SLOT, _TEXT_SLOT))
-        cid_slot, text_slot = orjson.dumps(_CUSTOM_ID_SLOT), orjson.dumps(_TEXT_SLOT)
-        if whole.count(cid_slot) != 1 or whole.count(text_slot) != 1:
-            raise BuildError("the job's instructions or labels contain halfrate's placeholders")
+        cid_slot, message_slot = orjson.dumps(_CUSTOM_ID_SLOT), orjson.dumps(_message(_TEXT_SLOT))
+        if whole.count(cid_slot) != 1 or whole.count(message_slot) != 1:
+            raise BuildError(
+                f"kind {job.kind.value!r}: the request must hold the row's text once, as the "
+                "user message, and the instructions must not contain NUL characters"
+            )
         head, rest = whole.split(cid_slot)
-        middle, tail = rest.split(text_slot)
-        self.head = head + b'"'
-        self.middle = b'"' + middle
-        self.tail = tail + b"\n"
+        middle, tail = rest.split(message_slot)
+        self.head, self.middle, self.tail = head + b'"', b'"' + middle, tail + b"\n"
 
-    def line(self, custom_id: str, text: str) -> bytes:
-        """The JSONL line for one row (custom_id needs no escaping: it is [A-Za-z0-9_-])."""
-        parts = (self.head, custom_id.encode(), self.middle, orjson.dumps(text), self.tail)
-        return b"".join(parts)
+    def lines(self, custom_ids: pa.Array, texts: pa.Array) -> pa.Array:
+        """The JSONL lines of a batch of rows, as one Arrow large_binary array."""
+        message = pl.struct(role=pl.lit("user"), content=pl.col("text")).struct.json_encode()
+        line = pl.concat_str(
+            pl.lit(self.head.decode()),
+            pl.col("custom_id"),
+            pl.lit(self.middle.decode()),
+            message,
+            pl.lit(self.tail.decode()),
+        )
+        frame = pl.DataFrame({"custom_id": custom_ids, "text": texts})
+        return frame.select(line).to_series().to_arrow().cast(pa.large_binary())
+
+
+def _message(text: str) -> "MessageParam":
+    return {"role": "user", "content": text}
 
 
 def build_requests(
@@ -189,19 +210,19 @@ def custom_ids_for(row_ids: pa.Array, attempt: int) -> pa.Array:
 
 
 class _OpenFile:
-    """A request file being written: its blocks are hashed and written on the I/O thread."""
+    """A request file being written; its blocks are hashed and written on the I/O thread."""
 
-    def __init__(self, folder: Path, stem: str, part: int, purpose: str) -> None:
+    def __init__(self, folder: Path, stem: str, part: int, purpose: str, max_count: int) -> None:
         self.jsonl = folder / f"{stem}.jsonl"
         self.tmp = folder / f".{stem}.jsonl.tmp"
-        self.part, self.purpose = part, purpose
+        self.part, self.purpose, self.max_count = part, purpose, max_count
         self.fh = open(self.tmp, "wb", buffering=0)  # noqa: SIM115 - closed by finish()
         self.sha = hashlib.sha256()
         self.size = self.count = 0
         self.custom_ids: list[pa.Array] = []
         self.row_ids: list[pa.Array] = []
 
-    def write(self, block: bytes | bytearray) -> None:
+    def write(self, block: memoryview) -> None:
         self.sha.update(block)  # both calls release the GIL: they overlap the main thread
         self.fh.write(block)
 
@@ -227,93 +248,82 @@ class _Builder:
         self.max_body = settings.max_batch_bytes
         self.io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="halfrate-build-io")
         self.pending: deque[Future[Any]] = deque()
-        self.open_files: list[_OpenFile] = []
+        self.files: list[_OpenFile] = []
         self.all_custom_ids: list[pa.Array] = []
         self.all_row_ids: list[pa.Array] = []
 
     def write_all(self, batches: Iterator[pa.RecordBatch], prime: bool) -> list[RequestFile]:
-        head, middle, tail = self.template.head, self.template.middle, self.template.tail
-        fixed = len(head) + len(middle) + len(tail)
-        dumps, max_body = orjson.dumps, self.max_body - BODY_OVERHEAD
-        current = self._open("prime", 0, "prime") if prime else self._open("part-0001", 1, "main")
-        max_count = 1 if prime else self.max_requests
-        size = count = 0
-        buf = bytearray()
+        current = self._open("prime", 0, "prime", 1) if prime else self._open_next(None)
         for batch in batches:
-            row_ids, cid_array, cids, texts = self._columns(batch)
-            segment = 0
-            for i, text in enumerate(texts):
-                text_json, cid = dumps(text), cids[i]
-                n = fixed + len(cid) + len(text_json)
-                if count >= max_count or size + n > max_body:
-                    if count == 0:
-                        raise self._too_large(row_ids[i].as_py(), n)
-                    self._submit(current.write, buf)
-                    buf = bytearray()
-                    current.size, current.count = size, count
-                    current.custom_ids.append(cid_array[segment:i])
-                    current.row_ids.append(row_ids[segment:i])
+            row_ids, custom_ids, texts = self._columns(batch)
+            lines = self.template.lines(custom_ids, texts)
+            offsets = _offsets(lines)
+            data = memoryview(lines.buffers()[2])
+            start, end = 0, len(lines)
+            while start < end:
+                room = self.max_body - BODY_OVERHEAD - current.size
+                stop = bisect_right(offsets, offsets[start] + room, start, end + 1) - 1
+                stop = min(stop, start + current.max_count - current.count)
+                if stop == start:  # the next line does not fit: start a new file
+                    if current.count == 0:
+                        size = offsets[start + 1] - offsets[start] + BODY_OVERHEAD
+                        raise self._too_large(row_ids[start].as_py(), size)
                     self._close(current)
-                    current = self._open(f"part-{current.part + 1:04d}", current.part + 1, "main")
-                    max_count, size, count, segment = self.max_requests, 0, 0, i
-                    if n > max_body:
-                        raise self._too_large(row_ids[i].as_py(), n)
-                buf += head
-                buf += cid
-                buf += middle
-                buf += text_json
-                buf += tail
-                size += n
-                count += 1
-                if len(buf) >= WRITE_BLOCK_BYTES:
-                    self._submit(current.write, buf)
-                    buf = bytearray()
-            current.custom_ids.append(cid_array[segment:])
-            current.row_ids.append(row_ids[segment:])
-        if count:
-            self._submit(current.write, buf)
-            current.size, current.count = size, count
+                    current = self._open_next(current)
+                    continue
+                self._submit(current.write, data[offsets[start] : offsets[stop]])
+                current.size += offsets[stop] - offsets[start]
+                current.count += stop - start
+                current.custom_ids.append(custom_ids[start:stop])
+                current.row_ids.append(row_ids[start:stop])
+                start = stop
+        if current.count:
             self._close(current)
         else:
-            self.open_files.remove(current)
-            current.fh.close()
-            current.tmp.unlink()
+            self._discard(current)
         self.io.shutdown()
         self._drain()
-        return [self._request_file(opened) for opened in self.open_files]
+        return [self._request_file(opened) for opened in self.files]
 
-    def _columns(self, batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array, list[bytes], list[str]]:
+    def _columns(self, batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array, pa.Array]:
         row_ids, texts = batch.column(0).cast(pa.string()), batch.column(1).cast(pa.string())
         for name, column in (("row_id", row_ids), ("text", texts)):
             if column.null_count:
                 first = pc.index(pc.is_null(column), True).as_py()
-                raise BuildError(
-                    f"row id {row_ids[first].as_py()!r}: {name} is null; rerun extract"
-                )
-        cid_array = custom_ids_for(row_ids, self.attempt)
-        return row_ids, cid_array, cid_array.cast(pa.binary()).to_pylist(), texts.to_pylist()
+                row_id = row_ids[first].as_py()
+                raise BuildError(f"row id {row_id!r}: {name} is null; rerun extract")
+        return row_ids, custom_ids_for(row_ids, self.attempt), texts
 
-    def _too_large(self, row_id: str, line_bytes: int) -> BuildError:
+    def _too_large(self, row_id: str, body_bytes: int) -> BuildError:
         return BuildError(
-            f"row {row_id!r}: its request is {line_bytes + BODY_OVERHEAD:,} bytes as a batch "
-            f"body, over max_batch_bytes={self.max_body:,}; shorten the text or the "
-            "instructions (or lower HALFRATE_MAX_TEXT_CHARS and rerun extract)"
+            f"row {row_id!r}: its request is {body_bytes:,} bytes as a batch body, over "
+            f"max_batch_bytes={self.max_body:,}; shorten the text or the instructions "
+            "(or lower HALFRATE_MAX_TEXT_CHARS and rerun extract)"
         )
 
     def _submit(self, fn: Callable[..., None], *args: Any) -> None:
-        """Queue work on the I/O thread, keeping at most a few blocks in flight (bounded memory)."""
+        """Queue work on the I/O thread, keeping few blocks in flight (bounded memory)."""
         self.pending.append(self.io.submit(fn, *args))
-        while len(self.pending) > 4 or (self.pending and self.pending[0].done()):
+        while len(self.pending) > MAX_BLOCKS_IN_FLIGHT or (self.pending and self.pending[0].done()):
             self.pending.popleft().result()
 
     def _drain(self) -> None:
         while self.pending:
             self.pending.popleft().result()
 
-    def _open(self, stem: str, part: int, purpose: str) -> _OpenFile:
-        opened = _OpenFile(self.folder, stem, part, purpose)
-        self.open_files.append(opened)
+    def _open(self, stem: str, part: int, purpose: str, max_count: int) -> _OpenFile:
+        opened = _OpenFile(self.folder, stem, part, purpose, max_count)
+        self.files.append(opened)
         return opened
+
+    def _open_next(self, previous: _OpenFile | None) -> _OpenFile:
+        part = previous.part + 1 if previous else 1
+        return self._open(f"part-{part:04d}", part, "main", self.max_requests)
+
+    def _discard(self, opened: _OpenFile) -> None:
+        self.files.remove(opened)
+        opened.fh.close()
+        opened.tmp.unlink()
 
     def _close(self, opened: _OpenFile) -> None:
         """Finish a file on the I/O thread (sync, rename) and write its index meanwhile."""
@@ -339,7 +349,7 @@ class _Builder:
     def abort(self) -> None:
         """Stop the I/O thread and close every file (the caller removes them)."""
         self.io.shutdown(cancel_futures=True)
-        for opened in self.open_files:
+        for opened in self.files:
             opened.fh.close()
 
     def check_unique(self) -> None:
@@ -355,6 +365,12 @@ class _Builder:
                 f"attempt {self.attempt}: {len(clashing)} rows share a custom_id (row ids "
                 f"{shown}); row ids must be unique: rerun extract, or fix the retry rows file"
             )
+
+
+def _offsets(lines: pa.Array) -> list[int]:
+    """Where each line starts in the array's data buffer (and where the last one ends)."""
+    raw = memoryview(lines.buffers()[1]).cast("q")
+    return raw[lines.offset : lines.offset + len(lines) + 1].tolist()
 
 
 def _write_index(path: Path, custom_ids: pa.Array, row_ids: pa.Array, attempt: int) -> None:
