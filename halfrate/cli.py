@@ -1,18 +1,17 @@
-"""The `halfrate` command line."""
+"""halfrate: bulk Claude jobs at batch prices, landed in DuckDB."""
 
 import typer
 
+from halfrate import commands
 from halfrate.emulator.cli import emulator
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
-
-@app.command()
-def version() -> None:
-    """Print the halfrate version."""
-    from halfrate import __version__
-
-    typer.echo(__version__)
-
-
+app.command("run")(commands.run)
+app.command("demo")(commands.demo)
+app.command("status")(commands.status)
+app.command("cancel")(commands.cancel)
+app.command("load")(commands.load)
+app.command("sql")(commands.sql)
+app.command("version")(commands.version)
 app.command("emulator")(emulator)

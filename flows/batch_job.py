@@ -1,0 +1,65 @@
+"""The halfrate pipeline: extract, build-requests, submit, await-completion, download, load."""
+
+import math
+
+from prefect import Flow, flow
+from prefect.client.schemas.objects import FlowRun, State
+
+from halfrate import pipeline
+from halfrate.config import JobSpec
+from halfrate.summary import JobSummary
+from tasks.await_completion import await_completion
+from tasks.build_requests import build_requests
+from tasks.download import download
+from tasks.extract import extract, prepare_job
+from tasks.load import load
+from tasks.report import report
+from tasks.reporting import emit_job_event
+from tasks.runtime import settings as get_settings  # env key, else the Secret block
+from tasks.submit import submit
+
+MAX_WAIT_SECONDS = 26 * 3600  # a batch expires 24 h after creation; allow for queueing
+
+
+def cancel_batches_hook(flow: Flow[..., object], flow_run: FlowRun, state: State) -> None:
+    """Cancelling the run (UI, CLI, timeout) cancels its batches so they stop billing."""
+    job = pipeline.job_name_of(flow_run.parameters, get_settings())
+    if job is not None:
+        pipeline.cancel(job, get_settings())
+
+
+def failed_hook(flow: Flow[..., object], flow_run: FlowRun, state: State) -> None:
+    job = pipeline.job_name_of(flow_run.parameters, get_settings())
+    emit_job_event("halfrate.job.failed", job or "unknown", {"message": state.message or ""})
+
+
+@flow(
+    name="batch-job",
+    timeout_seconds=28 * 3600,
+    on_cancellation=[cancel_batches_hook],
+    on_failure=[failed_hook],
+)
+def batch_job(
+    job_file: str | None = None, job: JobSpec | None = None, restart: bool = False
+) -> JobSummary:
+    """Run one bulk Claude job at batch prices and land every row in DuckDB.
+
+    Args:
+        job_file: A YAML job file (see data/samples/intents.yaml).
+        job: Values that override the job file's (or the whole job, without a file).
+        restart: Start the job over instead of resuming it (first try of a run only).
+    """
+    poll = get_settings().poll_interval
+    wait = await_completion.with_options(
+        retries=math.ceil(MAX_WAIT_SECONDS / poll), retry_delay_seconds=poll
+    )
+    config = prepare_job(job_file, job, restart)
+    extracted = extract(config)
+    for attempt in range(1, config.max_attempts + 1):
+        files = build_requests(config, attempt)
+        for purpose in pipeline.phases(files):
+            submit(config, attempt, purpose)
+            wait(config, attempt)
+            download(config, attempt)
+            load(config, extracted)
+    return report(config)

@@ -1,0 +1,228 @@
+"""The CLI commands. Each one is a thin shell over halfrate's core and the Prefect flow."""
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from halfrate.config import JobConfigError, JobSpec
+from halfrate.settings import get_settings
+
+console = Console()
+err = Console(stderr=True)
+
+DEMO_JOB = Path(__file__).resolve().parents[1] / "data" / "samples" / "intents.yaml"
+EXAMPLE_QUERIES = (
+    "select * from job_costs",
+    "select label, count(*) as n, avg(correct::int) as accuracy from labels "
+    "where job_name = 'intents-demo' group by label order by n desc",
+)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def run(
+    job_file: Annotated[Path, typer.Argument(help="YAML job file.")],
+    restart: Annotated[bool, typer.Option(help="Start over instead of resuming.")] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a job key: --set model=claude-haiku-4-5"),
+    ] = None,
+) -> None:
+    """Run (or resume) a job: extract, build, submit, wait, download, load."""
+    spec = parse_overrides(set_ or [])
+    summary = run_flow(str(job_file), spec, restart)
+    print_summary(summary)
+
+
+def demo(
+    restart: Annotated[
+        bool | None, typer.Option(help="Start over (default: yes on the emulator, no with a key).")
+    ] = None,
+) -> None:
+    """Label 693 real utterances; on the built-in emulator unless ANTHROPIC_API_KEY is set."""
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        console.print("ANTHROPIC_API_KEY is set: running against the real API (batch prices).")
+        summary = run_flow(str(DEMO_JOB), None, bool(restart))
+    else:
+        summary = _demo_on_emulator(restart is not False)
+    print_summary(summary)
+    console.print("\nTry:")
+    for query in EXAMPLE_QUERIES:
+        console.print(f'  halfrate sql "{query}"', highlight=False)
+
+
+def _demo_on_emulator(restart: bool) -> Any:
+    from halfrate.emulator import EmulatorOptions, EmulatorServer
+
+    settings = get_settings()
+    data_dir = settings.workdir.parent / "emulator"
+    options = EmulatorOptions(processing_seconds=2.0)
+    with EmulatorServer(data_dir=data_dir, port=0, options=options) as server:
+        console.print(
+            f"No ANTHROPIC_API_KEY: using the built-in emulator at {server.base_url} "
+            "(a deterministic stand-in, not a model: labels are word-overlap guesses)."
+        )
+        os.environ["ANTHROPIC_BASE_URL"] = server.base_url
+        os.environ["ANTHROPIC_API_KEY"] = "emulator-key"  # accepted by the emulator only
+        os.environ.setdefault("HALFRATE_POLL_INTERVAL", "1")
+        get_settings.cache_clear()
+        try:
+            return run_flow(str(DEMO_JOB), None, restart)
+        finally:
+            for key in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"):
+                os.environ.pop(key, None)
+            get_settings.cache_clear()
+
+
+def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool) -> Any:
+    """Run the Prefect flow in this process (a temporary Prefect server unless one is set)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from flows.batch_job import batch_job
+
+    try:
+        return batch_job(job_file=job_file, job=spec, restart=restart)
+    except (JobConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        raise fail(str(exc)) from None
+
+
+def parse_overrides(pairs: list[str]) -> JobSpec | None:
+    if not pairs:
+        return None
+    values: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise fail(f"--set {pair!r}: expected KEY=VALUE")
+        values[key.strip()] = yaml.safe_load(value)
+    try:
+        return JobSpec.model_validate(values)
+    except ValidationError as exc:
+        bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise fail(f"--set: {bad}") from None
+
+
+def print_summary(summary: Any) -> None:
+    from halfrate.summary import JobSummary
+
+    s: JobSummary = summary
+    table = Table(title=f"halfrate job {s.job_name} ({s.model})", show_header=False)
+    table.add_row("rows", f"{s.rows:,}")
+    table.add_row("batches / attempts", f"{s.batches} / {s.attempts}")
+    table.add_row("final states", ", ".join(f"{k} {v:,}" for k, v in s.final_states.items()))
+    table.add_row("results", ", ".join(f"{k} {v:,}" for k, v in s.result_types.items()))
+    if s.accuracy is not None:
+        table.add_row("accuracy vs gold", f"{s.accuracy:.1%} of {s.gold_rows:,} rows")
+    table.add_row(
+        "tokens",
+        f"input {s.input_tokens:,} · cache write {s.cache_write_5m_tokens + s.cache_write_1h_tokens:,}"
+        f" · cache read {s.cache_read_tokens:,} · output {s.output_tokens:,}",
+    )
+    table.add_row("cost (batch prices)", _usd(s.batch_cost_usd))
+    table.add_row("real-time equivalent", _usd(s.realtime_cost_usd))
+    table.add_row("saved", _usd(s.savings_usd))
+    hit = "n/a" if s.cache_hit_rate is None else f"{s.cache_hit_rate:.1%}"
+    table.add_row("cache hit rate", hit)
+    table.add_row("warehouse", s.warehouse)
+    console.print(table)
+    if s.staged_not_loaded:
+        console.print(
+            f"[yellow]{s.staged_not_loaded} batches staged, not yet loaded "
+            "(warehouse busy): run `halfrate load JOB`[/]"
+        )
+
+
+def _usd(value: float | None) -> str:
+    return "n/a (model not in price table)" if value is None else f"${value:,.4f}"
+
+
+def status(
+    job: Annotated[str | None, typer.Argument(help="Job name; all jobs if omitted.")] = None,
+) -> None:
+    """Show jobs, their batches and where each stands."""
+    from halfrate.status import job_status_rows, list_jobs
+
+    settings = get_settings()
+    if job is None:
+        table = Table("job", "batches", "by status", "rows", title=f"jobs in {settings.workdir}")
+        for job_row in list_jobs(settings.workdir):
+            table.add_row(*job_row)
+        console.print(table)
+        return
+    try:
+        rows = job_status_rows(settings.workdir, job)
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+    table = Table("attempt", "purpose", "file", "requests", "batch", "status", "counts", "expires")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def cancel(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
+    """Cancel every unfinished batch of a job (stops further spend)."""
+    from halfrate import pipeline
+
+    try:
+        canceled = pipeline.cancel(job, get_settings())
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"canceled {len(canceled)} batch(es): {', '.join(canceled) or '-'}")
+
+
+def load(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
+    """Load a job's staged (downloaded) batches into the warehouse."""
+    from halfrate import pipeline
+
+    try:
+        result = pipeline.load_staged(job, get_settings())
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+    if result.deferred:
+        raise fail(result.message or "warehouse busy", code=1)
+    console.print(f"loaded {len(result.loaded)} batch(es) into {get_settings().warehouse}")
+
+
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL to run on the warehouse (read-only).")],
+    limit: Annotated[int, typer.Option(help="Rows to print at most.")] = 100,
+) -> None:
+    """Query the DuckDB warehouse (opened read-only, so it never blocks a writing job for long)."""
+    import duckdb
+
+    from halfrate.warehouse import WarehouseBusyError, connect
+
+    path = get_settings().warehouse
+    if not path.exists():
+        raise fail(f"no warehouse at {path}: run a job first (`halfrate demo`)")
+    try:
+        with connect(path, read_only=True, retry_seconds=10) as con:
+            cursor = con.execute(query)
+            names = [d[0] for d in cursor.description or []]
+            rows = cursor.fetchmany(limit + 1)
+    except (duckdb.Error, WarehouseBusyError) as exc:
+        raise fail(str(exc).strip()) from None
+    table = Table(*names)
+    for row in rows[:limit]:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+    if len(rows) > limit:
+        console.print(f"(first {limit} rows; use --limit)")
+
+
+def version() -> None:
+    """Print the halfrate version."""
+    from halfrate import __version__
+
+    typer.echo(__version__)
+    sys.exit(0)

@@ -1,0 +1,205 @@
+"""One function per pipeline step, composed from the core modules.
+
+The Prefect tasks in tasks/ are thin wrappers over these; the CLI and tests call them too.
+Every step is idempotent and resumable: it reads the job's ledger and staged files to find
+what is left to do, so rerunning a job after a crash at any point picks up where it stopped.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from halfrate.build import build_requests
+from halfrate.config import CacheTTL, JobConfig, JobSpec, resolve_job
+from halfrate.download import DownloadSummary, download_ended
+from halfrate.extract import ExtractSummary, extract_rows
+from halfrate.gateway import BatchGateway, make_client
+from halfrate.ledger import BatchRecord, BatchStatus, Ledger, RequestFile
+from halfrate.load import load_batch, load_job
+from halfrate.progress import Progress, cancel_batches, check_batches
+from halfrate.results import parse_results
+from halfrate.retry import plan_retry
+from halfrate.settings import Settings
+from halfrate.submit import submit_pending
+from halfrate.summary import JobSummary
+from halfrate.summary import summarize as summarize_job
+from halfrate.warehouse import WarehouseBusyError, connect, ensure_schema
+from halfrate.workspace import JobConflictError, JobPaths, job_paths, open_job
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What every step needs: the job, its folder and ledger, and the settings."""
+
+    job: JobConfig
+    settings: Settings
+    paths: JobPaths
+    ledger: Ledger
+
+    @classmethod
+    def of(cls, job: JobConfig, settings: Settings) -> "Step":
+        paths = job_paths(settings.workdir, job.name)
+        return cls(job, settings, paths, Ledger(paths.ledger))
+
+    def gateway(self) -> BatchGateway:
+        return BatchGateway(make_client(self.settings))
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """Batches loaded into the warehouse, and those left staged because it was busy."""
+
+    loaded: list[str]
+    deferred: list[str]
+    message: str | None = None
+
+
+def prepare(
+    job_file: str | None, spec: JobSpec | None, restart: bool, settings: Settings
+) -> JobConfig:
+    """Resolve the job and open (or resume) its folder."""
+    job = resolve_job(Path(job_file) if job_file else None, spec)
+    if restart:
+        _refuse_restart_in_flight(job.name, settings)
+    open_job(settings.workdir, job, restart=restart)
+    return job
+
+
+_IN_FLIGHT = (BatchStatus.intent, BatchStatus.submitted)
+
+
+def _refuse_restart_in_flight(name: str, settings: Settings) -> None:
+    """Moving a job aside would forget batches it is paying for: cancel or finish them first."""
+    ledger_file = job_paths(settings.workdir, name).ledger
+    if not ledger_file.exists():
+        return
+    flying = [
+        r.batch_id or r.file.path for r in Ledger(ledger_file).records() if r.status in _IN_FLIGHT
+    ]
+    if flying:
+        raise JobConflictError(
+            f"job {name!r} has {len(flying)} batch(es) in flight ({', '.join(flying[:3])}); "
+            f"let it finish (rerun without --restart) or `halfrate cancel {name}` first"
+        )
+
+
+def extract(job: JobConfig, settings: Settings) -> ExtractSummary:
+    step = Step.of(job, settings)
+    return extract_rows(job, step.paths, settings)
+
+
+def build(job: JobConfig, settings: Settings, attempt: int) -> list[RequestFile]:
+    """Build attempt 1 from all valid rows, or a retry attempt from the rows that need it."""
+    step = Step.of(job, settings)
+    if attempt == 1:
+        rows: Path | None = step.paths.rows
+        prime = job.prime_cache and job.cache_ttl is not CacheTTL.none
+    else:
+        rows, prime = plan_retry(step.paths, step.ledger, attempt), False
+    if rows is None:
+        return []
+    return build_requests(job, step.paths, step.ledger, attempt, rows, settings, prime)
+
+
+def phases(files: list[RequestFile]) -> list[str]:
+    """The prime batch (if any) must end before the main batches are sent."""
+    purposes = {f.purpose for f in files}
+    return [p for p in ("prime", "main") if p in purposes]
+
+
+def submit(job: JobConfig, settings: Settings, attempt: int, purpose: str) -> list[BatchRecord]:
+    step = Step.of(job, settings)
+    return submit_pending(
+        step.ledger,
+        step.paths,
+        step.gateway(),
+        attempt=attempt,
+        purpose=purpose,
+        known_batch_ids=lambda: known_batch_ids(settings.workdir),
+    )
+
+
+def check(job: JobConfig, settings: Settings, attempt: int) -> Progress:
+    step = Step.of(job, settings)
+    return check_batches(step.ledger, step.gateway(), attempt=attempt)
+
+
+def download(job: JobConfig, settings: Settings, attempt: int) -> list[DownloadSummary]:
+    """Download and verify every ended batch, then stage its parsed results."""
+    step = Step.of(job, settings)
+    summaries = download_ended(step.ledger, step.paths, step.gateway(), attempt=attempt)
+    for record in step.ledger.records(attempt=attempt):
+        if record.batch_id and record.status in (BatchStatus.downloaded, BatchStatus.loaded):
+            parsed = step.paths.parsed_file(record.batch_id)
+            if not parsed.exists():
+                raw = step.paths.results_file(record.batch_id)
+                parse_results(raw, parsed, job, record.batch_id)
+    return summaries
+
+
+def load(job: JobConfig, settings: Settings, extracted: ExtractSummary) -> LoadResult:
+    """Load every downloaded batch into the warehouse; if it stays busy, leave them staged."""
+    step = Step.of(job, settings)
+    todo = [r for r in step.ledger.records() if r.status is BatchStatus.downloaded]
+    try:
+        con = connect(settings.warehouse, retry_seconds=settings.load_retry_seconds)
+    except WarehouseBusyError as exc:
+        return LoadResult([], [r.batch_id or "" for r in todo], str(exc))
+    with con:
+        ensure_schema(con)
+        load_job(con, job, step.paths, step.ledger, extracted)
+        for record in todo:
+            load_batch(con, job, step.paths, record)
+            step.ledger.set_status(record.batch_id or "", BatchStatus.loaded)
+    return LoadResult([r.batch_id or "" for r in todo], [])
+
+
+def load_staged(job_name: str, settings: Settings) -> LoadResult:
+    """Load what a job has staged but not loaded (after the warehouse was busy)."""
+    from halfrate.status import read_job
+
+    job = read_job(settings.workdir, job_name)
+    return load(job, settings, extract(job, settings))
+
+
+def cancel(job_name: str, settings: Settings) -> list[str]:
+    """Cancel every batch of the job that has not ended (it stops the spend)."""
+    paths = job_paths(settings.workdir, job_name)
+    if not paths.ledger.exists():
+        raise FileNotFoundError(f"no job named {job_name!r} in {settings.workdir}")
+    gateway = BatchGateway(make_client(settings))
+    return cancel_batches(Ledger(paths.ledger), gateway)
+
+
+def summarize(job: JobConfig, settings: Settings) -> JobSummary:
+    """The job's outcome, read from the warehouse (waits while another process writes it)."""
+    step = Step.of(job, settings)
+    staged = sum(1 for r in step.ledger.records() if r.status is BatchStatus.downloaded)
+    with connect(
+        settings.warehouse, read_only=True, retry_seconds=settings.load_retry_seconds
+    ) as con:
+        summary = summarize_job(con, job.name, job.model, settings.warehouse)
+    return summary.model_copy(update={"staged_not_loaded": staged})
+
+
+def job_name_of(parameters: dict[str, Any], settings: Settings) -> str | None:
+    """The job a flow run's parameters name (for hooks that only have the parameters)."""
+    try:
+        spec = parameters.get("job")
+        spec = JobSpec.model_validate(spec) if isinstance(spec, dict) else spec
+        return resolve_job(
+            Path(parameters["job_file"]) if parameters.get("job_file") else None, spec
+        ).name
+    except (ValueError, KeyError):
+        return None
+
+
+def known_batch_ids(workdir: Path) -> set[str]:
+    """Batch ids any job in this workdir already owns (never adopt one of those twice)."""
+    ids: set[str] = set()
+    for ledger_file in workdir.glob("*/ledger.sqlite"):
+        ids |= Ledger(ledger_file).known_batch_ids()
+    return ids

@@ -1,0 +1,151 @@
+"""A job's outcome in one typed record: rows, states, accuracy, tokens, cost and savings."""
+
+from pathlib import Path
+
+import duckdb
+from pydantic import BaseModel, ConfigDict
+
+from halfrate.sql import load_sql
+
+FAILURE_ROWS = 200
+
+
+class FailureRow(BaseModel):
+    """A row that did not succeed, and why."""
+
+    row_id: str
+    final_state: str
+    reason: str | None
+    attempts: int | None
+
+
+class JobSummary(BaseModel):
+    """What a finished (or resumed) job amounts to, read back from the warehouse."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_name: str
+    model: str
+    warehouse: str
+    rows: int
+    final_states: dict[str, int]
+    result_types: dict[str, int]
+    batches: int
+    attempts: int
+    gold_rows: int
+    accuracy: float | None
+    input_tokens: int
+    cache_write_5m_tokens: int
+    cache_write_1h_tokens: int
+    cache_read_tokens: int
+    output_tokens: int
+    batch_cost_usd: float | None
+    realtime_cost_usd: float | None
+    savings_usd: float | None
+    cache_hit_rate: float | None
+    rows_not_succeeded: int
+    failures: list[FailureRow]
+    staged_not_loaded: int = 0
+
+
+def summarize(
+    con: duckdb.DuckDBPyConnection, job_name: str, model: str, warehouse: Path
+) -> JobSummary:
+    """Read a job's summary from the warehouse views (row_outcomes, job_costs, labels)."""
+    params = {"job_name": job_name}
+    states = dict(con.execute(load_sql("report/job_states"), params).fetchall())
+    types = dict(con.execute(load_sql("report/job_result_types"), params).fetchall())
+    gold_rows, accuracy = con.execute(load_sql("report/job_accuracy"), params).fetchone() or (
+        0,
+        None,
+    )
+    n_batches, attempts = con.execute(load_sql("report/job_batches"), params).fetchone() or (0, 0)
+    costs = _costs(con, job_name)
+    failures = [
+        FailureRow(row_id=r[0], final_state=r[1], reason=r[2], attempts=r[3])
+        for r in con.execute(
+            load_sql("report/job_failures"), {**params, "limit": FAILURE_ROWS}
+        ).fetchall()
+    ]
+    return JobSummary(
+        job_name=job_name,
+        model=model,
+        warehouse=str(warehouse),
+        rows=sum(states.values()),
+        final_states=states,
+        result_types=types,
+        batches=n_batches,
+        attempts=attempts,
+        gold_rows=gold_rows or 0,
+        accuracy=accuracy,
+        rows_not_succeeded=sum(n for s, n in states.items() if s != "succeeded"),
+        failures=failures,
+        **costs,
+    )
+
+
+def _costs(con: duckdb.DuckDBPyConnection, job_name: str) -> dict[str, float | int | None]:
+    cursor = con.execute(
+        "select * from job_costs where job_name = $job_name", {"job_name": job_name}
+    )
+    names = [d[0] for d in cursor.description or []]
+    row = cursor.fetchone()
+    values = dict(zip(names, row, strict=True)) if row else {}
+    tokens = (
+        "input_tokens",
+        "cache_write_5m_tokens",
+        "cache_write_1h_tokens",
+        "cache_read_tokens",
+        "output_tokens",
+    )
+    money = ("batch_cost_usd", "realtime_cost_usd", "savings_usd", "cache_hit_rate")
+    out: dict[str, float | int | None] = {k: int(values.get(k) or 0) for k in tokens}
+    out |= {k: _float(values.get(k)) for k in money}
+    return out
+
+
+def _float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def render_markdown(s: JobSummary) -> str:
+    """The summary as Markdown, for the Prefect UI."""
+    states = " · ".join(f"{k} **{v}**" for k, v in s.final_states.items()) or "none"
+    types = " · ".join(f"{k} {v}" for k, v in s.result_types.items()) or "none"
+    lines = [
+        f"# halfrate job `{s.job_name}`",
+        "",
+        f"Model `{s.model}` · {s.rows} rows · {s.batches} batches over {s.attempts} attempt(s)",
+        "",
+        f"**Final states:** {states}  ",
+        f"**Results (all attempts):** {types}",
+    ]
+    if s.accuracy is not None:
+        lines.append(f"**Accuracy vs gold:** {s.accuracy:.1%} of {s.gold_rows} rows")
+    lines += [
+        "",
+        "| tokens | input | cache write 5m | cache write 1h | cache read | output |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| | {s.input_tokens:,} | {s.cache_write_5m_tokens:,} | {s.cache_write_1h_tokens:,} "
+        f"| {s.cache_read_tokens:,} | {s.output_tokens:,} |",
+        "",
+        f"**Cost at batch prices:** {_usd(s.batch_cost_usd)} · **real-time equivalent:** "
+        f"{_usd(s.realtime_cost_usd)} · **saved:** {_usd(s.savings_usd)} · "
+        f"**cache hit rate:** {_pct(s.cache_hit_rate)}",
+        "",
+        f'Warehouse: `{s.warehouse}` (query with `halfrate sql "select * from job_costs"`)',
+    ]
+    if s.staged_not_loaded:
+        lines.append(
+            f"\n**{s.staged_not_loaded} batches are staged but not loaded** "
+            "(the warehouse was busy): rerun the job to load them."
+        )
+    return "\n".join(lines)
+
+
+def _usd(value: float | None) -> str:
+    return "n/a (model not in the price table)" if value is None else f"${value:,.4f}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"

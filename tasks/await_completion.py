@@ -1,0 +1,60 @@
+"""Prefect task: the sensor that waits for an attempt's batches to end."""
+
+import anthropic
+from prefect import Task, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
+
+from halfrate import pipeline
+from halfrate.config import JobConfig
+from halfrate.progress import BatchesNotReady, Progress
+from tasks.reporting import report_progress
+from tasks.runtime import settings as get_settings  # env key, else the Secret block
+
+# Worth another poll: the batch is still running, or the API had a passing fault.
+_TRANSIENT = (
+    BatchesNotReady,
+    anthropic.APIConnectionError,
+    anthropic.RateLimitError,
+    anthropic.InternalServerError,
+)
+
+
+def retry_while_waiting(task: Task[..., Progress], task_run: TaskRun, state: State) -> bool:
+    """Retry only while batches are still running (or the API blipped); fail fast otherwise."""
+    try:
+        state.result()
+    except _TRANSIENT:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+# Pattern A of shared/reference/prefect.md section 11: one task that Prefect retries every poll
+# interval. It keeps the whole job in one flow run and one UI graph; submit is recorded in the
+# job ledger, so a crashed or restarted run resumes the wait without paying twice. The flow
+# sets `retries` and `retry_delay_seconds` from HALFRATE_POLL_INTERVAL at run time.
+@task(
+    name="await-completion",
+    retries=2880,
+    retry_delay_seconds=30,
+    retry_condition_fn=retry_while_waiting,
+    cache_policy=NO_CACHE,
+    timeout_seconds=600,  # bounds one status check, not the wait
+)
+def await_completion(job: JobConfig, attempt: int) -> Progress:
+    """Check the attempt's batches once; raise BatchesNotReady (and retry) until all ended."""
+    progress = pipeline.check(job, get_settings(), attempt)
+    report_progress(job, attempt, progress)
+    counts = progress.request_counts
+    get_run_logger().info(
+        "attempt %d: %d/%d batches ended; requests %s",
+        attempt,
+        progress.batches_ended,
+        progress.batches_total,
+        counts,
+    )
+    if not progress.all_ended:
+        raise BatchesNotReady(progress)
+    return progress

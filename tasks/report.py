@@ -1,0 +1,30 @@
+"""Prefect task: read the job's outcome back from the warehouse and publish it."""
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from halfrate import pipeline
+from halfrate.config import JobConfig
+from halfrate.summary import JobSummary
+from tasks.reporting import emit_job_event, publish_summary
+from tasks.runtime import settings as get_settings  # env key, else the Secret block
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report(job: JobConfig) -> JobSummary:
+    """Summarize outcomes, cost and savings as artifacts, and emit `halfrate.job.completed`."""
+    summary = pipeline.summarize(job, get_settings())
+    publish_summary(job, summary)
+    emit_job_event(
+        "halfrate.job.completed",
+        job.name,
+        {
+            "rows": summary.rows,
+            "final_states": summary.final_states,
+            "batch_cost_usd": summary.batch_cost_usd,
+            "savings_usd": summary.savings_usd,
+            "warehouse": summary.warehouse,
+        },
+    )
+    get_run_logger().info("job %s: %s", job.name, summary.final_states)
+    return summary

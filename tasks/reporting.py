@@ -1,0 +1,111 @@
+"""What the Prefect UI shows of a job: progress while waiting, events, and the final report."""
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.events import emit_event
+from prefect.runtime import task_run
+
+from halfrate.config import JobConfig
+from halfrate.ledger import BatchRecord
+from halfrate.progress import Progress
+from halfrate.summary import JobSummary, render_markdown
+
+# One progress artifact per await task run, reused across its retries (same process).
+_progress_artifacts: dict[str, UUID] = {}
+
+
+def artifact_key(job: JobConfig, what: str) -> str:
+    """Artifact keys allow lowercase letters, digits and dashes only."""
+    return f"halfrate-{job.name}-{what}".replace("_", "-").lower()
+
+
+def report_progress(job: JobConfig, attempt: int, progress: Progress) -> None:
+    """Create or update the waiting run's progress artifact (percent of batches ended)."""
+    percent = 100.0 * progress.batches_ended / max(progress.batches_total, 1)
+    description = progress_markdown(job, attempt, progress)
+    run_id = task_run.get_id() or "local"
+    artifact_id = _progress_artifacts.get(run_id)
+    if artifact_id is None:
+        _progress_artifacts[run_id] = create_progress_artifact(
+            progress=percent, key=artifact_key(job, "progress"), description=description
+        )
+    else:
+        update_progress_artifact(artifact_id, percent, description=description)
+
+
+def progress_markdown(job: JobConfig, attempt: int, progress: Progress) -> str:
+    counts = ", ".join(f"{k} {v}" for k, v in progress.request_counts.items())
+    waited = ""
+    if progress.oldest_created_at is not None:
+        minutes = (datetime.now(UTC) - progress.oldest_created_at).total_seconds() / 60
+        waited = f"; waited {minutes:.1f} min"
+    expiry = ""
+    if progress.earliest_expires_at is not None:
+        expiry = f"; first expiry {progress.earliest_expires_at:%Y-%m-%d %H:%M} UTC"
+    return (
+        f"**{job.name}**, attempt {attempt}: {progress.batches_ended}/{progress.batches_total} "
+        f"batches ended{waited}{expiry}. Requests: {counts} (the API reports per-request "
+        "counts only once a batch has ended)."
+    )
+
+
+def emit_batch_event(event: str, job: JobConfig, record: BatchRecord) -> None:
+    """An event per batch (the Batches API has no webhooks): automations can react to it."""
+    emit_event(
+        event=event,
+        resource={
+            "prefect.resource.id": f"halfrate.batch.{record.batch_id}",
+            "prefect.resource.name": f"{job.name} batch {record.batch_id}",
+        },
+        related=[_job_resource(job)],
+        payload={
+            "job": job.name,
+            "batch_id": record.batch_id,
+            "attempt": record.file.attempt,
+            "purpose": record.file.purpose,
+            "requests": record.file.n_requests,
+            "request_counts": record.request_counts,
+        },
+    )
+
+
+def emit_job_event(event: str, job_name: str, payload: dict[str, object]) -> None:
+    emit_event(
+        event=event,
+        resource={
+            "prefect.resource.id": f"halfrate.job.{job_name}",
+            "prefect.resource.name": job_name,
+        },
+        payload={"job": job_name, **payload},
+    )
+
+
+def _job_resource(job: JobConfig) -> dict[str, str]:
+    return {
+        "prefect.resource.id": f"halfrate.job.{job.name}",
+        "prefect.resource.role": "job",
+        "prefect.resource.name": job.name,
+    }
+
+
+def publish_summary(job: JobConfig, summary: JobSummary) -> None:
+    """The run's final report: a summary, and a table of every row that did not succeed."""
+    create_markdown_artifact(
+        key=artifact_key(job, "summary"),
+        markdown=render_markdown(summary),
+        description=f"halfrate job {job.name}: outcomes, cost, savings, cache hit rate",
+    )
+    if summary.failures:
+        create_table_artifact(
+            key=artifact_key(job, "failures"),
+            table=[f.model_dump(mode="json") for f in summary.failures],
+            description=f"Rows of {job.name} that did not succeed, with reasons "
+            f"(first {len(summary.failures)} of {summary.rows_not_succeeded})",
+        )

@@ -1,0 +1,94 @@
+"""The whole pipeline as a Prefect flow, against the emulator over loopback with the real SDK."""
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from flows.batch_job import batch_job
+from halfrate.emulator import EmulatorServer
+from halfrate.emulator.options import FaultConfig, HttpFault
+from halfrate.settings import get_settings
+from tests.flows.conftest import write_job
+
+pytestmark = pytest.mark.slow
+
+FINAL_STATES = {"succeeded", "invalid_output", "failed", "exhausted", "quarantined"}
+
+
+def submitted_custom_ids(server: EmulatorServer) -> list[str]:
+    return [cid for create in server.admin.audit(custom_ids=True) for cid in create["custom_ids"]]
+
+
+def warehouse_rows(query: str, **params: object) -> list[tuple[object, ...]]:
+    with duckdb.connect(str(get_settings().warehouse), read_only=True) as con:
+        return con.execute(query, params).fetchall()
+
+
+def test_demo_job_labels_every_row_and_prices_it(
+    prefect_api: str, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    summary = batch_job(job_file=str(write_job(tmp_path)))
+
+    assert summary.rows == 693
+    assert summary.final_states == {"succeeded": 693}
+    assert summary.batches == 2  # the 1-request cache-priming batch, then the main batch
+    assert summary.cache_read_tokens > 0 and summary.cache_hit_rate is not None
+    assert summary.cache_hit_rate > 0.5  # the main batch reads what the prime batch wrote
+    assert summary.batch_cost_usd is not None and summary.realtime_cost_usd is not None
+    assert summary.batch_cost_usd == pytest.approx(summary.realtime_cost_usd / 2, rel=1e-6)
+    assert summary.accuracy is not None and summary.gold_rows == 693
+
+    ids = submitted_custom_ids(emulator)
+    assert len(ids) == len(set(ids)) == 693
+    [(labelled,)] = warehouse_rows(
+        "select count(*) from labels where job_name = $j and output_valid", j="intents-demo"
+    )
+    assert labelled == 693
+
+
+def test_rerun_resumes_without_submitting_again(
+    prefect_api: str, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    job_file = str(write_job(tmp_path, rows=40))
+    first = batch_job(job_file=job_file)
+    creates = len(emulator.admin.audit())
+    again = batch_job(job_file=job_file)
+    assert len(emulator.admin.audit()) == creates
+    assert again.final_states == first.final_states == {"succeeded": 40}
+    [(n,)] = warehouse_rows("select count(*) from results where job_name = $j", j="intents-demo")
+    assert n == 40  # loading twice changed nothing
+
+
+def test_faults_everywhere_still_end_every_row_in_a_final_state(
+    prefect_api: str, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    transient = tuple(
+        HttpFault(endpoint=e, status=s, count=1)
+        for e in ("create", "retrieve", "list", "results")
+        for s in (429, 500, 529)
+    )
+    emulator.admin.set_faults(
+        FaultConfig(
+            seed=7,
+            errored_rate=0.15,
+            expired_rate=0.05,
+            http=transient,
+            results_cut_after=25,
+            results_cut_count=1,
+            transient_404=1,
+        )
+    )
+    summary = batch_job(job_file=str(write_job(tmp_path, rows=200)))
+
+    assert summary.rows == 200
+    assert set(summary.final_states) <= FINAL_STATES
+    assert summary.attempts >= 2  # errored and expired rows went into a retry batch
+    assert summary.final_states.get("succeeded", 0) >= 190
+    ids = submitted_custom_ids(emulator)
+    assert len(ids) == len(set(ids))  # nothing was submitted twice within an attempt
+    [(rows, states)] = warehouse_rows(
+        "select count(*), count(distinct row_id) from row_outcomes where job_name = $j",
+        j="intents-demo",
+    )
+    assert rows == states == 200  # exactly one final state per input row
