@@ -96,24 +96,30 @@ def verify_results(results: Path, index: Path, request_counts: dict[str, int]) -
     """
     expected = _index_custom_ids(index)
     expected_set = set(expected)
-    seen: set[str] = set()
     v = Verification()
     if len(expected_set) != len(expected):
         v.problems.append(f"the index {index.name} lists a custom_id twice")
+    seen: set[str] = set()
+    counts = dict.fromkeys(RESULT_TYPES, 0)
+    loads = orjson.loads
+    number = 0
     with results.open("rb") as fh:
         for number, line in enumerate(fh, start=1):
-            v.lines = number
-            parsed = _custom_id_and_type(line)
-            if parsed is None:
+            try:
+                obj = loads(line)
+                custom_id = obj["custom_id"]
+                if type(custom_id) is not str:
+                    raise TypeError
+                counts[obj["result"]["type"]] += 1  # KeyError: not one of the four types
+                if custom_id in seen:
+                    v.duplicated.append(custom_id)
+                else:
+                    seen.add(custom_id)
+            except (orjson.JSONDecodeError, KeyError, TypeError):
                 v.malformed.append(number)
-                continue
-            custom_id, result_type = parsed
-            v.counts[result_type] += 1
-            if custom_id not in expected_set:
-                v.unexpected.append(custom_id)
-            elif custom_id in seen:
-                v.duplicated.append(custom_id)
-            seen.add(custom_id)
+    v.lines = number
+    v.counts = Counter(counts)
+    v.unexpected = sorted(seen - expected_set)
     v.missing = [c for c in expected if c not in seen]
 
     total = sum(request_counts.get(k, 0) for k in ("processing", *RESULT_TYPES))
@@ -319,21 +325,6 @@ def _index_custom_ids(index: Path) -> list[str]:
     except Exception as exc:
         raise DownloadError(f"{index}: cannot read the custom_id column ({exc})") from exc
     return [str(c) for c in frame["custom_id"].to_list()]
-
-
-def _custom_id_and_type(line: bytes) -> tuple[str, str] | None:
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(obj, dict):
-        return None
-    custom_id = obj.get("custom_id")
-    result = obj.get("result")
-    kind = result.get("type") if isinstance(result, dict) else None
-    if not isinstance(custom_id, str) or kind not in RESULT_TYPES:
-        return None
-    return custom_id, str(kind)
 
 
 def _is_gone(exc: BaseException) -> bool:
