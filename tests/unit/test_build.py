@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import random
 import re
 from itertools import pairwise
 from pathlib import Path
@@ -355,3 +356,19 @@ def test_a_body_exactly_at_the_limit_fits(tmp_path: Path, paths: JobPaths, ledge
     settings = Settings(max_batch_bytes=2 * line_bytes + 14)
     files = build_requests(job, paths, ledger, 1, rows, settings, False)
     assert [(f.n_requests, f.body_bytes) for f in files] == [(2, settings.max_batch_bytes)] * 3
+
+
+def test_random_unicode_texts_match_json_dumps(
+    tmp_path: Path, paths: JobPaths, ledger: Ledger
+) -> None:
+    rng = random.Random(5)
+    alphabet = [chr(c) for c in [*range(0, 0x250), *range(0x2000, 0x2030), 0xFEFF, 0x1F600]]
+    texts = ["".join(rng.choices(alphabet, k=rng.randint(1, 80))) for _ in range(300)]
+    row_ids = [f"r{i}" for i in range(300)]
+    job = make_job(tmp_path, instructions='Tag it: naïve «quotes» \\ "and" \u2028 done.')
+    files = build_requests(
+        job, paths, ledger, 1, rows_file(tmp_path, row_ids, texts), Settings(), prime=False
+    )
+    for line, row_id, text in zip(lines_of(paths, files[0]), row_ids, texts, strict=True):
+        reference = request_for(job, f"a1_{row_id}", text)
+        assert line == json.dumps(reference, ensure_ascii=False, separators=(",", ":")).encode()
