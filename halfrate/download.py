@@ -258,11 +258,17 @@ class _Downloader:
         self.ledger.update_progress(batch.model_dump(mode="json"))
         if batch.archived_at is not None:
             raise self._unavailable(record, batch, None)
-        if batch.processing_status != "ended" or total_requests(batch) != record.file.n_requests:
+        if total_requests(batch) != record.file.n_requests:
+            raise DownloadVerificationError(
+                f"batch {record.batch_id} is not the batch of {record.file.path}: it holds "
+                f"{total_requests(batch)} requests and the file {record.file.n_requests}. "
+                "Correct the ledger entry of this file (see `halfrate status`)."
+            )
+        if batch.processing_status != "ended":
             raise DownloadError(
-                f"batch {record.batch_id} ({record.file.path}) is {batch.processing_status!r} "
-                f"with {total_requests(batch)} requests (the file has "
-                f"{record.file.n_requests}); the ledger said it had ended"
+                f"batch {record.batch_id} ({record.file.path}) is "
+                f"{batch.processing_status!r}, but the ledger says it ended; check the batches "
+                "again before downloading"
             )
         return batch
 

@@ -65,6 +65,10 @@ class BatchesNotReady(Exception):
         self.progress = progress
 
 
+class BatchMissingError(RuntimeError):
+    """The API does not know a batch the ledger holds (deleted, or another workspace)."""
+
+
 class BatchOverdueError(RuntimeError):
     """A batch is still processing well past its `expires_at`."""
 
@@ -82,7 +86,14 @@ def check_batches(
     for record in records:
         if record.status is BatchStatus.submitted:
             assert record.batch_id is not None
-            batch = gateway.retrieve(record.batch_id, created_at=record.created_at)
+            try:
+                batch = gateway.retrieve(record.batch_id, created_at=record.created_at)
+            except anthropic.NotFoundError as exc:
+                raise BatchMissingError(
+                    f"batch {record.batch_id} ({record.file.path}) no longer exists on the API "
+                    "(404 not_found_error): it was deleted, or belongs to another workspace or "
+                    "API key. Check ANTHROPIC_API_KEY; if it was deleted, restart the job."
+                ) from exc
             ledger.update_progress(batch.model_dump(mode="json"))
     everything = ledger.records(attempt=attempt)
     records = [r for r in everything if r.batch_id is not None]

@@ -186,3 +186,29 @@ def test_results_url_on_another_host_is_fetched_from_the_base_url(tmp_path: Path
         "http://proxy.local/api/v1/messages/batches/msgbatch_1/results",
     ]
     assert dest.read_bytes() == b'{"custom_id":"a1_x"}\n'
+
+
+def test_the_wire_carries_the_exact_body_and_length(tmp_path: Path) -> None:
+    received: list[httpx2.Request] = []
+    bodies: list[bytes] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        received.append(request)
+        bodies.append(request.read())
+        return httpx2.Response(
+            500, json={"type": "error", "error": {"type": "api_error", "message": "x"}}
+        )
+
+    lines = [orjson.dumps({"custom_id": f"a1_{i}", "params": {"n": i}}) for i in range(3)]
+    path = tmp_path / "part.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    http = httpx2.Client(transport=httpx2.MockTransport(handler))
+    client = anthropic.Anthropic(api_key="k", base_url="http://fake.local", http_client=http)
+    with pytest.raises(anthropic.InternalServerError):
+        BatchGateway(client).create_from_file(path, body_size(path.stat().st_size))
+    [request] = received  # one attempt although the client allows 2 retries
+    assert client.max_retries == 2
+    assert bodies == [b'{"requests":[' + b",".join(lines) + b"]}"]
+    assert request.headers["content-length"] == str(len(bodies[0]))
+    assert "transfer-encoding" not in request.headers
+    assert request.headers["authorization"] == "Bearer k"

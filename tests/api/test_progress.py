@@ -7,7 +7,13 @@ import pytest
 from apitools import FAST_POLICY, Api, Job
 
 from halfrate.ledger import BatchStatus
-from halfrate.progress import BatchesNotReady, BatchOverdueError, cancel_batches, check_batches
+from halfrate.progress import (
+    BatchesNotReady,
+    BatchMissingError,
+    BatchOverdueError,
+    cancel_batches,
+    check_batches,
+)
 from halfrate.submit import submit_pending
 
 
@@ -96,3 +102,12 @@ def test_cancel_sends_cancel_for_running_batches_and_tolerates_ended_ones(
     progress = check_batches(job.ledger, api.gateway)
     assert progress.all_ended and progress.canceled == 2 and progress.succeeded == 3
     assert cancel_batches(job.ledger, api.gateway) == []
+
+
+def test_a_batch_the_api_no_longer_knows_is_named(api: Api, make_job: Callable[..., Job]) -> None:
+    job = make_job([2])
+    [batch_id] = submitted(api, job)
+    api.admin.reset()  # the emulator forgets every batch (as if deleted)
+    with pytest.raises(BatchMissingError, match=rf"{batch_id} .*part-0001\.jsonl.*404"):
+        check_batches(job.ledger, api.gateway)
+    assert sum(api.sleeps.delays) <= 60  # retried as a fresh batch, then gave up
