@@ -14,24 +14,43 @@ import httpx2
 import pytest
 from apitools import Api, Job, Sleeps, Wire, write_request_file
 
-from halfrate.emulator import EmulatorOptions, EmulatorServer
+from halfrate.emulator import EmulatorOptions, EmulatorServer, FaultConfig
 from halfrate.gateway import BatchGateway
 from halfrate.ledger import Ledger
 from halfrate.workspace import JobPaths
 
 
+@pytest.fixture(scope="session")
+def shared_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
+    """One emulator with default options (clock frozen), reset before each test that uses it."""
+    server = EmulatorServer(
+        data_dir=tmp_path_factory.mktemp("emulator"), options=EmulatorOptions(time_scale=0)
+    ).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def make_api(tmp_path: Path) -> Iterator[Callable[..., Api]]:
-    """Start an emulator with the given `EmulatorOptions` fields (clock frozen by default)."""
+def make_api(tmp_path: Path, shared_emulator: EmulatorServer) -> Iterator[Callable[..., Api]]:
+    """An emulator with the given `EmulatorOptions` fields (clock frozen by default).
+
+    Options that only set faults reuse the shared emulator (reset, faults replaced); others
+    start a dedicated server for the test.
+    """
     started: list[EmulatorServer] = []
     clients: list[httpx2.Client] = []
 
     def start(**options: Any) -> Api:
         options.setdefault("time_scale", 0)
-        server = EmulatorServer(
-            data_dir=tmp_path / f"emulator{len(started)}", options=EmulatorOptions(**options)
-        ).start()
-        started.append(server)
+        if set(options) <= {"faults", "time_scale"} and options["time_scale"] == 0:
+            server = shared_emulator
+            server.admin.reset()
+            server.admin.set_faults(FaultConfig(**options.get("faults", {})))
+        else:
+            server = EmulatorServer(
+                data_dir=tmp_path / f"emulator{len(started)}", options=EmulatorOptions(**options)
+            ).start()
+            started.append(server)
         wire = Wire()
         http = httpx2.Client(event_hooks={"request": [wire.hook]})
         clients.append(http)
