@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 
 BODY_OVERHEAD = len(b'{"requests":[') + len(b"]}") - 1  # body = file size + this
 RAW_KEY = re.compile(r"[A-Za-z0-9_-]{1,56}")
-READ_BATCH_ROWS = 2048
-MAX_BLOCKS_IN_FLIGHT = 3  # each at most one Arrow batch of lines (~12 MB at 6 KB a line)
+BATCH_LINE_BYTES = 6 << 20  # rows are read and encoded in batches of about this many bytes
+READ_BATCH_ROWS = 4096  # the most rows in one batch
+MAX_BLOCKS_IN_FLIGHT = 4  # batches handed to the I/O thread but not yet written
 _CUSTOM_ID_SLOT = "\x00halfrate:custom_id\x00"
 _TEXT_SLOT = "\x00halfrate:text\x00"
 
@@ -165,10 +166,11 @@ def build_requests(
         return [record.file for record in existing]
     folder = paths.requests_dir(attempt)
     _remove_unregistered(folder)
-    n_rows, batches = _read_rows(rows)
+    template = RequestTemplate(job)
+    n_rows, batches = _read_rows(rows, len(template.head) + len(template.middle))
     prime = prime and n_rows >= 2 and job.cache_ttl is not CacheTTL.none
     folder.mkdir(parents=True, exist_ok=True)
-    builder = _Builder(paths, folder, attempt, settings, RequestTemplate(job))
+    builder = _Builder(paths, folder, attempt, settings, template)
     try:
         files = builder.write_all(batches, prime)
         builder.check_unique()
@@ -182,7 +184,8 @@ def build_requests(
     return files
 
 
-def _read_rows(rows: Path) -> tuple[int, Iterator[pa.RecordBatch]]:
+def _read_rows(rows: Path, line_overhead: int) -> tuple[int, Iterator[pa.RecordBatch]]:
+    """The row count and a stream of (row_id, text) batches sized to bound memory."""
     try:
         parquet = pq.ParquetFile(rows, pre_buffer=False, buffer_size=1 << 20)
     except (OSError, pa.ArrowException) as exc:
@@ -191,8 +194,15 @@ def _read_rows(rows: Path) -> tuple[int, Iterator[pa.RecordBatch]]:
     missing = [c for c in ("row_id", "text") if c not in names]
     if missing:
         raise BuildError(f"{rows}: missing column(s) {missing}; it has {names}")
-    batches = parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=["row_id", "text"])
-    return parquet.metadata.num_rows, batches
+    meta = parquet.metadata
+    text_bytes = sum(
+        meta.row_group(g).column(names.index("text")).total_uncompressed_size
+        for g in range(meta.num_row_groups)
+    )
+    line_bytes = line_overhead + text_bytes // max(meta.num_rows, 1)
+    batch_rows = max(1, min(READ_BATCH_ROWS, BATCH_LINE_BYTES // line_bytes))
+    batches = parquet.iter_batches(batch_size=batch_rows, columns=["row_id", "text"])
+    return meta.num_rows, batches
 
 
 def custom_ids_for(row_ids: pa.Array, attempt: int) -> pa.Array:
@@ -249,8 +259,6 @@ class _Builder:
         self.io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="halfrate-build-io")
         self.pending: deque[Future[Any]] = deque()
         self.files: list[_OpenFile] = []
-        self.all_custom_ids: list[pa.Array] = []
-        self.all_row_ids: list[pa.Array] = []
 
     def write_all(self, batches: Iterator[pa.RecordBatch], prime: bool) -> list[RequestFile]:
         current = self._open("prime", 0, "prime", 1) if prime else self._open_next(None)
@@ -330,8 +338,6 @@ class _Builder:
         self._submit(opened.finish)
         custom_ids = pa.concat_arrays(opened.custom_ids)
         row_ids = pa.concat_arrays(opened.row_ids)
-        self.all_custom_ids.append(custom_ids)
-        self.all_row_ids.append(row_ids)
         index = self.paths.index_file(self.paths.relative(opened.jsonl))
         _write_index(index, custom_ids, row_ids, self.attempt)
 
@@ -353,16 +359,24 @@ class _Builder:
             opened.fh.close()
 
     def check_unique(self) -> None:
-        """Two rows must never share a custom_id within an attempt (their results would mix)."""
-        custom_ids = pa.chunked_array(self.all_custom_ids, pa.string())
-        counts = pc.value_counts(custom_ids)
-        repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
-        if len(repeated):
-            row_ids = pa.chunked_array(self.all_row_ids, pa.string())
-            clashing = row_ids.filter(pc.is_in(custom_ids, value_set=repeated))
-            shown = ", ".join(repr(r) for r in clashing[:10].to_pylist())
+        """Two rows must never share a custom_id within an attempt (their results would mix).
+
+        Read back from the index files once all lines are written, so that the attempt's
+        custom_ids are held in memory only now, not on top of the batches in flight.
+        """
+        indexes = [self.paths.index_file(self.paths.relative(f.jsonl)) for f in self.files]
+        if not indexes:
+            return
+        clashing = (
+            pl.scan_parquet(indexes)
+            .select("custom_id", "row_id")
+            .filter(pl.col("custom_id").is_duplicated())
+            .collect()
+        )
+        if clashing.height:
+            shown = ", ".join(repr(r) for r in clashing["row_id"].head(10))
             raise BuildError(
-                f"attempt {self.attempt}: {len(clashing)} rows share a custom_id (row ids "
+                f"attempt {self.attempt}: {clashing.height} rows share a custom_id (row ids "
                 f"{shown}); row ids must be unique: rerun extract, or fix the retry rows file"
             )
 
