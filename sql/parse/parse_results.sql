@@ -179,4 +179,4 @@ copy (
     )
 
     select * from final
-) to $out (format parquet)
+) to $out (format parquet, compression lz4, row_group_size 32768)

@@ -1,4 +1,6 @@
 -- grain: one row per source row that has a result: its latest attempt (key: job_name, row_id)
+-- the key is kept by the loads (delete + insert per batch or job) and checked by tests/sql;
+-- no primary-key index, which would make bulk loads and reloads several times slower
 create table if not exists labels (
     job_name varchar not null,
     row_id varchar not null,
@@ -13,6 +15,5 @@ create table if not exists labels (
     output_valid boolean,
     invalid_reason varchar,
     error_type varchar,
-    error_message varchar,
-    primary key (job_name, row_id)
+    error_message varchar
 );
