@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.build_bench                    # 100k and 1M rows, 3 runs each
     .venv/bin/python -m bench.build_bench --rows 100000 --runs 5 --workdir /dev/shm
 
-Each run builds into bench/out/job-<rows> with the real Ledger and the default limits
+Each run builds into bench/out/build-job-<rows> with the real Ledger and the default limits
 (100,000 requests / 256 MB per file), then deletes the output. The parent reads the child's
 peak RSS and CPU times from os.wait4; the child reports the wall time of build_requests alone.
 """
@@ -41,7 +41,7 @@ def child(rows: int, root: Path) -> None:
 
 
 def run_once(rows: int, workdir: Path) -> dict[str, float]:
-    root = workdir / f"job-{rows}"
+    root = workdir / f"build-job-{rows}"
     shutil.rmtree(root, ignore_errors=True)
     command = [sys.executable, "-m", "bench.build_bench", "--child", str(rows), str(root)]
     started = time.perf_counter()

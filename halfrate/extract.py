@@ -186,6 +186,8 @@ def _scan_source(job: JobConfig, docs_tmp: Path) -> pl.LazyFrame:
 def _scan_file(source: Path, job: JobConfig) -> pl.LazyFrame:
     wanted = [c for c in (job.id_column, job.text_column, job.gold_column) if c]
     kind = FILE_FORMATS[source.suffix.lower()]
+    if source.stat().st_size == 0:
+        raise ExtractError(f"{source}: the file is empty; give it rows (and a header for CSV)")
     try:
         if kind == "CSV":
             frame = pl.scan_csv(source, infer_schema=False, raise_if_empty=True)
@@ -266,7 +268,7 @@ def _validate_and_write(
             text_chars=pl.col("text").str.len_chars(),
         ).collect(engine="streaming")
         if facts.height == 0:
-            raise ExtractError(f"{job.source}: no rows found (only a header?); add rows")
+            raise ExtractError(f"{job.source}: the file has no rows; add rows below the header")
         quarantine = _quarantine(facts, job, settings)
         bad = quarantine["row_number"]
         frame.filter(~pl.col("row_number").is_in(bad.implode())).sink_parquet(rows_tmp)

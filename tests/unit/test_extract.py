@@ -183,7 +183,8 @@ def test_many_duplicates_are_summarised(tmp_path: Path, paths: JobPaths) -> None
     [
         ("in.txt", "id,text\n1,a\n", "unsupported file type '.txt'"),
         ("in.csv", "", "the file is empty"),
-        ("in.csv", "id,text\n", "no rows found"),
+        ("in.csv", "id,text\n", "the file has no rows"),
+        ("in.jsonl", "", "the file is empty"),
         ("in.csv", "id,body\n1,a\n", "column(s) 'text' not found; available columns: id, body"),
         ("in.csv", 'id,text\n1,"abc\n2,def\n', "could not read it as CSV"),
         ("in.csv", "id,text\n1,a,b,c\n", "could not read it as CSV"),
