@@ -177,9 +177,9 @@ class BatchGateway:
             batch_id, created_at, lambda: self.client.messages.batches.retrieve(batch_id)
         )
 
-    def iter_recent(self, since: datetime) -> Iterator[MessageBatch]:
+    def iter_recent(self, since: datetime, *, page_size: int = 1000) -> Iterator[MessageBatch]:
         """Batches of the workspace created at or after `since`, newest first."""
-        page = self.client.messages.batches.list(limit=1000)
+        page = self.client.messages.batches.list(limit=page_size)
         while True:
             for batch in page.data:
                 if batch.created_at < since:

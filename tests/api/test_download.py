@@ -3,6 +3,8 @@
 from collections.abc import Callable
 from pathlib import Path
 
+import anthropic
+import httpx2
 import orjson
 import pytest
 from apitools import FAST_POLICY, Api, Job
@@ -14,6 +16,7 @@ from halfrate.download import (
     download_ended,
     verify_results,
 )
+from halfrate.gateway import BatchGateway
 from halfrate.ledger import BatchStatus
 from halfrate.progress import check_batches
 from halfrate.submit import submit_pending
@@ -213,3 +216,47 @@ def test_verify_checks_the_line_count_against_the_batch(
     results.write_bytes(line("a1_r2") + line("a1_r0") + line("a1_r1"))
     check = verify_results(results, write_index(job), {**COUNTS, "succeeded": 4})
     assert "3 lines, but the batch holds 4 requests" in check.problems
+
+
+def test_a_silently_short_download_is_caught_and_redone(
+    make_job: Callable[..., Job], tmp_path: Path
+) -> None:
+    """A stream that ends cleanly but early (no transport error) fails verification, is redone."""
+    job = make_job([3])
+    file = job.files[0]
+    batch = {
+        "id": "msgbatch_01ShortStream00000000000",
+        "type": "message_batch",
+        "processing_status": "ended",
+        "request_counts": {
+            "processing": 0,
+            "succeeded": 3,
+            "errored": 0,
+            "canceled": 0,
+            "expired": 0,
+        },
+        "created_at": "2026-11-24T06:00:00Z",
+        "expires_at": "2026-11-25T06:00:00Z",
+        "ended_at": "2026-11-24T06:01:00Z",
+        "archived_at": None,
+        "cancel_initiated_at": None,
+        "results_url": "/v1/messages/batches/msgbatch_01ShortStream00000000000/results",
+    }
+    full = line("a1_r1") + line("a1_r0") + line("a1_r2")
+    bodies = [full[: len(line("a1_r1")) + 10], full]
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("/results"):
+            return httpx2.Response(200, content=bodies.pop(0))
+        return httpx2.Response(200, json=batch)
+
+    http = httpx2.Client(transport=httpx2.MockTransport(handler))
+    client = anthropic.Anthropic(api_key="k", base_url="http://fake.local", http_client=http)
+    job.ledger.record_intent(file.path)
+    job.ledger.record_batch(file.path, batch)
+    job.ledger.update_progress(batch)
+    sleeps: list[float] = []
+    [summary] = download_ended(job.ledger, job.paths, BatchGateway(client), sleep=sleeps.append)
+    assert summary.downloads == 2 and summary.lines == 3
+    assert (job.paths.root / summary.results_file).read_bytes() == full
+    assert bodies == [] and sleeps == [1.0]

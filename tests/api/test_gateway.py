@@ -139,15 +139,17 @@ def test_a_404_for_an_old_batch_is_not_retried(api: Api) -> None:
 def test_iter_recent_stops_at_since_and_pages(api: Api, make_job: Callable[..., Job]) -> None:
     job = make_job([1])
     file = job.files[0]
-    ids = [
-        api.gateway.create_from_file(job.paths.root / file.path, file.body_bytes).id
-        for _ in range(3)
-    ]
-    first = api.gateway.retrieve(ids[0])
-    newest_first = [b.id for b in api.gateway.iter_recent(first.created_at)]
-    assert sorted(newest_first) == sorted(ids)
-    later = api.gateway.retrieve(ids[2]).created_at
-    assert set(b.id for b in api.gateway.iter_recent(later)) <= set(ids)
+    ids = []
+    for _ in range(4):
+        ids.append(api.gateway.create_from_file(job.paths.root / file.path, file.body_bytes).id)
+        api.admin.advance_clock(1)
+    first = api.gateway.retrieve(ids[0]).created_at
+    assert [b.id for b in api.gateway.iter_recent(first, page_size=1)] == ids[::-1]
+    assert api.wire.count("GET", "/v1/messages/batches") == 4  # one page per batch
+    third = api.gateway.retrieve(ids[2]).created_at
+    lists = api.wire.count("GET", "/v1/messages/batches")
+    assert [b.id for b in api.gateway.iter_recent(third, page_size=1)] == ids[:1:-1]
+    assert api.wire.count("GET", "/v1/messages/batches") - lists == 3  # stopped at the 3rd page
 
 
 def test_results_url_on_another_host_is_fetched_from_the_base_url(tmp_path: Path) -> None:
