@@ -11,15 +11,13 @@ import codecs
 import json
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
-
 from halfrate.emulator.errors import ApiError, invalid
+from halfrate.emulator.fastsplit import split_compact
+from halfrate.emulator.items import ItemSink, ParsedBody
 
-CUSTOM_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _WS = re.compile(r"[ \t\n\r]*")
 _CHUNK = 4 * 1024 * 1024
 
@@ -101,147 +99,81 @@ class _Window:
             self.fill()
 
 
-@dataclass
-class ParsedBody:
-    """What the create endpoint needs after parsing: the count and the spooled item files."""
-
-    count: int
-    requests_path: Path
-    custom_ids_path: Path
-
-
-def _check_item(index: int, item: Any, seen: dict[str, int]) -> str:
-    """Validate one `requests[index]` the way the API does synchronously; return its custom_id."""
-    where = f"requests.{index}"
-    if not isinstance(item, dict):
-        raise invalid(f"{where}: Input should be a valid dictionary")
-    for key in item:
-        if key not in ("custom_id", "params"):
-            raise invalid(f"{where}.{key}: Extra inputs are not permitted")
-    custom_id = _check_custom_id(where, item)
-    if "params" not in item:
-        raise invalid(f"{where}.params: Field required")
-    if not isinstance(item["params"], dict):
-        raise invalid(f"{where}.params: Input should be a valid dictionary")
-    if custom_id in seen:
-        raise invalid(
-            f"{where}.custom_id: Duplicate custom_id '{custom_id}' "
-            f"(already used by requests.{seen[custom_id]}); custom_id must be unique"
-        )
-    seen[custom_id] = index
-    return custom_id
-
-
-def _check_custom_id(where: str, item: dict[str, Any]) -> str:
-    if "custom_id" not in item:
-        raise invalid(f"{where}.custom_id: Field required")
-    value = item["custom_id"]
-    if not isinstance(value, str):
-        raise invalid(f"{where}.custom_id: Input should be a valid string")
-    if not value:
-        raise invalid(f"{where}.custom_id: String should have at least 1 character")
-    if len(value) > 64:
-        raise invalid(f"{where}.custom_id: String should have at most 64 characters")
-    if not CUSTOM_ID_RE.match(value):
-        raise invalid(f"{where}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")
-    return value
-
-
-def _dump(item: Any) -> bytes:
-    try:
-        return orjson.dumps(item)
-    except TypeError:  # integers beyond 64 bits: orjson refuses, stdlib copes
-        return json.dumps(item, separators=(",", ":")).encode()
-
-
 class _BodyParser:
-    """Parses `{"requests": [...]}` from a window, writing each item as one compact line."""
+    """The general parser: `{"requests": [...]}` from a window, one item at a time."""
 
-    def __init__(self, window: _Window, max_requests: int, requests_out: IO[bytes]) -> None:
+    def __init__(self, window: _Window, sink: ItemSink) -> None:
         self.win = window
-        self.max_requests = max_requests
-        self.requests_out = requests_out
-        self.custom_ids: list[str] = []
-        self.problem: ApiError | None = None  # reported once the JSON proves well-formed
+        self.sink = sink
 
-    def parse(self) -> int:
-        """Parse the whole body and return the number of requests."""
+    def parse(self) -> None:
+        """Parse the whole body; raises the first problem once the JSON proved well-formed."""
         if self.win.peek() != "{":
             self.win.value()  # malformed JSON wins over a wrong type, as with pydantic
             raise invalid("Input should be a valid dictionary")
         self.win.pos += 1
-        count: int | None = None
+        first, seen_requests = True, False
         while self.win.peek() != "}":
-            if count is not None:
+            if not first:
                 self.win.expect(",")
+            first = False
             key = self.win.value()
             self.win.expect(":")
-            if key == "requests":
-                count = self._requests()
+            if key == "requests" and not seen_requests:
+                self._requests()
             else:
                 self.win.value()
-                self.problem = self.problem or invalid(f"{key}: Extra inputs are not permitted")
-                count = count or 0
+                self.sink.note(invalid(f"{key}: Extra inputs are not permitted"))
+            seen_requests = seen_requests or key == "requests"
         self.win.pos += 1
         if self.win.peek() != "":
             raise malformed()
-        if self.problem is not None:
-            raise self.problem
-        if count is None:
-            raise invalid("requests: Field required")
-        return count
+        if not seen_requests:
+            self.sink.note(invalid("requests: Field required"))
+            raise self.sink.problem  # type: ignore[misc]
+        self.sink.finish()
 
-    def _keep(self, index: int, item: Any, seen: dict[str, int]) -> None:
-        try:
-            self.custom_ids.append(_check_item(index, item, seen))
-        except ApiError as err:
-            self.problem = err
-        else:
-            self.requests_out.write(_dump(item) + b"\n")
-
-    def _requests(self) -> int:
+    def _requests(self) -> None:
         if self.win.peek() != "[":
             self.win.value()
-            self.problem = self.problem or invalid("requests: Input should be a valid list")
-            return 0
+            self.sink.note(invalid("requests: Input should be a valid list"))
+            self.sink.count = 1  # not an empty list: only the type problem applies
+            return
         self.win.pos += 1
-        seen: dict[str, int] = {}
-        count = 0
         while self.win.peek() != "]":
-            if count:
+            if self.sink.count:
                 self.win.expect(",")
-            item = self.win.value()
-            if count < self.max_requests and self.problem is None:
-                self._keep(count, item, seen)
-            count += 1
+            self.sink.add(self.win.value())
         self.win.pos += 1
-        if count == 0 and self.problem is None:
-            self.problem = invalid(
-                "requests: List should have at least 1 item after validation, not 0"
-            )
-        if count > self.max_requests:
-            self.problem = invalid(
-                f"requests: List should have at most {self.max_requests} items after "
-                f"validation, not {count}"
-            )
-        return count
 
 
 def parse_body(spool: Path, out_dir: Path, max_requests: int) -> ParsedBody:
     """Validate the spooled create body and write `requests.jsonl` and `custom_ids.txt`.
 
+    The fast path (compact bodies, the common case) is tried first; anything it cannot vouch
+    for is parsed again by the general parser, which also produces the precise error.
+
     Raises:
         ApiError: 400 with a pydantic-path message for anything the API rejects synchronously.
     """
     requests_path = out_dir / "requests.jsonl"
+    with requests_path.open("wb", buffering=1 << 20) as out:
+        sink = split_compact(spool, out, max_requests)
+        if sink is None:
+            out.seek(0)
+            out.truncate()
+            sink = ItemSink(out, max_requests)
+            _parse_general(spool, sink)
     custom_ids_path = out_dir / "custom_ids.txt"
-    with spool.open("rb") as source, requests_path.open("wb") as out:
-        parser = _BodyParser(_Window(source), max_requests, out)
+    custom_ids_path.write_text("".join(f"{cid}\n" for cid in sink.custom_ids))
+    return ParsedBody(sink.count, requests_path, custom_ids_path)
+
+
+def _parse_general(spool: Path, sink: ItemSink) -> None:
+    with spool.open("rb") as source:
         try:
-            count = parser.parse()
+            _BodyParser(_Window(source), sink).parse()
         except UnicodeDecodeError:
             raise invalid("The request body is not valid UTF-8.") from None
         except RecursionError:
             raise malformed() from None
-    custom_ids_path.write_text("".join(f"{cid}\n" for cid in parser.custom_ids))
-    return ParsedBody(count, requests_path, custom_ids_path)

@@ -56,7 +56,7 @@ def _json_schema(params: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _plain_reply(text: str) -> str:
-    words = text.split()
+    words = text.split(maxsplit=24)
     gist = " ".join(words[:24]) + (" …" if len(words) > 24 else "")
     return f"[halfrate emulator: deterministic reply, not a model] You wrote: {gist}"
 

@@ -116,8 +116,13 @@ class BatchRoutes:
         await run_in_threadpool(self.emu.take_transient_404, batch_id)
         path = await run_in_threadpool(self.emu.results_path, batch_id)
         cut = self.emu.faults.take_results_cut()
-        chunks: Iterator[bytes] = iter(()) if path is None else stream_file(path, cut)
-        return StreamingResponse(chunks, media_type="application/x-jsonl")
+        if path is None:
+            return Response(b"", media_type="application/x-jsonl")
+        # A known length lets clients tell a cut stream from a complete one.
+        length = {"content-length": str(path.stat().st_size)}
+        return StreamingResponse(
+            stream_file(path, cut), headers=length, media_type="application/x-jsonl"
+        )
 
     async def messages(self, request: Request, version: str) -> Response:
         body = await read_json(request)

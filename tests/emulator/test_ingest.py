@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from halfrate.emulator import ingest
+from halfrate.emulator import fastsplit, ingest
 from halfrate.emulator.errors import ApiError
 
 
@@ -55,3 +55,40 @@ def test_deep_nesting_is_a_400_not_a_crash(tmp_path: Path) -> None:
     )
     with pytest.raises(ApiError):
         ingest.parse_body(spool, tmp_path, 10)
+
+
+def test_fast_path_handles_nested_custom_id_objects(tmp_path: Path) -> None:
+    nested = {"examples": [{"custom_id": "inner", "v": 1}, {"custom_id": "inner2"}], "x": "},{"}
+    items = [{"custom_id": f"r{i}", "params": nested | {"i": i}} for i in range(5)]
+    spool = tmp_path / "body"
+    spool.write_bytes(orjson.dumps({"requests": items}))
+    sink = fastsplit.split_compact(spool, (tmp_path / "out").open("wb"), 10)
+    assert sink is not None and sink.count == 5  # decided by the fast path
+    parsed = ingest.parse_body(spool, tmp_path, max_requests=10)
+    assert [orjson.loads(line) for line in parsed.requests_path.read_bytes().splitlines()] == items
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"requests":[{"custom_id":"a","params":{}},{"custom_id":"a","params":{}}]}',
+        b'{"requests":[{"custom_id":"a","params":{}},{"custom_id":"b","params":{}}] ',
+        b'{"requests":[{"custom_id":"a","params":{"x":NaN}}]}',
+        b'{"requests":[{"custom_id":"a","params":{"x":"\xff"}}]}',
+        b'{"requests":[]}',
+    ],
+)
+def test_fast_and_general_paths_agree(
+    tmp_path: Path, body: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = tmp_path / "body"
+    spool.write_bytes(body)
+    outcomes = []
+    for fast in (True, False):
+        if not fast:
+            monkeypatch.setattr(ingest, "split_compact", lambda *args: None)
+        try:
+            outcomes.append(str(ingest.parse_body(spool, tmp_path, 10).count))
+        except ApiError as err:
+            outcomes.append(f"{err.status} {err.message}")
+    assert outcomes[0] == outcomes[1]
