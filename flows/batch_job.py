@@ -53,12 +53,14 @@ def batch_job(
     wait = await_completion.with_options(
         retries=math.ceil(MAX_WAIT_SECONDS / poll), retry_delay_seconds=poll
     )
+    # Retries of a create of unknown outcome reconcile first; pace them like the polling.
+    send = submit.with_options(retry_delay_seconds=[poll, 5 * poll, 20 * poll, 60 * poll])
     config = prepare_job(job_file, job, restart)
     extracted = extract(config)
     for attempt in range(1, config.max_attempts + 1):
         files = build_requests(config, attempt)
         for purpose in pipeline.phases(files):
-            submit(config, attempt, purpose)
+            send(config, attempt, purpose)
             wait(config, attempt)
             download(config, attempt)
             load(config, extracted)

@@ -1,16 +1,35 @@
 """Prefect task: submit request files as batches, exactly once."""
 
-from prefect import get_run_logger, task
+from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
 
 from halfrate import pipeline
 from halfrate.config import JobConfig
 from halfrate.ledger import BatchRecord
+from halfrate.submit import SubmissionUnknownError
 from tasks.reporting import emit_batch_event
 from tasks.runtime import settings as get_settings  # env key, else the Secret block
 
 
-@task(name="submit", cache_policy=NO_CACHE)
+def retry_if_unknown(task: Task[..., list[BatchRecord]], task_run: TaskRun, state: State) -> bool:
+    """Another try is safe only when no create was refused: it starts by reconciling."""
+    try:
+        state.result()
+    except SubmissionUnknownError:
+        return True
+    except Exception:
+        return False  # refused (4xx) or ambiguous: a person must look, retrying cannot help
+    return False
+
+
+@task(
+    name="submit",
+    cache_policy=NO_CACHE,
+    retries=4,
+    retry_delay_seconds=[5, 30, 120, 600],
+    retry_condition_fn=retry_if_unknown,
+)
 def submit(job: JobConfig, attempt: int, purpose: str) -> list[BatchRecord]:
     """Create one batch per request file that has none; reconcile any create of unknown outcome."""
     records = pipeline.submit(job, get_settings(), attempt, purpose)

@@ -1,0 +1,85 @@
+"""The CLI as a user meets it: bad inputs get a clear error naming what to fix."""
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from halfrate.cli import app
+from halfrate.emulator import EmulatorServer
+from tests.flows.conftest import write_job
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output + (result.stderr if result.stderr_bytes else "")
+
+
+@pytest.mark.parametrize(
+    ("csv", "expected"),
+    [
+        (None, "not found"),
+        ("", "empty"),
+        ("id,body\n1,hello\n", "text"),
+    ],
+    ids=["missing-file", "empty-file", "missing-column"],
+)
+def test_unusable_sources_are_refused_with_the_file_named(
+    prefect_api: str, emulator: EmulatorServer, tmp_path: Path, csv: str | None, expected: str
+) -> None:
+    job = write_job(tmp_path)
+    source = tmp_path / "intents.csv"
+    if csv is None:
+        source.unlink()
+    else:
+        source.write_text(csv)
+    code, out = run("run", str(job))
+    assert code == 2
+    assert expected in out.lower()
+    assert "intents.csv" in out
+    assert emulator.admin.audit() == []  # nothing was submitted
+
+
+def test_duplicate_ids_and_empty_text_are_quarantined_not_dropped(
+    prefect_api: str, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    job = write_job(tmp_path)
+    (tmp_path / "intents.csv").write_text(
+        "id,text,intent\n"
+        "a,Play some jazz,play_music\n"
+        "b,   ,get_weather\n"
+        "c,Will it rain in Paris,get_weather\n"
+        "c,Book a table for two,book_restaurant\n"
+        "d,Add this song to my road trip playlist,add_to_playlist\n"
+    )
+    code, out = run("run", str(job))
+    assert code == 0, out
+    code, out = run("sql", "select row_id, final_state, reason from row_outcomes order by all")
+    assert code == 0, out
+    assert out.count("quarantined") == 3  # b (empty text) and both c rows (duplicate id)
+    assert "duplicate" in out.lower() and "empty" in out.lower()
+    assert out.count("succeeded") == 2
+
+
+def test_malformed_job_file_and_bad_override(prefect_api: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsource: [unclosed\n")
+    code, out = run("run", str(bad))
+    assert code == 2 and "bad.yaml" in out and "YAML" in out
+
+    job = write_job(tmp_path)
+    code, out = run("run", str(job), "--set", "max_tokens=-3")
+    assert code == 2 and "max_tokens" in out
+
+    code, out = run("run", str(job), "--set", "colour=blue")
+    assert code == 2 and "colour" in out
+
+
+def test_sql_on_a_missing_warehouse_and_bad_sql(tmp_path: Path) -> None:
+    code, out = run("sql", "select 1")
+    assert code == 2 and "no warehouse" in out
+    code, out = run("status", "nope")
+    assert code == 2 and "no job named 'nope'" in out
