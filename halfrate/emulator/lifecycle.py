@@ -98,3 +98,19 @@ def render_batch(row: BatchRow, state: BatchState, base_url: str) -> dict[str, A
         "cancel_initiated_at": maybe_rfc3339(row.cancel_initiated_at),
         "results_url": f"{base_url}/v1/messages/batches/{row.id}/results" if ended else None,
     }
+
+
+def fixture_batch(batch_id: str, now: float, base_url: str, ended: bool) -> dict[str, Any]:
+    """A well-formed batch for any id (fixture mode: the SDK's generated tests)."""
+    return {
+        "id": batch_id,
+        "type": "message_batch",
+        "processing_status": "ended" if ended else "canceling",
+        "request_counts": zero_counts(0),
+        "ended_at": rfc3339(now) if ended else None,
+        "created_at": rfc3339(now - 60),
+        "expires_at": rfc3339(now - 60 + EXPIRY_SECONDS),
+        "archived_at": None,
+        "cancel_initiated_at": None if ended else rfc3339(now),
+        "results_url": f"{base_url}/v1/messages/batches/{batch_id}/results" if ended else None,
+    }

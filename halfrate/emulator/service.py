@@ -15,13 +15,13 @@ from typing import Any
 
 import orjson
 
-from halfrate.emulator.clock import Timer, VirtualClock, rfc3339
+from halfrate.emulator.clock import Timer, VirtualClock
 from halfrate.emulator.errors import invalid, not_found
 from halfrate.emulator.faults import FaultState
 from halfrate.emulator.finalize import finalize_batch
 from halfrate.emulator.ids import new_id
 from halfrate.emulator.ingest import parse_body
-from halfrate.emulator.lifecycle import BatchState, batch_state, render_batch, zero_counts
+from halfrate.emulator.lifecycle import BatchState, batch_state, fixture_batch, render_batch
 from halfrate.emulator.options import EmulatorOptions
 from halfrate.emulator.store import BatchRow, Store
 
@@ -160,20 +160,7 @@ class Emulator:
 
     def fixture_batch(self, batch_id: str, base_url: str, status: str) -> dict[str, Any]:
         """A well-formed batch for an id that does not exist (fixture mode only)."""
-        now = self.clock.now()
-        ended = status == "ended"
-        return {
-            "id": batch_id,
-            "type": "message_batch",
-            "processing_status": status,
-            "request_counts": zero_counts(0),
-            "ended_at": rfc3339(now) if ended else None,
-            "created_at": rfc3339(now - 60),
-            "expires_at": rfc3339(now - 60 + 86_400),
-            "archived_at": None,
-            "cancel_initiated_at": None if ended else rfc3339(now),
-            "results_url": f"{base_url}/v1/messages/batches/{batch_id}/results" if ended else None,
-        }
+        return fixture_batch(batch_id, self.clock.now(), base_url, status == "ended")
 
     def take_transient_404(self, batch_id: str) -> None:
         """Answer 404 while the batch still has injected "not yet visible" calls left."""
