@@ -220,7 +220,54 @@ def child(root: Path, db: Path) -> None:
     print(json.dumps({"results": loaded, **timings}))
 
 
-def measure(root: Path, n: int) -> dict[str, float]:
+YARDSTICK_SQL = """
+insert into results_flat
+select
+    custom_id,
+    result.type as result_type,
+    result.message.stop_reason as stop_reason,
+    result.message.content[1].text as text,
+    result.message.usage.input_tokens as input_tokens,
+    result.message.usage.output_tokens as output_tokens,
+    result.message.usage.cache_creation_input_tokens as cache_creation_input_tokens,
+    result.message.usage.cache_read_input_tokens as cache_read_input_tokens,
+    result.error.error.type as error_type,
+    result.error.error.message as error_message
+from read_json(
+    $raw,
+    format = 'newline_delimited',
+    columns = {
+        'custom_id': 'varchar',
+        'result': 'struct(type varchar, message struct(stop_reason varchar,
+            content struct(type varchar, text varchar)[], usage struct(input_tokens bigint,
+            output_tokens bigint, cache_creation_input_tokens bigint,
+            cache_read_input_tokens bigint)), error struct(error struct(type varchar,
+            message varchar)))'
+    }
+)
+"""
+
+
+def yardstick(root: Path, db: Path) -> None:
+    """perf-baseline.md C's "DuckDB read_json -> DuckDB file" (10 flat columns), per batch file."""
+    import duckdb
+
+    started = time.perf_counter()
+    con = duckdb.connect(str(db))
+    con.execute(
+        "create table results_flat (custom_id varchar, result_type varchar, stop_reason varchar,"
+        " text varchar, input_tokens bigint, output_tokens bigint,"
+        " cache_creation_input_tokens bigint, cache_read_input_tokens bigint,"
+        " error_type varchar, error_message varchar)"
+    )
+    for raw in sorted(root.glob("jobs/bench/results/*.jsonl")):
+        con.execute(YARDSTICK_SQL, {"raw": str(raw)})
+    (loaded,) = con.execute("select count(*) from results_flat").fetchone() or (0,)
+    con.close()
+    print(json.dumps({"results": loaded, "total_in_process": time.perf_counter() - started}))
+
+
+def measure(root: Path, n: int, mode: str = "--child") -> dict[str, float]:
     paths = JobPaths(root / "jobs" / "bench")
     for parsed in paths.root.glob("results/*.parsed.parquet"):
         parsed.unlink()
@@ -229,7 +276,7 @@ def measure(root: Path, n: int) -> dict[str, float]:
         leftover.unlink(missing_ok=True)
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.load_bench", "--child", str(root), str(db)],
+        [sys.executable, "-m", "bench.load_bench", mode, str(root), str(db)],
         stdout=subprocess.PIPE,
         cwd=Path(__file__).resolve().parents[1],
     )
@@ -240,6 +287,8 @@ def measure(root: Path, n: int) -> dict[str, float]:
         raise SystemExit(f"child failed with status {status}")
     report = json.loads(out)
     assert report["results"] == n, report
+    if mode == "--yardstick":
+        report = {"results": n}
     return {
         "wall_s": wall,
         "lines_per_s": n / wall,
@@ -259,10 +308,14 @@ def main() -> None:
         "--runs", type=int, default=0, help="runs per size (default 5 at <=100k, else 2)"
     )
     parser.add_argument("--child", nargs=2, metavar=("ROOT", "DB"), help=argparse.SUPPRESS)
+    parser.add_argument("--yardstick", nargs=2, metavar=("ROOT", "DB"), help=argparse.SUPPRESS)
     parser.add_argument("--stage", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(Path(args.child[0]), Path(args.child[1]))
+        return
+    if args.yardstick:
+        yardstick(Path(args.yardstick[0]), Path(args.yardstick[1]))
         return
     if args.stage:
         stage(args.stage)
@@ -280,15 +333,24 @@ def main() -> None:
         runs = args.runs or (5 if n <= 100_000 else 2)
         if n <= 100_000:
             measure(root, n)  # warm-up
-        results = [measure(root, n) for _ in range(runs)]
-        for r in results:
-            print("  " + "  ".join(f"{k}={v:,.2f}" for k, v in r.items()))
+        results, ratios = [], []
+        for _ in range(runs):  # ours and the yardstick alternately: machine drift cancels
+            ours = measure(root, n)
+            base = measure(root, n, "--yardstick")
+            results.append(ours)
+            ratios.append(ours["wall_s"] / base["wall_s"])
+            print("  " + "  ".join(f"{k}={v:,.2f}" for k, v in ours.items()))
+            print(
+                f"  yardstick: wall_s={base['wall_s']:.2f}  cpu_s={base['cpu_s']:.2f}  "
+                f"peak_rss_mib={base['peak_rss_mib']:,.0f}  lines_per_s={base['lines_per_s']:,.0f}"
+            )
         med = {k: statistics.median(r[k] for r in results) for k in results[0]}
         print(
             f"  median: wall {med['wall_s']:.2f} s, {med['lines_per_s']:,.0f} lines/s, "
             f"cpu {med['cpu_s']:.2f} s, {n / med['cpu_s']:,.0f} lines per cpu-s, "
             f"peak {med['peak_rss_mib']:,.0f} MiB, parse {med['parse_s']:.2f} s, "
-            f"load {med['load_s']:.2f} s, load_job {med['load_job_s']:.2f} s, db {med['db_mb']:,.0f} MB"
+            f"load {med['load_s']:.2f} s, load_job {med['load_job_s']:.2f} s, db {med['db_mb']:,.0f} MB; "
+            f"paired wall ratio vs yardstick {statistics.median(ratios):.2f}"
         )
 
 

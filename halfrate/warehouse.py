@@ -41,6 +41,8 @@ def connect(
     sleep: Callable[[float], None] = time.sleep,
 ) -> duckdb.DuckDBPyConnection:
     """Open the warehouse, retrying with backoff while another process holds its lock."""
+    if read_only and not path.exists():
+        raise FileNotFoundError(f"{path}: no warehouse here yet; run a job first to create it")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + retry_seconds

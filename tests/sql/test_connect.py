@@ -70,3 +70,8 @@ def test_other_errors_are_not_retried(tmp_path: Path) -> None:
     with pytest.raises(Exception) as info:
         connect(folder, retry_seconds=30)
     assert not isinstance(info.value, WarehouseBusyError)
+
+
+def test_reading_a_missing_warehouse_says_so(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no warehouse here yet; run a job first"):
+        connect(tmp_path / "none.duckdb", read_only=True)
