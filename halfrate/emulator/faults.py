@@ -99,6 +99,8 @@ def injected_outcome(
 ) -> dict[str, object] | None:
     """An injected `errored`/`expired` result for one batch request, or None to process it."""
     pattern = config.errored_custom_id_pattern
+    if not (pattern or config.errored_rate or config.expired_rate):
+        return None
     if pattern and re.search(pattern, custom_id):
         return errored_result("api_error", "Internal server error (injected by custom_id pattern).")
     draw = stable_unit(config.seed, "outcome", custom_id)

@@ -224,7 +224,9 @@ class Emulator:
                     "cancel it first."
                 )
             self.store.update_batch(batch_id, deleted=1)
-            shutil.rmtree(self.store.batch_dir(batch_id), ignore_errors=True)
+            folder = self.store.batch_dir(batch_id)
+            for name in ("requests.jsonl", "results.jsonl"):  # custom_ids.txt stays for the audit
+                (folder / name).unlink(missing_ok=True)
         return deleted
 
     def results_path(self, batch_id: str) -> Path | None:

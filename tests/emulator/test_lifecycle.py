@@ -114,6 +114,8 @@ def test_delete_only_when_ended(server: EmulatorServer, client: anthropic.Anthro
     with pytest.raises(anthropic.NotFoundError):
         client.messages.batches.retrieve(batch.id)
     assert batch.id not in [b.id for b in client.messages.batches.list()]
+    audit = server.admin.audit(custom_ids=True)
+    assert audit[0]["batch_id"] == batch.id and audit[0]["custom_ids"] == ["a"]
 
 
 def test_expiry_after_24_hours(make_server: MakeServer) -> None:
