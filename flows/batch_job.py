@@ -11,6 +11,7 @@ from halfrate.summary import JobSummary
 from tasks.await_completion import await_completion
 from tasks.build_requests import build_requests
 from tasks.download import download
+from tasks.estimate import estimate
 from tasks.extract import extract, prepare_job
 from tasks.load import load
 from tasks.report import report
@@ -59,6 +60,8 @@ def batch_job(
     extracted = extract(config)
     for attempt in range(1, config.max_attempts + 1):
         files = build_requests(config, attempt)
+        if attempt == 1:
+            estimate(config)
         for purpose in pipeline.phases(files):
             send(config, attempt, purpose)
             wait(config, attempt)

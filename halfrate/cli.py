@@ -9,6 +9,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 app.command("run")(commands.run)
 app.command("demo")(commands.demo)
+app.command("estimate")(commands.estimate)
 app.command("status")(commands.status)
 app.command("cancel")(commands.cancel)
 app.command("load")(commands.load)

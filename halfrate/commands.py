@@ -9,6 +9,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
 
 from halfrate.config import JobConfigError, JobSpec
@@ -42,6 +43,30 @@ def run(
     spec = parse_overrides(set_ or [])
     summary = run_flow(str(job_file), spec, restart)
     print_summary(summary)
+
+
+def estimate(
+    job_file: Annotated[Path, typer.Argument(help="YAML job file.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a job key: --set model=claude-haiku-4-5"),
+    ] = None,
+) -> None:
+    """Price a job before running it: extract, build and count tokens; nothing is submitted."""
+    from halfrate import pipeline
+    from halfrate.estimate import render_estimate
+
+    settings = get_settings()
+    try:
+        job = pipeline.prepare(str(job_file), parse_overrides(set_ or []), False, settings)
+        pipeline.extract(job, settings)
+        pipeline.build(job, settings, 1)
+        cost = pipeline.estimate(job, settings, enforce_budget=False)
+    except (JobConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        raise fail(str(exc)) from None
+    if cost is None:
+        raise fail(f"job {job.name!r} has no rows to send")
+    console.print(Markdown(render_estimate(job, cost)))
 
 
 def demo(

@@ -52,6 +52,9 @@ class JobConfig(BaseModel):
         True, description="Send a 1-request batch first so the main batches read a warm cache."
     )
     max_attempts: int = Field(3, ge=1, le=10, description="Tries per row for retriable failures.")
+    max_cost_usd: float | None = Field(
+        None, gt=0, description="Budget: refuse to submit if the expected batch cost is higher."
+    )
 
     @model_validator(mode="after")
     def _check_kind(self) -> Self:
@@ -67,7 +70,9 @@ class JobConfig(BaseModel):
 
     def fingerprint(self) -> str:
         """A hash of what changes the requests; `name` and `max_attempts` do not."""
-        data = self.model_dump(mode="json", exclude={"name", "max_attempts", "prime_cache"})
+        data = self.model_dump(
+            mode="json", exclude={"name", "max_attempts", "prime_cache", "max_cost_usd"}
+        )
         return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
@@ -89,6 +94,7 @@ class JobSpec(BaseModel):
     cache_ttl: CacheTTL | None = None
     prime_cache: bool | None = None
     max_attempts: int | None = None
+    max_cost_usd: float | None = None
 
 
 class JobConfigError(ValueError):

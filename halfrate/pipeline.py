@@ -13,10 +13,12 @@ from typing import Any
 from halfrate.build import build_requests
 from halfrate.config import CacheTTL, JobConfig, JobSpec, resolve_job
 from halfrate.download import DownloadSummary, download_ended
+from halfrate.estimate import check_budget, estimate_job
 from halfrate.extract import ExtractSummary, extract_rows
 from halfrate.gateway import BatchGateway, make_client
 from halfrate.ledger import BatchRecord, BatchStatus, Ledger, RequestFile
 from halfrate.load import load_batch, load_job
+from halfrate.pricing import CostEstimate
 from halfrate.progress import Progress, cancel_batches, check_batches
 from halfrate.results import parse_results
 from halfrate.retry import plan_retry
@@ -102,6 +104,21 @@ def build(job: JobConfig, settings: Settings, attempt: int) -> list[RequestFile]
     if rows is None:
         return []
     return build_requests(job, step.paths, step.ledger, attempt, rows, settings, prime)
+
+
+def estimate(
+    job: JobConfig, settings: Settings, *, enforce_budget: bool = True
+) -> CostEstimate | None:
+    """Price attempt 1 before it is sent; enforce the budget while nothing is submitted yet."""
+    step = Step.of(job, settings)
+    records = step.ledger.records(attempt=1)
+    if not records:
+        return None
+    first = step.paths.root / records[0].file.path
+    cost = estimate_job(step.gateway().client, job, first, step.paths.rows)
+    if enforce_budget and not any(r.batch_id or r.status for r in records):
+        check_budget(job, cost)
+    return cost
 
 
 def phases(files: list[RequestFile]) -> list[str]:

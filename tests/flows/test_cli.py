@@ -83,3 +83,18 @@ def test_sql_on_a_missing_warehouse_and_bad_sql(tmp_path: Path) -> None:
     assert code == 2 and "no warehouse" in out
     code, out = run("status", "nope")
     assert code == 2 and "no job named 'nope'" in out
+
+
+def test_estimate_prices_the_job_and_the_budget_cap_stops_submission(
+    prefect_api: str, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    job = write_job(tmp_path, rows=30)
+    code, out = run("estimate", str(job))
+    assert code == 0, out
+    assert "at batch prices" in out and "prefix" in out
+    assert emulator.admin.audit() == []  # estimating sends nothing
+
+    code, out = run("run", str(job), "--set", "max_cost_usd=0.000001")
+    assert code == 2
+    assert "max_cost_usd" in out and "nothing was submitted" in out
+    assert emulator.admin.audit() == []
