@@ -160,6 +160,8 @@ def print_summary(summary: Any) -> None:
     table.add_row("cache hit rate", hit)
     table.add_row("warehouse", s.warehouse)
     console.print(table)
+    if s.note:
+        console.print(f"[yellow]{s.note}[/]")
     if s.staged_not_loaded:
         console.print(
             f"[yellow]{s.staged_not_loaded} batches staged, not yet loaded "

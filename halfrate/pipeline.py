@@ -194,12 +194,39 @@ def cancel(job_name: str, settings: Settings) -> list[str]:
 def summarize(job: JobConfig, settings: Settings) -> JobSummary:
     """The job's outcome, read from the warehouse (waits while another process writes it)."""
     step = Step.of(job, settings)
-    staged = sum(1 for r in step.ledger.records() if r.status is BatchStatus.downloaded)
-    with connect(
-        settings.warehouse, read_only=True, retry_seconds=settings.load_retry_seconds
-    ) as con:
+    records = step.ledger.records()
+    staged = sum(1 for r in records if r.status is BatchStatus.downloaded)
+    try:
+        con = connect(settings.warehouse, read_only=True, retry_seconds=settings.load_retry_seconds)
+    except WarehouseBusyError as exc:
+        return staged_summary(job, settings, records, str(exc))
+    with con:
         summary = summarize_job(con, job.name, job.model, settings.warehouse)
     return summary.model_copy(update={"staged_not_loaded": staged})
+
+
+def staged_summary(
+    job: JobConfig, settings: Settings, records: list[BatchRecord], note: str
+) -> JobSummary:
+    """What the ledger alone can say when the warehouse cannot be read (nothing is lost)."""
+    counts: dict[str, int] = {}
+    for r in records:
+        for key, value in (r.request_counts or {}).items():
+            counts[key] = counts.get(key, 0) + value
+    return JobSummary.empty(job.name, job.model, str(settings.warehouse)).model_copy(
+        update={
+            "result_types": {k: v for k, v in counts.items() if v},
+            "batches": sum(1 for r in records if r.batch_id),
+            "attempts": max((r.file.attempt for r in records), default=0),
+            "staged_not_loaded": sum(1 for r in records if r.status is BatchStatus.downloaded),
+            "note": f"{note} Results are staged in {step_root(job, settings)}; "
+            f"run `halfrate load {job.name}` when the warehouse is free.",
+        }
+    )
+
+
+def step_root(job: JobConfig, settings: Settings) -> Path:
+    return job_paths(settings.workdir, job.name).root
 
 
 def job_name_of(parameters: dict[str, Any], settings: Settings) -> str | None:

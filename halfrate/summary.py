@@ -46,6 +46,34 @@ class JobSummary(BaseModel):
     rows_not_succeeded: int
     failures: list[FailureRow]
     staged_not_loaded: int = 0
+    note: str | None = None
+
+    @classmethod
+    def empty(cls, job_name: str, model: str, warehouse: str) -> "JobSummary":
+        """A summary with nothing known yet (filled from the ledger when the warehouse is busy)."""
+        return cls(
+            job_name=job_name,
+            model=model,
+            warehouse=warehouse,
+            rows=0,
+            final_states={},
+            result_types={},
+            batches=0,
+            attempts=0,
+            gold_rows=0,
+            accuracy=None,
+            input_tokens=0,
+            cache_write_5m_tokens=0,
+            cache_write_1h_tokens=0,
+            cache_read_tokens=0,
+            output_tokens=0,
+            batch_cost_usd=None,
+            realtime_cost_usd=None,
+            savings_usd=None,
+            cache_hit_rate=None,
+            rows_not_succeeded=0,
+            failures=[],
+        )
 
 
 def summarize(
@@ -135,6 +163,8 @@ def render_markdown(s: JobSummary) -> str:
         "",
         f'Warehouse: `{s.warehouse}` (query with `halfrate sql "select * from job_costs"`)',
     ]
+    if s.note:
+        lines.append(f"\n**Note:** {s.note}")
     if s.staged_not_loaded:
         lines.append(
             f"\n**{s.staged_not_loaded} batches are staged but not loaded** "
