@@ -1,5 +1,5 @@
--- the latest result of each row this batch answered: highest attempt, a main batch before
--- the cache-priming one, then the most recent batch
+-- the latest result of each row this batch answered: highest attempt, a main
+-- batch before the cache-priming one, then the most recent batch
 insert into labels by name
 
 with

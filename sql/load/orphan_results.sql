@@ -1,4 +1,4 @@
--- results of a batch whose custom_id is not among the batch's requests (count, one example)
+-- results of a batch whose custom_id is not among its requests (count, example)
 with
 
 results as (

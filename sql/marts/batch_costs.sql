@@ -1,11 +1,14 @@
 -- grain: one row per batch (key: batch_id): billed usage and cost.
--- Only succeeded requests are billed, as the API does (errored, canceled and expired are
--- free). Each request is priced with the prices row of the response's model that is in
--- effect on the batch's created_at date (UTC; today when unknown).
+-- Only succeeded requests are billed, as the API does (errored, canceled and
+-- expired ones are free). Each request is priced with the prices row of the
+-- response's model in effect on the batch's created_at date (UTC; today if
+-- unknown).
 -- realtime_cost_usd: the usage at standard prices (USD per million tokens);
--- batch_cost_usd: the same times the batch discount (0.5); savings_usd: the difference.
--- unpriced_requests: billed requests with no price (model missing from the table, or a
--- 1h cache write with no 1h price); when > 0 the cost columns are null, never understated.
+-- batch_cost_usd: the same times the batch discount (0.5);
+-- savings_usd: the difference.
+-- unpriced_requests: billed requests with no price (model not in the table, or
+-- a 1h cache write without a 1h price); when > 0 the cost columns are null,
+-- never understated.
 create or replace view batch_costs as
 
 with

@@ -1,11 +1,12 @@
--- grain: one row per job (key: job_name): billed usage and cost over all its batches.
+-- grain: one row per job (key: job_name): billed usage and cost of its batches
 -- Token columns sum the usage of succeeded (billed) requests only.
--- batch_cost_usd / realtime_cost_usd / savings_usd: see batch_costs (batch prices are the
--- dated standard prices times batch_discount, 0.5); null when unpriced_requests > 0.
--- cache_hit_rate = cache_read_tokens
---     / (input_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens)
--- i.e. the share of all prompt (input-side) tokens of billed requests that were read from
--- the cache; null when the job has no billed tokens yet.
+-- batch_cost_usd / realtime_cost_usd / savings_usd: see batch_costs (batch
+-- prices are the dated standard prices times batch_discount, 0.5); null when
+-- unpriced_requests > 0.
+-- cache_hit_rate = cache_read_tokens / (input_tokens + cache_write_5m_tokens
+--                  + cache_write_1h_tokens + cache_read_tokens)
+-- i.e. the share of all prompt (input-side) tokens of billed requests that
+-- were read from the cache; null when the job has no billed tokens yet.
 create or replace view job_costs as
 
 with
@@ -46,8 +47,10 @@ final as (
         coalesce(job_usage.billed_requests, 0)::bigint as billed_requests,
         coalesce(job_usage.unpriced_requests, 0)::bigint as unpriced_requests,
         coalesce(job_usage.input_tokens, 0)::bigint as input_tokens,
-        coalesce(job_usage.cache_write_5m_tokens, 0)::bigint as cache_write_5m_tokens,
-        coalesce(job_usage.cache_write_1h_tokens, 0)::bigint as cache_write_1h_tokens,
+        coalesce(job_usage.cache_write_5m_tokens, 0)::bigint
+            as cache_write_5m_tokens,
+        coalesce(job_usage.cache_write_1h_tokens, 0)::bigint
+            as cache_write_1h_tokens,
         coalesce(job_usage.cache_read_tokens, 0)::bigint as cache_read_tokens,
         coalesce(job_usage.output_tokens, 0)::bigint as output_tokens,
         case
@@ -67,7 +70,10 @@ select
     *,
     realtime_cost_usd - batch_cost_usd as savings_usd,
     cache_read_tokens / nullif(
-        input_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens,
+        input_tokens
+        + cache_write_5m_tokens
+        + cache_write_1h_tokens
+        + cache_read_tokens,
         0
     ) as cache_hit_rate
 from final

@@ -1,9 +1,9 @@
--- grain: one row per input row of a job, quarantined rows included (key: job_name, row_number)
+-- grain: one row per input row, quarantined too (key: job_name, row_number)
 -- final_state comes from the latest attempt's outcome (the labels table):
 --   succeeded       valid output
 --   invalid_output  output failed validation at the last allowed attempt
---   failed          errored with invalid_request_error: final, the message is the reason
---   exhausted       expired / canceled / retriable error at the last allowed attempt
+--   failed          invalid_request_error: final, its message is the reason
+--   exhausted       expired, canceled or retriable error at the last attempt
 --   quarantined     rejected at extract, never sent
 --   pending         not sent or not loaded yet, or a retry is still allowed
 --                   (retriable or invalid_output with attempts < max_attempts)

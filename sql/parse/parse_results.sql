@@ -1,5 +1,6 @@
--- one row per result line of results/<batch_id>.jsonl, typed, with the structured output
--- validated and an outcome for retry decisions; written to results/<batch_id>.parsed.parquet
+-- one row per line of results/<batch_id>.jsonl, typed, with the structured
+-- output validated and an outcome for retry decisions, written to
+-- results/<batch_id>.parsed.parquet
 copy (
     with
 
@@ -17,7 +18,9 @@ copy (
                     message struct(
                         id varchar,
                         model varchar,
-                        content struct(type varchar, text varchar, input json)[],
+                        content struct(
+                            type varchar, text varchar, input json
+                        )[],
                         stop_reason varchar,
                         usage struct(
                             input_tokens bigint,
@@ -55,7 +58,8 @@ copy (
                     array_to_string(
                         list_transform(
                             list_filter(
-                                result.message.content, lambda b: b.type = 'text'
+                                result.message.content,
+                                lambda b: b.type = 'text'
                             ),
                             lambda b: b.text
                         ),
@@ -71,22 +75,31 @@ copy (
         from raw_results
     ),
 
-    -- older responses lack the cache fields: 0 for succeeded requests, null otherwise;
-    -- without the per-TTL split, all cache writes count as 5m writes (the default TTL)
+    -- older responses lack the cache fields: 0 for succeeded requests, null
+    -- otherwise; without the per-TTL split, all cache writes count as 5m
+    -- writes (the default TTL)
     usage_columns as (
         select
             *,
-            if(is_succeeded, coalesce(usage.input_tokens, 0), null) as input_tokens,
-            if(is_succeeded, coalesce(usage.output_tokens, 0), null) as output_tokens,
             if(
-                is_succeeded, coalesce(usage.cache_creation_input_tokens, 0), null
+                is_succeeded, coalesce(usage.input_tokens, 0), null
+            ) as input_tokens,
+            if(
+                is_succeeded, coalesce(usage.output_tokens, 0), null
+            ) as output_tokens,
+            if(
+                is_succeeded,
+                coalesce(usage.cache_creation_input_tokens, 0),
+                null
             ) as cache_creation_input_tokens,
             if(
                 is_succeeded,
                 coalesce(
                     usage.cache_creation.ephemeral_5m_input_tokens,
                     usage.cache_creation_input_tokens
-                    - coalesce(usage.cache_creation.ephemeral_1h_input_tokens, 0),
+                    - coalesce(
+                        usage.cache_creation.ephemeral_1h_input_tokens, 0
+                    ),
                     0
                 ),
                 null
@@ -113,7 +126,9 @@ copy (
     raw_labels as (
         select
             *,
-            case when json_kind = 'OBJECT' then text ->> '$.label' end as raw_label
+            case
+                when json_kind = 'OBJECT' then text ->> '$.label'
+            end as raw_label
         from json_kinds
     ),
 
@@ -123,7 +138,9 @@ copy (
             case
                 when not is_succeeded then null
                 when stop_reason = 'refusal' then 'refusal'
-                when stop_reason in ('max_tokens', 'model_context_window_exceeded')
+                when
+                    stop_reason
+                    in ('max_tokens', 'model_context_window_exceeded')
                     then 'stop_reason ' || stop_reason || ': output truncated'
                 when text is null then 'no text or tool_use output'
                 when json_kind is null then 'not JSON'
@@ -133,7 +150,10 @@ copy (
                 when not list_contains($labels, raw_label)
                     then 'label ''' || raw_label || ''' is not one of ['
                     || array_to_string(
-                        list_transform($labels, lambda l: '''' || l || ''''), ', '
+                        list_transform(
+                            $labels, lambda l: '''' || l || ''''
+                        ),
+                        ', '
                     )
                     || ']'
             end as invalid_reason
@@ -179,4 +199,6 @@ copy (
     )
 
     select * from final
-) to $out (format parquet, compression lz4, row_group_size 32768)
+) to $out (
+    format parquet, compression zstd, compression_level 1, row_group_size 32768
+)

@@ -1,4 +1,4 @@
--- one row: counts of a parsed results file, and the checks that make it loadable
+-- one row: the counts of a parsed results file and the checks for loading it
 select
     count(*) as rows,
     count(distinct custom_id) as distinct_custom_ids,

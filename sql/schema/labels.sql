@@ -1,6 +1,6 @@
--- grain: one row per source row that has a result: its latest attempt (key: job_name, row_id)
--- the key is kept by the loads (delete + insert per batch or job) and checked by tests/sql;
--- no primary-key index, which would make bulk loads and reloads several times slower
+-- grain: one row per answered source row, latest result (key: job_name, row_id)
+-- key kept by the loads (delete + insert per batch, job), tested in tests/sql;
+-- no primary-key index: it makes bulk loads and reloads several times slower
 create table if not exists labels (
     job_name varchar not null,
     row_id varchar not null,

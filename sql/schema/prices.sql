@@ -1,4 +1,5 @@
--- grain: one row per model per price change, USD per million tokens (key: model, effective_from)
+-- grain: one row per model per price change (key: model, effective_from)
+-- prices are standard USD per million tokens; batch = price x batch_discount
 create table if not exists prices (
     model varchar not null,
     effective_from date not null,

@@ -1,4 +1,4 @@
--- grain: one row per quarantined source row of a job (key: job_name, row_number)
+-- grain: one row per quarantined source row (key: job_name, row_number)
 create table if not exists quarantine (
     job_name varchar not null,
     row_number uinteger not null,
