@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 BODY_OVERHEAD = len(b'{"requests":[') + len(b"]}") - 1  # body = file size + this
 RAW_KEY = re.compile(r"[A-Za-z0-9_-]{1,56}")
-BATCH_LINE_BYTES = 6 << 20  # rows are read and encoded in batches of about this many bytes
+BATCH_LINE_BYTES = 4 << 20  # rows are read and encoded in batches of about this many bytes
 READ_BATCH_ROWS = 4096  # the most rows in one batch
 MAX_BLOCKS_IN_FLIGHT = 4  # batches handed to the I/O thread but not yet written
 _CUSTOM_ID_SLOT = "\x00halfrate:custom_id\x00"
@@ -259,6 +259,7 @@ class _Builder:
         self.io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="halfrate-build-io")
         self.pending: deque[Future[Any]] = deque()
         self.files: list[_OpenFile] = []
+        self.custom_id_hashes: list[pa.Array] = []
 
     def write_all(self, batches: Iterator[pa.RecordBatch], prime: bool) -> list[RequestFile]:
         current = self._open("prime", 0, "prime", 1) if prime else self._open_next(None)
@@ -338,6 +339,7 @@ class _Builder:
         self._submit(opened.finish)
         custom_ids = pa.concat_arrays(opened.custom_ids)
         row_ids = pa.concat_arrays(opened.row_ids)
+        self.custom_id_hashes.append(pl.Series(custom_ids).hash(seed=1).to_arrow())
         index = self.paths.index_file(self.paths.relative(opened.jsonl))
         _write_index(index, custom_ids, row_ids, self.attempt)
 
@@ -361,12 +363,13 @@ class _Builder:
     def check_unique(self) -> None:
         """Two rows must never share a custom_id within an attempt (their results would mix).
 
-        Read back from the index files once all lines are written, so that the attempt's
-        custom_ids are held in memory only now, not on top of the batches in flight.
+        Compares 8-byte hashes kept per file; the strings are read back from the index files
+        only when two hashes are equal.
         """
-        indexes = [self.paths.index_file(self.paths.relative(f.jsonl)) for f in self.files]
-        if not indexes:
+        hashes = pl.Series(pa.chunked_array(self.custom_id_hashes, pa.uint64()))
+        if not hashes.is_duplicated().any():
             return
+        indexes = [self.paths.index_file(self.paths.relative(f.jsonl)) for f in self.files]
         clashing = (
             pl.scan_parquet(indexes)
             .select("custom_id", "row_id")
