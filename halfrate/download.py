@@ -232,7 +232,7 @@ class _Downloader:
                 continue
             check = verify_results(part, index, counts)
             if check.ok:
-                os.replace(part, final)
+                _durable_replace(part, final)
                 self.ledger.set_status(batch_id, BatchStatus.downloaded)
                 log.info("batch %s: %d results verified", batch_id, check.lines)
                 return _summary(record, self.paths, final, counts, number)
@@ -287,6 +287,18 @@ class _Downloader:
             f"({why}). The API keeps results for 29 days after a batch is created, and not after "
             "it is deleted; these rows must be submitted again (restart the job)."
         )
+
+
+def _durable_replace(part: Path, final: Path) -> None:
+    """Rename a verified file into place so that a power cut cannot leave it half-written."""
+    with part.open("rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(part, final)
+    fd = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _wrong_batch(record: BatchRecord, batch: MessageBatch, check: Verification) -> str:
