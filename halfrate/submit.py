@@ -78,7 +78,7 @@ class SubmitPolicy:
 
     clock_skew: timedelta = timedelta(minutes=10)
     """Batches created this long before the intent still count as candidates."""
-    propagation_delay: float = 5.0
+    propagation_delay: float = 10.0
     """Seconds to wait before the second listing, when the first found nothing."""
     rounds: int = 3
     """Creates with an unknown outcome (or failed listings) tolerated per file and call."""
