@@ -17,13 +17,14 @@ arrives within a minute of a batch's creation (anthropics/anthropic-sdk-python#1
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anthropic
 import httpx2
+from anthropic.types import MessageTokensCount
 from anthropic.types.messages import MessageBatch
 
 if TYPE_CHECKING:  # importing settings (pydantic-settings) costs the client ~3 MiB
@@ -37,6 +38,11 @@ BODY_SUFFIX = b"]}"
 FRESH_BATCH_GRACE_S = 60.0
 """A 404 for a batch younger than this is a propagation delay, not a missing batch."""
 PRODUCTION_HOST = "api.anthropic.com"
+
+COUNT_TOKENS_KEYS = frozenset(
+    {"messages", "model", "system", "tools", "tool_choice", "thinking", "output_config",
+     "cache_control"}
+)  # fmt: skip
 
 _T = TypeVar("_T")
 
@@ -196,6 +202,18 @@ class BatchGateway:
     def note_fresh(self, batch_id: str) -> None:
         """Treat early 404s of this batch as propagation delay (e.g. just adopted)."""
         self._born.setdefault(batch_id, self._monotonic())
+
+    def count_tokens(self, params: Mapping[str, Any]) -> int:
+        """Input tokens of one batch request's `params` (free, but rate limited).
+
+        Keys that count_tokens does not take (max_tokens, metadata, ...) are dropped, so a
+        request line's params can be passed as they are.
+        """
+        body = {k: v for k, v in params.items() if k in COUNT_TOKENS_KEYS}
+        counted = self.client.post(
+            "/v1/messages/count_tokens", body=body, cast_to=MessageTokensCount
+        )
+        return counted.input_tokens
 
     # -- results --------------------------------------------------------------------------
 

@@ -214,3 +214,14 @@ def test_the_wire_carries_the_exact_body_and_length(tmp_path: Path) -> None:
     assert request.headers["content-length"] == str(len(bodies[0]))
     assert "transfer-encoding" not in request.headers
     assert request.headers["authorization"] == "Bearer k"
+
+
+def test_count_tokens_takes_a_request_lines_params(api: Api) -> None:
+    params = {
+        "model": "claude-sonnet-5",
+        "max_tokens": 16,
+        "system": [{"type": "text", "text": "Label the message. " * 50}],
+        "messages": [{"role": "user", "content": "my card was charged twice"}],
+    }
+    tokens = api.gateway.count_tokens(params)
+    assert tokens > api.gateway.count_tokens({**params, "system": "Label."}) > 0
