@@ -62,7 +62,8 @@ def test_fast_path_handles_nested_custom_id_objects(tmp_path: Path) -> None:
     items = [{"custom_id": f"r{i}", "params": nested | {"i": i}} for i in range(5)]
     spool = tmp_path / "body"
     spool.write_bytes(orjson.dumps({"requests": items}))
-    sink = fastsplit.split_compact(spool, (tmp_path / "out").open("wb"), 10)
+    with (tmp_path / "out").open("wb") as out:
+        sink = fastsplit.split_compact(spool, out, 10)
     assert sink is not None and sink.count == 5  # decided by the fast path
     parsed = ingest.parse_body(spool, tmp_path, max_requests=10)
     assert [orjson.loads(line) for line in parsed.requests_path.read_bytes().splitlines()] == items
