@@ -366,8 +366,9 @@ class _Builder:
         Compares 8-byte hashes kept per file; the strings are read back from the index files
         only when two hashes are equal.
         """
-        hashes = pl.Series(pa.chunked_array(self.custom_id_hashes, pa.uint64()))
-        if not hashes.is_duplicated().any():
+        hashes = pa.chunked_array(self.custom_id_hashes, pa.uint64()).combine_chunks()
+        ordered = hashes.take(pc.array_sort_indices(hashes))
+        if len(ordered) < 2 or not pc.any(pc.equal(ordered[1:], ordered[:-1])).as_py():
             return
         indexes = [self.paths.index_file(self.paths.relative(f.jsonl)) for f in self.files]
         clashing = (
