@@ -207,6 +207,21 @@ def cancel(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
     console.print(f"canceled {len(canceled)} batch(es): {', '.join(canceled) or '-'}")
 
 
+def adopt(
+    job: Annotated[str, typer.Argument(help="Job name.")],
+    request_file: Annotated[str, typer.Argument(help="Request file, as the error names it.")],
+    batch_id: Annotated[str, typer.Argument(help="The batch that holds that file's requests.")],
+) -> None:
+    """Resolve an ambiguous submission: say which batch holds a request file's requests."""
+    from halfrate import pipeline
+
+    try:
+        record = pipeline.adopt(job, request_file, batch_id, get_settings())
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
+        raise fail(str(exc)) from None
+    console.print(f"{record.file.path} -> {record.batch_id}; rerun the job to continue")
+
+
 def load(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
     """Load a job's staged (downloaded) batches into the warehouse."""
     from halfrate import pipeline

@@ -23,7 +23,7 @@ from halfrate.progress import Progress, cancel_batches, check_batches
 from halfrate.results import parse_results
 from halfrate.retry import plan_retry
 from halfrate.settings import Settings
-from halfrate.submit import submit_pending
+from halfrate.submit import adopt_batch, submit_pending
 from halfrate.summary import JobSummary
 from halfrate.summary import summarize as summarize_job
 from halfrate.warehouse import WarehouseBusyError, connect, ensure_schema
@@ -239,6 +239,17 @@ def job_name_of(parameters: dict[str, Any], settings: Settings) -> str | None:
         ).name
     except (ValueError, KeyError):
         return None
+
+
+def adopt(job_name: str, request_file: str, batch_id: str, settings: Settings) -> BatchRecord:
+    """Tie a batch a person identified to a request file whose create outcome was ambiguous."""
+    paths = job_paths(settings.workdir, job_name)
+    if not paths.ledger.exists():
+        raise FileNotFoundError(f"no job named {job_name!r} in {settings.workdir}")
+    if batch_id in known_batch_ids(settings.workdir):
+        raise JobConflictError(f"{batch_id} already belongs to a job in {settings.workdir}")
+    gateway = BatchGateway(make_client(settings))
+    return adopt_batch(Ledger(paths.ledger), paths, gateway, request_file, batch_id)
 
 
 def known_batch_ids(workdir: Path) -> set[str]:

@@ -299,8 +299,8 @@ def _ambiguous(record: BatchRecord, candidates: list[MessageBatch]) -> Ambiguous
         f"{record.file.path}: the response to its create was lost, and {len(ids)} batches "
         f"of {record.file.n_requests} requests that no ledger knows were created since: "
         f"{listed}. halfrate will not guess, and sends nothing for this file. Adopt the right "
-        f"one with `halfrate.submit.adopt_batch(ledger, paths, gateway, {record.file.path!r}, "
-        "'<batch id>')` (cancel the others if they are duplicates), then rerun the job.",
+        f"one with `halfrate adopt <job> {record.file.path} <batch id>` (cancel the others "
+        "if they are duplicates), then rerun the job.",
         ids,
     )
 

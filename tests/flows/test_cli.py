@@ -83,6 +83,8 @@ def test_sql_on_a_missing_warehouse_and_bad_sql(tmp_path: Path) -> None:
     assert code == 2 and "no warehouse" in out
     code, out = run("status", "nope")
     assert code == 2 and "no job named 'nope'" in out
+    code, out = run("adopt", "nope", "requests/a1/part-0001.jsonl", "msgbatch_01x")
+    assert code == 2 and "no job named 'nope'" in out
 
 
 def test_estimate_prices_the_job_and_the_budget_cap_stops_submission(
