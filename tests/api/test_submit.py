@@ -121,7 +121,7 @@ def test_several_candidates_raise_and_send_nothing(api: Api, make_job: Callable[
     assert sorted(caught.value.candidates) == sorted(ids)
     message = str(caught.value)
     assert file.path in message and all(i in message for i in ids)
-    assert "adopt_batch" in message
+    assert "halfrate adopt" in message
     assert len(api.wire.creates()) == 2  # nothing more was sent
     assert job.ledger.record(file.path).status is BatchStatus.intent
 
