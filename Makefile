@@ -40,10 +40,13 @@ clean:
 
 # ---- Local Prefect stack (docs/deploy.md) --------------------------------------------------
 #   make prefect-up deploy   real Prefect server (SQLite), process work pool + worker, automations,
-#                            and the emulator when ANTHROPIC_API_KEY is unset; then every deployment
+#                            and the emulator when ANTHROPIC_API_KEY is unset (EMULATOR=0: use the
+#                            Secret block instead); then every deployment
 #   make prefect-down        stop what prefect-up started (by PID)
 PREFECT_PORT ?= 4200
 EMULATOR_PORT ?= 4280
+# EMULATOR=auto starts the emulator when ANTHROPIC_API_KEY is unset; EMULATOR=0 never does.
+EMULATOR ?= auto
 STACK := $(CURDIR)/.prefect
 PREFECT_STACK_ENV := PREFECT_HOME=$(STACK) PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api \
 	PREFECT_SERVER_API_HOST=127.0.0.1 PREFECT_SERVER_API_PORT=$(PREFECT_PORT) \
@@ -68,6 +71,7 @@ prefect-up: setup
 	prefect work-pool inspect $(POOL) >/dev/null 2>&1 || prefect work-pool create $(POOL) --type process; \
 	python -m flows.automations; \
 	if [[ -n "$${ANTHROPIC_API_KEY:-}" ]]; then echo "worker uses the real API (ANTHROPIC_API_KEY is set)"; \
+	elif [[ "$(EMULATOR)" == 0 ]]; then echo "worker uses the real API with the key from the Secret block anthropic-api-key"; \
 	else \
 		if ! alive emulator; then \
 			nohup halfrate emulator --port $(EMULATOR_PORT) --data-dir "$(STACK)/emulator" \

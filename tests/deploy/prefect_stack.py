@@ -1,0 +1,256 @@
+"""Driving a real local Prefect stack (server, worker, emulators) from the deployment tests."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+POOL = "halfrate-local"
+KEY_BLOCK = "anthropic-api-key"
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _default_signals() -> None:
+    # A child of a background job may inherit an ignored SIGINT, and the worker turns SIGTERM
+    # into SIGINT (prefect.md 3.6): give every process default dispositions.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A completed run of the pipeline deployment and where its job wrote."""
+
+    id: str
+    job: str
+    tmp: Path
+    watch_output: str
+
+
+@dataclass
+class Stack:
+    """The running stack and helpers to drive it like a user would (CLI) or read it (REST)."""
+
+    api_url: str
+    ui_url: str
+    env: dict[str, str]
+    tmp: Path
+    api_key: str
+    emulators: dict[str, str] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    timeline: list[tuple[str, float]] = field(default_factory=list)
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.tmp / f"{name}.log").open("wb")
+        proc = subprocess.Popen(
+            args,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped as a unit, never by name
+            preexec_fn=_default_signals,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")
+
+    def prefect(self, *args: str, timeout: float = 180) -> str:
+        """Run the prefect CLI from the repository root, as docs/deploy.md does."""
+        done = subprocess.run(
+            [str(BIN / "prefect"), *args],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise AssertionError(
+                f"prefect {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+            )
+        return done.stdout
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        response = httpx.request(method, f"{self.api_url}{path}", json=body, timeout=30)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def run_env(self, emulator: str, tmp: Path, **extra: str) -> dict[str, str]:
+        """A run's job-variable env (it replaces the deployment's: every key is repeated)."""
+        return {
+            "HALFRATE_WAREHOUSE": str(tmp / "warehouse.duckdb"),
+            "HALFRATE_WORKDIR": str(tmp / "jobs"),
+            "HALFRATE_POLL_INTERVAL": "1",
+            "HALFRATE_API_KEY_BLOCK": KEY_BLOCK,
+            "ANTHROPIC_BASE_URL": self.emulators[emulator],
+            **extra,
+        }
+
+    def create_run(self, deployment: str, parameters: dict[str, Any], env: dict[str, str]) -> str:
+        flow, name = deployment.split("/")
+        dep = self.api("GET", f"/deployments/name/{flow}/{name}")
+        run = self.api(
+            "POST",
+            f"/deployments/{dep['id']}/create_flow_run",
+            {"parameters": parameters, "job_variables": {"env": env}},
+        )
+        return str(run["id"])
+
+    def flow_run(self, run_id: str) -> dict[str, Any]:
+        return dict(self.api("GET", f"/flow_runs/{run_id}"))
+
+    def wait_for(
+        self, what: str, check: Callable[[], Any], timeout: float, every: float = 0.5
+    ) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = check()
+            if value:
+                return value
+            time.sleep(every)
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}\n{self.tails()}")
+
+    def wait_for_state(self, run_id: str, states: set[str], timeout: float = 120) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            run = self.flow_run(run_id)
+            if run["state_type"] in states:
+                return run
+            if run["state_type"] in TERMINAL:
+                raise AssertionError(
+                    f"flow run {run_id} ended {run['state_name']}: {run['state']['message']}\n"
+                    f"{self.run_logs(run_id)}"
+                )
+            return None
+
+        return dict(self.wait_for(f"flow run {run_id} in {states}", reached, timeout))
+
+    def task_runs(self, run_id: str) -> list[dict[str, Any]]:
+        body = {"flow_runs": {"id": {"any_": [run_id]}}, "sort": "EXPECTED_START_TIME_ASC"}
+        return list(self.api("POST", "/task_runs/filter", body))
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        """Every event that names the flow run (its own, its tasks', halfrate's)."""
+        body = {"filter": {"any_resource": {"id": [f"prefect.flow-run.{run_id}"]}}, "limit": 50}
+        page = self.api("POST", "/events/filter", body)
+        events = list(page["events"])
+        while page.get("next_page"):
+            page = httpx.get(page["next_page"], timeout=30).raise_for_status().json()
+            events += page["events"]
+        return events
+
+    def run_logs(self, run_id: str) -> str:
+        body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC"}
+        return "\n".join(entry["message"] for entry in self.api("POST", "/logs/filter", body))
+
+    def emulator(self, name: str, method: str, path: str, body: Any = None) -> Any:
+        headers = {"x-api-key": self.api_key, "anthropic-version": "2023-06-01"}
+        url = f"{self.emulators[name]}{path}"
+        response = httpx.request(method, url, json=body, headers=headers, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def flow_run_pids(self, run_id: str) -> list[int]:
+        """Processes of one flow run that this stack started (found by their environment)."""
+        return [pid for pid, env in our_processes(self.api_url) if f"={run_id}" in env]
+
+    def tails(self) -> str:
+        return f"set-up timeline (s): {self.timeline}\n" + "\n".join(
+            f"--- {name}.log (tail)\n" + "\n".join(self.log(name).splitlines()[-15:])
+            for name in self.procs
+        )
+
+
+def our_processes(api_url: str) -> list[tuple[int, str]]:
+    """Flow-run processes whose environment points at this stack's API (no one else's)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        variables = env.split("\0")
+        if f"PREFECT_API_URL={api_url}" in variables and any(
+            v.startswith("PREFECT__FLOW_RUN_ID=") for v in variables
+        ):
+            flow_run = next(v for v in variables if v.startswith("PREFECT__FLOW_RUN_ID="))
+            found.append((int(entry.name), flow_run))
+    return found
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], stack: Stack, name: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited {proc.returncode}:\n{stack.log(name)}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{name} not healthy at {url} after 120 s:\n{stack.log(name)}")
+
+
+def base_env() -> dict[str, str]:
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ANTHROPIC_", "HALFRATE_", "PREFECT_"))
+    }
+
+
+def audit_creates(stack: Stack, emulator: str) -> list[dict[str, Any]]:
+    """Every batch create the emulator received, with its custom_ids, in order."""
+    url = f"{stack.emulators[emulator]}/_emulator/audit?custom_ids=true"
+    return list(httpx.get(url, timeout=30).json()["creates"])
+
+
+def audit_custom_ids(stack: Stack, emulator: str) -> list[str]:
+    """Every custom_id the emulator was asked to create a batch for, in order."""
+    return [cid for create in audit_creates(stack, emulator) for cid in create["custom_ids"]]
+
+
+def flow_run_id_from(output: str) -> str:
+    match = re.search(r"UUID: ([0-9a-f-]{36})", output)
+    assert match, f"no flow run id in:\n{output}"
+    return match.group(1)
+
+
+def dump(value: Any) -> str:
+    return json.dumps(value, default=str)

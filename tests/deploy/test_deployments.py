@@ -1,0 +1,194 @@
+"""The deployments from prefect.yaml on a real server and worker, against the emulator."""
+
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import pytest
+from prefect_stack import BIN, REPO, FinishedRun, Stack, audit_creates, audit_custom_ids, dump
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a busy 2-core box is slow
+
+SAMPLE_ROWS = 693
+
+
+def test_deployment_run_completes_and_lands_every_row(
+    stack: Stack, finished_run: FinishedRun
+) -> None:
+    run = stack.flow_run(finished_run.id)
+    assert run["state_type"] == "COMPLETED", stack.run_logs(finished_run.id)
+    assert run["parameters"]["job"] == {"name": finished_run.job, "max_attempts": 2}
+    names = {t["name"].rsplit("-", 1)[0] for t in stack.task_runs(finished_run.id)}
+    assert {"extract", "build-requests", "submit", "await-completion", "download", "load"} <= names
+    with duckdb.connect(str(finished_run.tmp / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "select count(*), count(distinct row_id) from row_outcomes where job_name = ?",
+            [finished_run.job],
+        ).fetchone()
+    assert rows == (SAMPLE_ROWS, SAMPLE_ROWS)
+    # Each custom_id was submitted once: the fast emulator serves this run only.
+    ids = audit_custom_ids(stack, "fast")
+    assert len(ids) == len(set(ids)) >= SAMPLE_ROWS
+
+
+def test_run_publishes_summary_artifact(stack: Stack, finished_run: FinishedRun) -> None:
+    body = {"artifacts": {"flow_run_id": {"any_": [finished_run.id]}}}
+    artifacts = stack.api("POST", "/artifacts/filter", body)
+    keys = {a["key"] for a in artifacts}
+    assert f"halfrate-{finished_run.job}-summary" in keys, keys
+
+
+def test_api_key_never_leaves_the_secret_block(stack: Stack, finished_run: FinishedRun) -> None:
+    key = stack.api_key
+    run = stack.flow_run(finished_run.id)
+    assert key not in dump(run)  # parameters, job variables, state messages
+    assert key not in stack.run_logs(finished_run.id)
+    artifacts = stack.api("POST", "/artifacts/filter", {"limit": 200})
+    assert artifacts and key not in dump(artifacts)
+    events = stack.events(finished_run.id)
+    assert any(e["event"] == "halfrate.job.completed" for e in events)
+    assert key not in dump(events)
+    for name in stack.procs:
+        assert key not in stack.log(name), f"{name}.log shows the key"
+    assert key not in finished_run.watch_output
+    with duckdb.connect(str(finished_run.tmp / "warehouse.duckdb"), read_only=True) as con:
+        tables = [
+            t for (t,) in con.execute("select table_name from information_schema.tables").fetchall()
+        ]
+        for table in tables:
+            text = dump(con.execute(f'select * from "{table}"').fetchall())
+            assert key not in text, f"warehouse table {table} holds the key"
+    # The run did authenticate: the emulators accept only this key, and the worker has none.
+    assert "ANTHROPIC_API_KEY" not in stack.procs["worker"].args
+
+
+def test_completed_event_triggers_the_follow_up_deployment(
+    stack: Stack, finished_run: FinishedRun
+) -> None:
+    def follow_up() -> dict[str, Any] | None:
+        body = {
+            "deployments": {"name": {"any_": ["record-job-cost"]}},
+            "flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}},
+        }
+        runs = stack.api("POST", "/flow_runs/filter", body)
+        return next((r for r in runs if r["parameters"].get("job") == finished_run.job), None)
+
+    run = stack.wait_for("record-job-cost run for the job", follow_up, timeout=90, every=1)
+    assert run["parameters"]["rows"] == SAMPLE_ROWS
+    assert isinstance(run["parameters"]["final_states"], dict)
+
+
+def _start_waiting_run(stack: Stack, tmp: Path, job: str) -> tuple[str, list[str]]:
+    """A run against the slow emulator, returned once its first batch is being waited on."""
+    run_id = stack.create_run(
+        "batch-job/intents", {"job": {"name": job}}, stack.run_env("slow", tmp)
+    )
+
+    def waiting() -> bool:
+        tasks = stack.task_runs(run_id)
+        return any(
+            t["name"].startswith("await-completion") and t["state_name"] == "AwaitingRetry"
+            for t in tasks
+        )
+
+    stack.wait_for(f"{job} waiting on its batch", waiting, timeout=120)
+    return run_id, [c["batch_id"] for c in audit_creates(stack, "slow")]
+
+
+def test_cancel_waiting_run_cancels_its_batch(stack: Stack, tmp_path: Path) -> None:
+    before = {c["batch_id"] for c in audit_creates(stack, "slow")}
+    run_id, batch_ids = _start_waiting_run(stack, tmp_path, "deploy-cancel")
+    mine = [b for b in batch_ids if b not in before]
+    assert mine, "the run created no batch"
+    # While it waits, a second copy of the deployment is cancelled, not started (CANCEL_NEW).
+    env = stack.run_env("slow", tmp_path)
+    second = stack.create_run("batch-job/intents", {"job": {"name": "deploy-cancel"}}, env)
+    refused = stack.wait_for_state(second, {"CANCELLED"}, timeout=90)
+    assert "concurrency limit" in refused["state"]["message"].lower(), refused["state"]
+    assert stack.flow_run(run_id)["state_type"] == "RUNNING"
+
+    stack.prefect("flow-run", "cancel", run_id)
+    run = stack.wait_for_state(run_id, {"CANCELLED"}, timeout=90)
+    assert run["state_name"] == "Cancelled"
+    for batch_id in mine:
+        batch = stack.emulator("slow", "GET", f"/v1/messages/batches/{batch_id}")
+        assert batch["cancel_initiated_at"] is not None, batch
+        assert batch["processing_status"] in ("canceling", "ended"), batch
+
+
+def test_killed_flow_process_resumes_on_retry_without_resubmitting(
+    stack: Stack, tmp_path: Path
+) -> None:
+    before = {c["batch_id"] for c in audit_creates(stack, "slow")}
+    run_id, _ = _start_waiting_run(stack, tmp_path, "deploy-crash")
+    pids = stack.flow_run_pids(run_id)
+    assert pids, "no flow-run process found"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    stack.wait_for_state(run_id, {"CRASHED"}, timeout=60)
+    # Prefect 3.9.1: the worker reports the crash a second time once it has run the flow's
+    # on_crashed hooks, which would crash a run retried before that: wait for it to be done.
+    stack.wait_for(
+        "the worker to finish with the crashed process",
+        lambda: any(e["event"] == "prefect.worker.executed-flow-run" for e in stack.events(run_id)),
+        timeout=120,
+        every=1,
+    )
+
+    stack.prefect("flow-run", "retry", run_id)
+
+    def finished() -> dict[str, Any] | None:
+        # Let the slow emulator's batches end: advance its clock past processing_seconds.
+        httpx.post(
+            f"{stack.emulators['slow']}/_emulator/clock/advance", json={"seconds": 4000}, timeout=30
+        )
+        run = stack.flow_run(run_id)
+        if run["state_type"] in ("FAILED", "CRASHED", "CANCELLED"):
+            raise AssertionError(f"retried run ended {run['state_name']}\n{stack.run_logs(run_id)}")
+        return run if run["state_type"] == "COMPLETED" else None
+
+    run = stack.wait_for("the retried run to complete", finished, timeout=240, every=1)
+    assert run["run_count"] >= 2
+    mine = [c for c in audit_creates(stack, "slow") if c["batch_id"] not in before]
+    ids = [custom_id for c in mine for custom_id in c["custom_ids"]]
+    assert len(ids) == len(set(ids)) >= SAMPLE_ROWS, "a custom_id was submitted twice"
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        (rows,) = con.execute(
+            "select count(*) from row_outcomes where job_name = 'deploy-crash'"
+        ).fetchone() or (0,)
+    assert rows == SAMPLE_ROWS
+
+
+def test_pull_step_points_at_the_checkout_deployed_from(stack: Stack, tmp_path: Path) -> None:
+    dep = stack.api("GET", "/deployments/name/batch-job/intents")
+    assert dep["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}
+    ]
+    # A fresh clone elsewhere: deploying from it points that deployment at the clone.
+    clone = tmp_path / "elsewhere" / "halfrate"
+    clone.mkdir(parents=True)
+    shutil.copy(REPO / "prefect.yaml", clone)
+    shutil.copytree(REPO / "flows", clone / "flows", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "tasks", clone / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
+    # (It stays deployed from the clone: the copy holds the same flows, so later runs still work.)
+    _deploy_from(stack, clone, "record-job-cost")
+    dep = stack.api("GET", "/deployments/name/record-job-cost/record-job-cost")
+    step = dep["pull_steps"][0]["prefect.deployments.steps.set_working_directory"]
+    assert step == {"directory": str(clone)}
+
+
+def _deploy_from(stack: Stack, where: Path, name: str) -> None:
+    done = subprocess.run(
+        [str(BIN / "prefect"), "--no-prompt", "deploy", "--name", name],
+        cwd=where,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
