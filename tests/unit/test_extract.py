@@ -7,6 +7,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from halfrate import extract
 from halfrate.config import JobConfig
 from halfrate.extract import ExtractError, extract_rows
 from halfrate.settings import Settings
@@ -257,3 +258,20 @@ def test_changed_folder_is_refused(tmp_path: Path, paths: JobPaths) -> None:
     write(folder, "b.txt", "y")
     with pytest.raises(ExtractError, match="source changed"):
         extract_rows(make_job(folder), paths, Settings())
+
+
+def test_parquet_read_in_small_batches_keeps_row_numbers(
+    tmp_path: Path, paths: JobPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(extract, "BATCH_BYTES", 1)  # one row per batch
+    source = tmp_path / "in.parquet"
+    frame = pl.DataFrame(
+        {"id": ["a", "b", "a", "c", "d"], "text": ["1", "2", "3", None, "5"], "g": list("vwxyz")}
+    )
+    frame.write_parquet(source)
+    summary = extract_rows(make_job(source, gold_column="g"), paths, Settings())
+    assert summary.reasons == {"duplicate id": 2, "missing text": 1}
+    rows = pl.read_parquet(paths.rows)
+    assert rows.rows() == [(2, "b", "2", "w"), (5, "d", "5", "z")]
+    assert rows.schema["row_number"] == pl.UInt32
+    assert pl.read_parquet(paths.quarantine)["row_number"].to_list() == [1, 3, 4]
