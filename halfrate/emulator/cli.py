@@ -75,6 +75,8 @@ def emulator(
     ] = None,
     cut_results_count: Annotated[int, typer.Option(help="How many downloads to cut.")] = 1,
     lose_create_responses: Annotated[int, typer.Option(help="Commit, then drop N creates.")] = 0,
+    stall_create_responses: Annotated[int, typer.Option(help="Commit, then hold N creates.")] = 0,
+    stall_seconds: Annotated[float, typer.Option(help="How long a stalled create is held.")] = 30.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Run the local Message Batches API emulator (a deterministic stand-in, not a model)."""
@@ -89,6 +91,8 @@ def emulator(
         results_cut_after=cut_results_after,
         results_cut_count=cut_results_count,
         lose_create_responses=lose_create_responses,
+        stall_create_responses=stall_create_responses,
+        stall_seconds=stall_seconds,
     )
     options = EmulatorOptions(
         api_key=api_key,

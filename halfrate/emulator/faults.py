@@ -37,6 +37,7 @@ class FaultState:
             self._remaining = [rule.count for rule in config.http]
             self._calls: Counter[str] = Counter()
             self._lost_creates = config.lose_create_responses
+            self._stalled_creates = config.stall_create_responses
             self._cuts = config.results_cut_count if config.results_cut_after is not None else 0
 
     def snapshot(self) -> dict[str, object]:
@@ -48,6 +49,7 @@ class FaultState:
             ]
             data = self.config.model_dump() | {"http": rules}
             data["lose_create_responses"] = self._lost_creates
+            data["stall_create_responses"] = self._stalled_creates
             data["results_cut_count"] = self._cuts
             return data
 
@@ -84,6 +86,14 @@ class FaultState:
                 return False
             self._lost_creates -= 1
             return True
+
+    def take_stalled_create(self) -> float:
+        """Seconds to hold this create's response (0 when no stall is due; consumes one)."""
+        with self._lock:
+            if self._stalled_creates <= 0:
+                return 0.0
+            self._stalled_creates -= 1
+            return self.config.stall_seconds
 
     def take_results_cut(self) -> int | None:
         """The line count after which this results download is cut, or None (consumes one)."""

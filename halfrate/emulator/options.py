@@ -55,6 +55,10 @@ class FaultConfig(BaseModel):
     """How many results downloads are cut before downloads complete again."""
     lose_create_responses: int = Field(default=0, ge=0)
     """The next N creates are committed, then the connection is dropped with no response."""
+    stall_create_responses: int = Field(default=0, ge=0)
+    """The next N creates are committed, then their response is held for `stall_seconds`."""
+    stall_seconds: float = Field(default=30.0, ge=0.0)
+    """How long a stalled create response is held (ends early if the client goes away)."""
 
 
 class EmulatorOptions(BaseModel):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -72,6 +74,7 @@ class BatchRoutes:
             await run_in_threadpool(self.emu.mark_dropped, row.id)
             request.scope[DROP] = True
             raise DropConnection()
+        await hold(request, self.emu.faults.take_stalled_create())
         _, state = await run_in_threadpool(self.emu.observe, row.id)
         return json_response(render_batch(row, state, self.base_url(request)))
 
@@ -146,6 +149,13 @@ class BatchRoutes:
                 "/v1/messages/count_tokens", self.api("count_tokens", self.count), methods=["POST"]
             ),
         ]
+
+
+async def hold(request: Request, seconds: float) -> None:
+    """Hold a response for `seconds` (a stalled create), or until the client goes away."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not await request.is_disconnected():
+        await anyio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
 
 async def drain_body(request: Request) -> None:

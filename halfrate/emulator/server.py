@@ -69,6 +69,7 @@ class EmulatorServer:
             log_level=log_level,
             access_log=False,
             timeout_keep_alive=30,
+            timeout_graceful_shutdown=2,  # a stalled create must not hold up stop()
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None

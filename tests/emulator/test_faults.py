@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import anthropic
 import httpx2
 import pytest
@@ -157,3 +159,16 @@ def test_faults_from_options_and_admin_snapshot(make_server: MakeServer) -> None
     with raw(server.base_url) as http:
         bad = http.put("/_emulator/faults", json={"errored_rate": 3})
     assert bad.status_code == 400 and bad.json()["type"] == "error"
+
+
+def test_stalled_create_is_committed_before_the_response(server: EmulatorServer) -> None:
+    server.admin.set_faults(stall_create_responses=1, stall_seconds=30)
+    client = anthropic.Anthropic(api_key="k", base_url=server.base_url, max_retries=0, timeout=0.5)
+    with pytest.raises(anthropic.APITimeoutError):
+        client.messages.batches.create(requests=[request("a")])
+    assert len(server.admin.audit()) == 1  # committed although the client never heard back
+    server.admin.set_faults(stall_create_responses=1, stall_seconds=0.2)
+    started = time.monotonic()
+    batch = retrying(server, retries=0).messages.batches.create(requests=[request("b")])
+    assert time.monotonic() - started >= 0.2
+    assert server.admin.audit()[-1]["batch_id"] == batch.id
