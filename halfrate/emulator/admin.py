@@ -55,12 +55,15 @@ class AdminRoutes:
         return {"now": rfc3339(now), "now_epoch": now, "time_scale": self.emu.clock.scale}
 
     async def health(self, request: Request) -> Response:
+        """Liveness plus the virtual clock."""
         return json_response({"status": "ok"} | self._clock())
 
     async def clock(self, request: Request) -> Response:
+        """The virtual clock."""
         return json_response(self._clock())
 
     async def advance(self, request: Request) -> Response:
+        """Move the virtual clock forward by `seconds`."""
         body = await _json(request)
         seconds = body.get("seconds") if isinstance(body, dict) else None
         if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
@@ -69,10 +72,12 @@ class AdminRoutes:
         return json_response(self._clock())
 
     async def reset(self, request: Request) -> Response:
+        """Forget all state."""
         await run_in_threadpool(self.emu.reset)
         return json_response({"status": "reset"})
 
     async def audit(self, request: Request) -> Response:
+        """Every committed create."""
         with_ids = request.query_params.get("custom_ids", "").lower() in ("1", "true", "yes")
         return json_response({"creates": await run_in_threadpool(self._audit, with_ids)})
 
@@ -95,12 +100,15 @@ class AdminRoutes:
         return creates
 
     async def requests(self, request: Request) -> Response:
+        """The last HTTP requests seen."""
         return json_response({"requests": list(self.emu.request_log)})
 
     async def get_faults(self, request: Request) -> Response:
+        """The active fault plan."""
         return json_response(self.emu.faults.snapshot())
 
     async def put_faults(self, request: Request) -> Response:
+        """Replace the fault plan."""
         try:
             config = FaultConfig.model_validate(await _json(request))
         except ValidationError as err:
@@ -109,6 +117,7 @@ class AdminRoutes:
         return json_response(self.emu.faults.snapshot())
 
     async def force(self, request: Request) -> Response:
+        """Force-end or force-expire a batch."""
         batch_id, action = request.path_params["batch_id"], request.path_params["action"]
         if action not in ("end", "expire"):
             raise ApiError(404, f"unknown admin action {action!r}")

@@ -56,6 +56,7 @@ class BatchRoutes:
         return guard(endpoint)
 
     async def create(self, request: Request, version: str) -> Response:
+        """POST /v1/messages/batches: spool, validate and commit a batch."""
         limit = self.emu.options.max_batch_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -79,6 +80,7 @@ class BatchRoutes:
         return json_response(render_batch(row, state, self.base_url(request)))
 
     async def retrieve(self, request: Request, version: str) -> Response:
+        """GET /v1/messages/batches/{id}."""
         batch_id = request.path_params["batch_id"]
         await run_in_threadpool(self.emu.take_transient_404, batch_id)
         return json_response(
@@ -86,6 +88,7 @@ class BatchRoutes:
         )
 
     async def list_batches(self, request: Request, version: str) -> Response:
+        """GET /v1/messages/batches: one page, newest first."""
         raw = request.query_params.get("limit", "20")
         try:
             limit = int(raw)
@@ -102,6 +105,7 @@ class BatchRoutes:
         return json_response(page)
 
     async def cancel(self, request: Request, version: str) -> Response:
+        """POST /v1/messages/batches/{id}/cancel."""
         batch_id = request.path_params["batch_id"]
         await drain_body(request)
         return json_response(
@@ -109,12 +113,14 @@ class BatchRoutes:
         )
 
     async def delete(self, request: Request, version: str) -> Response:
+        """DELETE /v1/messages/batches/{id}."""
         await drain_body(request)
         return json_response(
             await run_in_threadpool(self.emu.delete, request.path_params["batch_id"])
         )
 
     async def results(self, request: Request, version: str) -> Response:
+        """GET /v1/messages/batches/{id}/results: the JSONL file, streamed."""
         batch_id = request.path_params["batch_id"]
         await run_in_threadpool(self.emu.take_transient_404, batch_id)
         path = await run_in_threadpool(self.emu.results_path, batch_id)
@@ -128,10 +134,12 @@ class BatchRoutes:
         )
 
     async def messages(self, request: Request, version: str) -> Response:
+        """POST /v1/messages: the deterministic responder, synchronously."""
         body = await read_json(request)
         return json_response(await run_in_threadpool(create_message, self.emu, body, version))
 
     async def count(self, request: Request, version: str) -> Response:
+        """POST /v1/messages/count_tokens."""
         return json_response(count_tokens(await read_json(request)))
 
     def routes(self) -> list[Route]:

@@ -33,10 +33,19 @@ def make_server(tmp_path: Path) -> Iterator[MakeServer]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
+    """One default emulator for the whole session (reset before each test that uses it)."""
+    options = EmulatorOptions(time_scale=0.0, processing_seconds=60.0)
+    with EmulatorServer(tmp_path_factory.mktemp("shared-emulator"), options=options) as server:
+        yield server
+
+
 @pytest.fixture
-def server(make_server: MakeServer) -> EmulatorServer:
-    """A default emulator: frozen virtual clock, batches take 60 virtual seconds."""
-    return make_server()
+def server(shared_server: EmulatorServer) -> EmulatorServer:
+    """A default emulator with no state: frozen virtual clock, batches take 60 virtual seconds."""
+    shared_server.admin.reset()
+    return shared_server
 
 
 @pytest.fixture
