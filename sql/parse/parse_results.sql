@@ -199,6 +199,4 @@ copy (
     )
 
     select * from final
-) to $out (
-    format parquet, compression zstd, compression_level 1, row_group_size 32768
-)
+) to $out (format parquet, compression snappy, row_group_size 32768)
