@@ -8,6 +8,7 @@ end, for later batches to read.
 
 from __future__ import annotations
 
+import logging
 import math
 import mmap
 from collections import Counter
@@ -27,6 +28,7 @@ from halfrate.emulator.store import BatchRow, Store
 from halfrate.emulator.validation import check_params
 
 BATCH_SOURCE = "batch"
+logger = logging.getLogger(__name__)
 
 
 class BatchCache:
@@ -81,7 +83,14 @@ def _result(row: BatchRow, faults: FaultConfig, item: dict[str, Any], cache: Bat
     problem = check_params(params, row.version, in_batch=True)
     if problem:
         return errored_result("invalid_request_error", problem)
-    return injected_outcome(faults, row.id, custom_id) or _succeeded(row, custom_id, params, cache)
+    outcome = injected_outcome(faults, row.id, custom_id)
+    if outcome is not None:
+        return outcome
+    try:
+        return _succeeded(row, custom_id, params, cache)
+    except Exception:  # one odd request must not stop the whole batch from ending
+        logger.exception("emulator: could not answer %s/%s", row.id, custom_id)
+        return errored_result("api_error", "The emulator could not process this request.")
 
 
 def _processed_ids(row: BatchRow, custom_ids: list[str], fraction: float) -> set[str]:

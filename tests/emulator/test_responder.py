@@ -147,3 +147,14 @@ def test_enum_choice_uses_word_overlap_and_a_stable_tiebreak() -> None:
     assert choose(["refund_request", "technical_problem"], "I want a refund") == "refund_request"
     tie = choose(["alpha", "beta", "gamma"], "nothing matches")
     assert all(choose(["alpha", "beta", "gamma"], "nothing matches") == tie for _ in range(5))
+
+
+def test_an_unusable_schema_errors_one_request_not_the_batch(
+    server: EmulatorServer, client: anthropic.Anthropic
+) -> None:
+    odd = {"format": {"type": "json_schema", "schema": {"type": "integer", "minimum": "low"}}}
+    batch = client.messages.batches.create(
+        requests=[request("odd", output_config=odd), request("fine")]
+    )
+    ended = server.admin.force_end(batch.id)
+    assert ended["request_counts"]["errored"] == 1 and ended["request_counts"]["succeeded"] == 1
