@@ -92,6 +92,8 @@ class Store:
         self.spool_dir = data_dir / "spool"
         for folder in (self.batches_dir, self.spool_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        for leftover in self.spool_dir.iterdir():  # uploads cut short by a kill never committed
+            leftover.unlink(missing_ok=True)
         self.db = sqlite3.connect(data_dir / "state.sqlite3", check_same_thread=False)
         self.db.execute("pragma journal_mode=wal")
         self.db.execute("pragma synchronous=normal")
