@@ -23,19 +23,24 @@ DEFAULT_PORT = 8765
 
 
 def _rules(specs: list[str], rate_based: bool) -> list[HttpFault]:
-    """Parse `ENDPOINT:STATUS:COUNT` (or `ENDPOINT:STATUS:RATE`) fault specs."""
+    """Parse `ENDPOINT:STATUS:COUNT[:ERROR_CODE]` (or `...:RATE[:ERROR_CODE]`) fault specs."""
+    amount_name = "RATE" if rate_based else "COUNT"
     rules = []
     for spec in specs:
         parts = spec.split(":")
-        if len(parts) != 3:
+        if len(parts) not in (3, 4):
             raise typer.BadParameter(
-                f"expected ENDPOINT:STATUS:{'RATE' if rate_based else 'COUNT'}, got {spec!r}"
+                f"expected ENDPOINT:STATUS:{amount_name}[:ERROR_CODE], got {spec!r}"
             )
-        endpoint, status, amount = parts
-        if rate_based:
-            rules.append(rule(endpoint, int(status), rate=float(amount)))
-        else:
-            rules.append(rule(endpoint, int(status), count=int(amount)))
+        endpoint, status, amount = parts[:3]
+        code = parts[3] if len(parts) == 4 else None
+        try:
+            if rate_based:
+                rules.append(rule(endpoint, int(status), rate=float(amount), error_code=code))
+            else:
+                rules.append(rule(endpoint, int(status), count=int(amount), error_code=code))
+        except ValueError as err:  # pydantic's ValidationError is a ValueError
+            raise typer.BadParameter(f"bad fault {spec!r}: {err}") from None
     return rules
 
 
@@ -63,10 +68,10 @@ def emulator(
     expired_rate: Annotated[float, typer.Option(help="Fraction of requests expired.")] = 0.0,
     errored_custom_id_pattern: Annotated[str | None, typer.Option(help="Regex: errored.")] = None,
     fail: Annotated[
-        list[str] | None, typer.Option(help="ENDPOINT:STATUS:COUNT, repeatable.")
+        list[str] | None, typer.Option(help="ENDPOINT:STATUS:COUNT[:ERROR_CODE], repeatable.")
     ] = None,
     fail_rate: Annotated[
-        list[str] | None, typer.Option(help="ENDPOINT:STATUS:RATE, repeatable.")
+        list[str] | None, typer.Option(help="ENDPOINT:STATUS:RATE[:ERROR_CODE], repeatable.")
     ] = None,
     retry_after: Annotated[float, typer.Option(help="retry-after seconds on faults.")] = 0.05,
     transient_404: Annotated[int, typer.Option(help="404s right after create.")] = 0,

@@ -28,25 +28,28 @@ class ApiError(Exception):
         message: str,
         error_type: str | None = None,
         headers: Mapping[str, str] | None = None,
+        error_code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type or ERROR_TYPES.get(status, "api_error")
         self.headers = dict(headers or {})
+        self.error_code = error_code
 
 
 class DropConnection(Exception):
     """Raised inside a handler to close the TCP connection without (finishing) a response."""
 
 
-def error_body(error_type: str, message: str, request_id: str | None) -> dict[str, object]:
-    """The API's error body."""
-    return {
-        "type": "error",
-        "error": {"type": error_type, "message": message},
-        "request_id": request_id,
-    }
+def error_body(
+    error_type: str, message: str, request_id: str | None, error_code: str | None = None
+) -> dict[str, object]:
+    """The API's error body (with `details.error_code` when there is one)."""
+    error: dict[str, object] = {"type": error_type, "message": message}
+    if error_code is not None:
+        error["details"] = {"error_code": error_code}
+    return {"type": "error", "error": error, "request_id": request_id}
 
 
 def invalid(message: str) -> ApiError:

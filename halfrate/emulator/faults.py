@@ -58,26 +58,28 @@ class FaultState:
         with self._lock:
             index = self._calls[endpoint]
             self._calls[endpoint] += 1
-            status = self._fire(endpoint, index)
-        if status is not None:
-            raise self._injected(status)
+            fired = self._fire(endpoint, index)
+        if fired is not None:
+            raise self._injected(fired)
 
-    def _fire(self, endpoint: str, index: int) -> int | None:
+    def _fire(self, endpoint: str, index: int) -> HttpFault | None:
         for position, rule in enumerate(self.config.http):
             if rule.endpoint not in ("*", endpoint):
                 continue
             if rule.count is not None:
                 if self._remaining[position]:
                     self._remaining[position] = (self._remaining[position] or 0) - 1
-                    return rule.status
+                    return rule
             elif stable_unit(self.config.seed, endpoint, index, position) < rule.rate:
-                return rule.status
+                return rule
         return None
 
-    def _injected(self, status: int) -> ApiError:
+    def _injected(self, rule: HttpFault) -> ApiError:
+        if rule.error_code is not None:
+            return ApiError(rule.status, _MESSAGES[rule.status], error_code=rule.error_code)
         wait = self.config.retry_after
         headers = {"retry-after": f"{wait:g}", "retry-after-ms": f"{int(wait * 1000)}"}
-        return ApiError(status, _MESSAGES[status], headers=headers)
+        return ApiError(rule.status, _MESSAGES[rule.status], headers=headers)
 
     def take_lost_create(self) -> bool:
         """True if this create's response must be dropped (consumes one)."""
@@ -130,8 +132,13 @@ def errored_result(error_type: str, message: str) -> dict[str, object]:
     return {"type": "errored", "error": error}
 
 
-def rule(endpoint: str, status: int, count: int | None = None, rate: float = 0.0) -> HttpFault:
+def rule(
+    endpoint: str,
+    status: int,
+    count: int | None = None,
+    rate: float = 0.0,
+    error_code: str | None = None,
+) -> HttpFault:
     """Shorthand for building an `HttpFault` from loosely typed input (CLI, admin)."""
-    return HttpFault.model_validate(
-        {"endpoint": endpoint, "status": status, "count": count, "rate": rate}
-    )
+    fields = {"endpoint": endpoint, "status": status, "count": count, "rate": rate}
+    return HttpFault.model_validate(fields | {"error_code": error_code})

@@ -80,7 +80,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(request: Request, err: ApiError) -> Response:
     """The API's error shape with the request's id."""
-    body = error_body(err.error_type, err.message, request.scope.get(REQUEST_ID))
+    body = error_body(err.error_type, err.message, request.scope.get(REQUEST_ID), err.error_code)
     return json_response(body, err.status, err.headers)
 
 

@@ -28,6 +28,9 @@ class HttpFault(BaseModel):
     """Fail the next `count` matching calls (count-based); None means rate-based."""
     rate: float = Field(default=0.0, ge=0.0, le=1.0)
     """Fraction of matching calls that fail (rate-based, deterministic by seed and call index)."""
+    error_code: str | None = None
+    """Sent as `error.details.error_code`; when set, no `retry-after` is sent (like the spend
+    cap's 429 `enforced_spend_limit_reached`, which retrying does not fix)."""
 
 
 class FaultConfig(BaseModel):

@@ -172,3 +172,14 @@ def test_stalled_create_is_committed_before_the_response(server: EmulatorServer)
     batch = retrying(server, retries=0).messages.batches.create(requests=[request("b")])
     assert time.monotonic() - started >= 0.2
     assert server.admin.audit()[-1]["batch_id"] == batch.id
+
+
+def test_spend_cap_429_has_an_error_code_and_no_retry_after(server: EmulatorServer) -> None:
+    cap = HttpFault(
+        endpoint="create", status=429, count=1, error_code="enforced_spend_limit_reached"
+    )
+    server.admin.set_faults(http=[cap])
+    with pytest.raises(anthropic.EnforcedSpendLimitReachedError) as err:
+        retrying(server, retries=0).messages.batches.create(requests=[request("a")])
+    assert "retry-after" not in err.value.response.headers
+    assert err.value.error_code == "enforced_spend_limit_reached"
