@@ -76,7 +76,7 @@ class BatchRoutes:
             request.scope[DROP] = True
             raise DropConnection()
         await hold(request, self.emu.faults.take_stalled_create())
-        _, state = await run_in_threadpool(self.emu.observe, row.id)
+        row, state = await run_in_threadpool(self.emu.observe, row.id)
         return json_response(render_batch(row, state, self.base_url(request)))
 
     async def retrieve(self, request: Request, version: str) -> Response:

@@ -134,7 +134,7 @@ class Emulator:
             return row
         now = self.clock.now()
         earlier = []
-        for other in self.store.pending_before(row.seq):
+        for other in self.store.pending_except(row.seq):
             other_state = batch_state(other, now)
             if other_state.ended and other_state.end_at <= state.end_at:
                 earlier.append((other_state.end_at, other.seq, other, other_state))

@@ -133,7 +133,7 @@ class Store:
         sql = f"select {cols} from batches where deleted = 0 and seq < ? order by seq desc limit ?"
         return [BatchRow(*r) for r in self.db.execute(sql, [bound, limit]).fetchall()]
 
-    def pending_before(self, seq: int) -> list[BatchRow]:
+    def pending_except(self, seq: int) -> list[BatchRow]:
         """Live, not yet finalised batches other than `seq` (candidates to finalise first)."""
         cols = ", ".join(_COLUMNS)
         sql = f"select {cols} from batches where deleted = 0 and counts is null and seq != ?"

@@ -204,3 +204,11 @@ def test_beta_namespace_and_beta_query_are_served(
         requests=[request("a")], betas=["message-batches-2024-09-24"]
     )
     assert client.beta.messages.batches.retrieve(batch.id).id == batch.id
+
+
+def test_zero_processing_seconds_ends_at_once(make_server: MakeServer) -> None:
+    server = make_server(processing_seconds=0)
+    client = anthropic.Anthropic(api_key="k", base_url=server.base_url, max_retries=0)
+    batch = client.messages.batches.create(requests=[request("a"), request("b")])
+    assert batch.processing_status == "ended"
+    assert batch.request_counts.succeeded == 2 and batch.request_counts.processing == 0
