@@ -127,6 +127,8 @@ def guard(handler: Handler) -> Handler:
         except DropConnection:
             request.scope[DROP] = True
             raise
+        except ClientDisconnect:  # the client went away mid-upload: nobody to answer
+            return Response(status_code=499)
         except Exception:
             logger.exception("emulator: unexpected error on %s", request.url.path)
             return error_response(request, ApiError(500, "Internal server error"))
