@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -72,5 +73,19 @@ def make_docs(n: int, path: Path | None = None, seed: int = 42) -> Path:
             ids = [f"doc-{i:07d}" for i in range(start, min(n, start + 50_000))]
             texts = ["".join(rng.choices(pool, k=per_doc)).strip() for _ in ids]
             writer.write_table(pa.table({"row_id": ids, "text": texts}, schema=schema))
+    tmp.rename(path)
+    return path
+
+
+def make_docs_csv(n: int) -> Path:
+    """The same rows as `make_docs(n)`, as a CSV file (header row_id,text)."""
+    path = OUT / f"docs-{n}.csv"
+    if path.exists():
+        return path
+    source = pq.ParquetFile(make_docs(n))
+    tmp = path.with_suffix(".tmp")
+    with pcsv.CSVWriter(tmp, source.schema_arrow) as writer:
+        for batch in source.iter_batches(batch_size=8192):
+            writer.write_batch(batch)
     tmp.rename(path)
     return path

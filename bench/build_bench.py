@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.build_bench                    # 100k and 1M rows, 3 runs each
     .venv/bin/python -m bench.build_bench --rows 100000 --runs 5 --workdir /dev/shm
+    .venv/bin/python -m bench.build_bench --extract --rows 1000000 --runs 1   # extract instead
 
 Each run builds into bench/out/build-job-<rows> with the real Ledger and the default limits
 (100,000 requests / 256 MB per file), then deletes the output. The parent reads the child's
@@ -19,7 +20,23 @@ import sys
 import time
 from pathlib import Path
 
-from bench._data import OUT, make_docs, make_instructions
+from bench._data import OUT, make_docs, make_docs_csv, make_instructions
+
+
+def extract_child(source: Path, root: Path) -> None:
+    from halfrate.config import JobConfig
+    from halfrate.extract import extract_rows
+    from halfrate.settings import Settings
+    from halfrate.workspace import JobPaths
+
+    job = JobConfig(
+        name="bench", source=source, id_column="row_id", instructions="x", labels=["a", "b"]
+    )
+    started = time.perf_counter()
+    summary = extract_rows(job, JobPaths(root), Settings())
+    wall = time.perf_counter() - started
+    print(json.dumps({"build_wall": wall, "files": 1, "body_bytes": source.stat().st_size}))
+    assert summary.valid_rows == summary.source_rows
 
 
 def child(rows: int, root: Path) -> None:
@@ -40,10 +57,12 @@ def child(rows: int, root: Path) -> None:
     print(json.dumps({"build_wall": wall, "files": len(files), "body_bytes": body}))
 
 
-def run_once(rows: int, workdir: Path) -> dict[str, float]:
+def run_once(rows: int, workdir: Path, extract: str | None) -> dict[str, float]:
     root = workdir / f"build-job-{rows}"
     shutil.rmtree(root, ignore_errors=True)
     command = [sys.executable, "-m", "bench.build_bench", "--child", str(rows), str(root)]
+    if extract:
+        command += ["--extract-source", extract]
     started = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=Path(__file__).parents[1])
     assert proc.stdout is not None
@@ -70,26 +89,41 @@ def main() -> None:
     parser.add_argument(
         "--workdir", type=Path, default=OUT, help="where the job folder goes (e.g. /dev/shm)"
     )
+    parser.add_argument(
+        "--extract", action="store_true", help="bench extract (Parquet and CSV sources) instead"
+    )
     parser.add_argument("--child", nargs=2, metavar=("ROWS", "ROOT"), help=argparse.SUPPRESS)
+    parser.add_argument("--extract-source", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child and args.extract_source:
+        extract_child(Path(args.extract_source), Path(args.child[1]))
+        return
     if args.child:
         child(int(args.child[0]), Path(args.child[1]))
         return
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} {platform.processor() or platform.machine()}, ")
     print(f"# {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f} at start")
     print(f"# output in {args.workdir}")
+    if args.extract:
+        print("# extract: 'MB out' is the source size, 'requests/s' is rows/s; 'files' is 1")
     print("| rows | files | MB out | build wall (median, min-max) | requests/s | MB/s "
           "| process wall | user+sys s | peak RSS MiB (max) |")  # fmt: skip
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    cases: list[tuple[int, str | None]] = []
     for rows in args.rows:
-        make_docs(rows)
-        results = [run_once(rows, args.workdir) for _ in range(args.runs)]
+        if args.extract:
+            cases += [(rows, str(make_docs(rows))), (rows, str(make_docs_csv(rows)))]
+        else:
+            make_docs(rows)
+            cases.append((rows, None))
+    for rows, extract in cases:
+        results = [run_once(rows, args.workdir, extract) for _ in range(args.runs)]
         walls = [r["build_wall"] for r in results]
         wall = statistics.median(walls)
         megabytes = results[0]["body_bytes"] / 1e6
         cpu = statistics.median(r["user"] + r["sys"] for r in results)
         print(
-            f"| {rows:,} | {results[0]['files']:.0f} | {megabytes:,.1f} "
+            f"| {rows:,}{' ' + Path(extract).suffix if extract else ''} | {results[0]['files']:.0f} | {megabytes:,.1f} "
             f"| {wall:.2f} s ({min(walls):.2f}-{max(walls):.2f}) | {rows / wall:,.0f} "
             f"| {megabytes / wall:,.0f} | {statistics.median(r['process_wall'] for r in results):.2f} s "
             f"| {cpu:.2f} | {max(r['peak_mib'] for r in results):,.0f} |",
