@@ -91,8 +91,9 @@ def extract_rows(job: JobConfig, paths: JobPaths, settings: Settings) -> Extract
         summary = _validate_and_write(scanned, job, settings, rows_tmp, quarantine_tmp)
         if source_fingerprint(source) != fingerprint:
             raise ExtractError(f"{source}: the source changed while it was being read; rerun")
-        os.replace(rows_tmp, paths.rows)
-        os.replace(quarantine_tmp, paths.quarantine)
+        for tmp, final in ((rows_tmp, paths.rows), (quarantine_tmp, paths.quarantine)):
+            _fsync(tmp)  # source.json below vouches for these files: they must be on disk
+            os.replace(tmp, final)
     state = {
         "source": str(source),
         "fingerprint": fingerprint,
@@ -141,6 +142,11 @@ def _check_same_source(
             f"{source}: this job was extracted with max_text_chars={state['max_text_chars']}, "
             f"now {settings.max_text_chars}; restore the setting, or rerun with --restart"
         )
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
 
 
 def _sha256(path: Path) -> str:
