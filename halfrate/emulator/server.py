@@ -8,7 +8,6 @@ with EmulatorServer(data_dir=tmp_path, options=EmulatorOptions(time_scale=0)) as
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 import time
 from pathlib import Path
@@ -117,6 +116,3 @@ class EmulatorServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-logging.getLogger("uvicorn.error").propagate = True
