@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+LOOKBACK_BLOCKS = 20
 
 
 @dataclass(frozen=True)
@@ -27,14 +28,17 @@ class Breakpoint:
     tokens: int
     key: str
     ttl: str
+    block: int = 0
 
 
 @dataclass(frozen=True)
 class PromptPlan:
-    """The prompt's total input tokens and its breakpoints in order."""
+    """The prompt's total input tokens, its breakpoints in order, and (when it has any
+    breakpoint) the (tokens, key) of the prefix ending at every block, for the lookback."""
 
     total_tokens: int
     breakpoints: tuple[Breakpoint, ...]
+    prefixes: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass
@@ -101,42 +105,53 @@ def _ttl(marker: Any) -> str:
 
 
 def plan_prompt(params: dict[str, Any]) -> PromptPlan:
-    """Count the prompt's tokens and find its breakpoints."""
-    digest = hashlib.sha256(str(params.get("model")).encode())
+    """Count the prompt's tokens and find its breakpoints (keys are only hashed if any)."""
     blocks = list(_blocks(params))
     automatic = params.get("cache_control")
-    total, points = 0, []
-    for index, (role, block) in enumerate(blocks):
-        text = _block_text(block)
+    markers = [b.get("cache_control") if isinstance(b, dict) else None for _, b in blocks]
+    if blocks and not markers[-1] and isinstance(automatic, dict):
+        markers[-1] = automatic
+    texts = [_block_text(block) for _, block in blocks]
+    if not any(isinstance(m, dict) for m in markers):
+        return PromptPlan(sum(estimate_tokens(t) for t in texts), ())
+    digest = hashlib.sha256(str(params.get("model")).encode())
+    total, points, prefixes = 0, [], []
+    for index, ((role, _), text, marker) in enumerate(zip(blocks, texts, markers, strict=True)):
         digest.update(f"\x1e{role}\x1f{text}".encode())
         total += estimate_tokens(text)
-        marker = block.get("cache_control") if isinstance(block, dict) else None
-        if not marker and isinstance(automatic, dict) and index == len(blocks) - 1:
-            marker = automatic
+        prefixes.append((total, digest.copy().hexdigest()))
         if isinstance(marker, dict):
-            points.append(Breakpoint(total, digest.copy().hexdigest(), _ttl(marker)))
-    return PromptPlan(total, tuple(points))
+            points.append(Breakpoint(total, prefixes[-1][1], _ttl(marker), index))
+    return PromptPlan(total, tuple(points), tuple(prefixes))
+
+
+def _lookup(
+    plan: PromptPlan, usable: list[Breakpoint], visible: Callable[[str], bool]
+) -> tuple[int, str] | None:
+    """The longest visible prefix: from each breakpoint (last first), up to 20 blocks back."""
+    for point in reversed(usable):
+        for block in range(point.block, max(-1, point.block - LOOKBACK_BLOCKS), -1):
+            if visible(plan.prefixes[block][1]):
+                return plan.prefixes[block]
+    return None
 
 
 def account(plan: PromptPlan, min_tokens: int, visible: Callable[[str], bool]) -> CacheUsage:
     """Split the prompt into read, written (per TTL) and uncached tokens.
 
-    The longest visible breakpoint is read; every longer breakpoint is written, each segment
-    billed at the TTL of the breakpoint that ends it; the rest is plain input.
+    The longest visible prefix within the lookback window of a breakpoint is read; every
+    longer breakpoint is written, each segment billed at the TTL of the breakpoint that ends
+    it; the rest is plain input. Prefixes under the model's minimum are never written.
     """
     usable = [bp for bp in plan.breakpoints if bp.tokens >= min_tokens]
     usage = CacheUsage(input_tokens=plan.total_tokens)
-    start = 0
-    for index in range(len(usable) - 1, -1, -1):
-        if visible(usable[index].key):
-            usage.read_tokens, usage.read_key, start = (
-                usable[index].tokens,
-                usable[index].key,
-                index + 1,
-            )
-            break
+    found = _lookup(plan, usable, visible)
+    if found is not None:
+        usage.read_tokens, usage.read_key = found
     covered = usage.read_tokens
-    for point in usable[start:]:
+    for point in usable:
+        if point.tokens <= covered:
+            continue
         segment = point.tokens - covered
         if point.ttl == "1h":
             usage.write_1h += segment

@@ -33,7 +33,7 @@ def create_message(emulator: Emulator, body: Any, version: str) -> dict[str, Any
     with emulator.lock:
         now = emulator.clock.now()
         plan = plan_prompt(body)
-        keys = [point.key for point in plan.breakpoints]
+        keys = [key for _, key in plan.prefixes]
         live = {
             key
             for source in ("batch", MESSAGES_SOURCE)

@@ -151,3 +151,31 @@ def test_count_tokens_matches_usage_total(
         + (usage.cache_read_input_tokens or 0)
     )
     assert counted.input_tokens == total == SYSTEM_TOKENS + 1
+
+
+def test_lookback_finds_an_earlier_prefix_within_20_blocks(
+    server: EmulatorServer, client: anthropic.Anthropic
+) -> None:
+    run_batch(server, client, [request("a", "x", model="claude-opus-5", system=cached_system())])
+    question = "please label this long message " * 100  # 3,100 chars = 775 tokens
+    later = [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": question, "cache_control": {"type": "ephemeral"}}],
+        }
+    ]
+    plain_system = [{"type": "text", "text": SYSTEM}]
+    near = run_batch(
+        server, client, [request("b", model="claude-opus-5", system=plain_system, messages=later)]
+    )
+    assert split(near["b"]) == (SYSTEM_TOKENS, 775, 0, 0)
+    filler = [{"type": "text", "text": f"note {i}"} for i in range(25)]
+    far_content = [
+        *filler,
+        {"type": "text", "text": question, "cache_control": {"type": "ephemeral"}},
+    ]
+    far = [{"role": "user", "content": far_content}]
+    beyond = run_batch(
+        server, client, [request("c", model="claude-opus-5", system=plain_system, messages=far)]
+    )
+    assert split(beyond["c"])[0] == 0  # the system prefix is more than 20 blocks back
