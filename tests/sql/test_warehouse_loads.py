@@ -193,3 +193,21 @@ def test_results_that_are_not_in_the_request_index_are_refused(
     # the transaction was rolled back: nothing of the batch is half-loaded
     assert con.execute("select count(*) from results").fetchone() == (0,)
     assert con.execute("select count(*) from requests").fetchone() == (0,)
+
+
+def test_the_cache_priming_batch_answers_its_row(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    s = staging.stage_job(tmp_path, staging.make_job(tmp_path), [("p", "card"), ("q", "other")])
+    staging.stage_batch(
+        s, "msgbatch_prime", ["p"], [staging.succeeded("a1_p", '{"label":"card"}')],
+        purpose="prime", part=0, created_at="2026-11-02T09:00:00Z",
+    )  # fmt: skip
+    staging.stage_batch(s, "msgbatch_main", ["q"], [staging.expired("a1_q")])
+    _load_all(con, s)
+    got = con.execute(
+        "select row_id, final_state, attempts, label from row_outcomes order by row_number"
+    ).fetchall()
+    assert got == [("p", "succeeded", 1, "card"), ("q", "pending", 1, None)]
+    purposes = con.execute("select batch_id, purpose from batches order by batch_id").fetchall()
+    assert purposes == [("msgbatch_main", "main"), ("msgbatch_prime", "prime")]
