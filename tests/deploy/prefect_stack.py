@@ -72,6 +72,13 @@ class Stack:
         self.procs[name] = proc
         return proc
 
+    def restart_server(self) -> None:
+        """Stop the API server and start it again on the same port and database."""
+        server = self.procs.pop("server")
+        stop(server, grace=30)
+        restarted = self.start("server-restarted", [str(a) for a in server.args], self.env)
+        wait_http(f"{self.api_url}/health", restarted, self, "server-restarted")
+
     def log(self, name: str) -> str:
         return (self.tmp / f"{name}.log").read_text(errors="replace")
 
@@ -92,19 +99,44 @@ class Stack:
         return done.stdout
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
-        response = httpx.request(method, f"{self.api_url}{path}", json=body, timeout=30)
+        """One REST call; a 503 (SQLite locked on a busy machine) is retried, as Prefect's
+        own client does."""
+        for attempt in range(10):
+            response = httpx.request(method, f"{self.api_url}{path}", json=body, timeout=30)
+            if response.status_code != 503:
+                break
+            time.sleep(min(1 + attempt, 5))
         response.raise_for_status()
         return response.json() if response.content else None
 
-    def run_env(self, emulator: str, tmp: Path, **extra: str) -> dict[str, str]:
+    def cancel_active_runs(self) -> None:
+        """Cancel (like the UI) every pipeline run still pending or running; wait until they end."""
+        active = {
+            "flows": {"name": {"any_": ["batch-job"]}},
+            "flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING", "CANCELLING"]}}},
+        }
+        for run in self.api("POST", "/flow_runs/filter", active):
+            if run["state_type"] != "CANCELLING":
+                self.set_state(run["id"], "CANCELLING", "Cancelling", force=True)
+        self.wait_for(
+            "runs left behind to end",
+            lambda: not self.api("POST", "/flow_runs/filter", active),
+            timeout=120,
+            every=1,
+        )
+
+    def set_state(self, run_id: str, type_: str, name: str, *, force: bool = False) -> None:
+        body = {"state": {"type": type_, "name": name}, "force": force}
+        self.api("POST", f"/flow_runs/{run_id}/set_state", body)
+
+    def run_env(self, emulator: str, tmp: Path, poll: str = "1") -> dict[str, str]:
         """A run's job-variable env (it replaces the deployment's: every key is repeated)."""
         return {
             "HALFRATE_WAREHOUSE": str(tmp / "warehouse.duckdb"),
             "HALFRATE_WORKDIR": str(tmp / "jobs"),
-            "HALFRATE_POLL_INTERVAL": "1",
+            "HALFRATE_POLL_INTERVAL": poll,
             "HALFRATE_API_KEY_BLOCK": KEY_BLOCK,
             "ANTHROPIC_BASE_URL": self.emulators[emulator],
-            **extra,
         }
 
     def create_run(self, deployment: str, parameters: dict[str, Any], env: dict[str, str]) -> str:
@@ -121,7 +153,7 @@ class Stack:
         return dict(self.api("GET", f"/flow_runs/{run_id}"))
 
     def wait_for(
-        self, what: str, check: Callable[[], Any], timeout: float, every: float = 0.5
+        self, what: str, check: Callable[[], Any], timeout: float, every: float = 1.0
     ) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
