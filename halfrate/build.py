@@ -38,9 +38,9 @@ log = logging.getLogger(__name__)
 
 BODY_OVERHEAD = len(b'{"requests":[') + len(b"]}") - 1  # body = file size + this
 RAW_KEY = re.compile(r"[A-Za-z0-9_-]{1,56}")
-BATCH_LINE_BYTES = 4 << 20  # rows are read and encoded in batches of about this many bytes
+BATCH_LINE_BYTES = 3 << 20  # rows are read and encoded in batches of about this many bytes
 READ_BATCH_ROWS = 4096  # the most rows in one batch
-MAX_BLOCKS_IN_FLIGHT = 4  # batches handed to the I/O thread but not yet written
+MAX_BLOCKS_IN_FLIGHT = 3  # batches handed to the I/O thread but not yet written
 _CUSTOM_ID_SLOT = "\x00halfrate:custom_id\x00"
 _TEXT_SLOT = "\x00halfrate:text\x00"
 
