@@ -92,7 +92,7 @@ def test_custom_id_rules() -> None:
 def test_vectorised_custom_ids_match_the_rule() -> None:
     import pyarrow as pa
 
-    row_ids = ["u1", "a.b", "x" * 56, "x" * 57, "日本", "ok-id_2"]
+    row_ids = ["u1", "a.b", "x" * 56, "x" * 57, "日本", "ok-id_2", "abc\n", "\nabc", ""]
     got = custom_ids_for(pa.array(row_ids), 4).to_pylist()
     assert got == [custom_id_for(r, 4) for r in row_ids]
 
