@@ -78,6 +78,9 @@ def load_job(
         run_sql(con, "load/delete_quarantine", params)
         run_sql(con, "load/insert_quarantine", {**params, "path": str(paths.quarantine)})
         run_sql(con, "load/refresh_label_gold", params)
+        known = {"batch_ids": sorted(ledger.known_batch_ids()), **params}
+        for table in ("results", "requests", "labels", "batches"):
+            run_sql(con, f"load/delete_stale_{table}", known)
         for record in ledger.records():
             if record.batch_id is not None:
                 _upsert_batch(con, job, record)

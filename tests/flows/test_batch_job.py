@@ -59,6 +59,14 @@ def test_rerun_resumes_without_submitting_again(
     [(n,)] = warehouse_rows("select count(*) from results where job_name = $j", j="intents-demo")
     assert n == 40  # loading twice changed nothing
 
+    restarted = batch_job(job_file=job_file, restart=True)
+    assert len(emulator.admin.audit()) == 2 * creates  # a restart does send everything again
+    assert restarted.batches == first.batches  # and the warehouse counts only the new run
+    assert restarted.result_types == {"succeeded": 40}
+    # The same work, except that the cache the first run wrote is still warm (1 h TTL).
+    assert first.batch_cost_usd is not None and restarted.batch_cost_usd is not None
+    assert 0 < restarted.batch_cost_usd <= first.batch_cost_usd
+
 
 def test_faults_everywhere_still_end_every_row_in_a_final_state(
     prefect_api: str, emulator: EmulatorServer, tmp_path: Path
