@@ -33,7 +33,7 @@ test: lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: setup
-	$(VENV)/bin/python -m bench.run_all
+	$(VENV)/bin/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
