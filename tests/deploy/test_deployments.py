@@ -1,5 +1,6 @@
 """The deployments from prefect.yaml on a real server and worker, against the emulator."""
 
+import json
 import os
 import shutil
 import signal
@@ -101,6 +102,11 @@ def test_completed_event_triggers_the_follow_up_deployment(
     run = stack.wait_for("record-job-cost run for the job", follow_up, timeout=120)
     assert run["parameters"]["rows"] == SAMPLE_ROWS
     assert isinstance(run["parameters"]["final_states"], dict)
+    body = {
+        "artifacts": {"key": {"any_": ["halfrate-cost-log"]}, "flow_run_id": {"any_": [run["id"]]}}
+    }
+    (entry,) = json.loads(stack.api("POST", "/artifacts/filter", body)[0]["data"])
+    assert entry["job"] == finished_run.job and entry["rows"] == SAMPLE_ROWS
     # Proven: switch the trigger off so the jobs of later tests start no follow-up processes.
     for automation in stack.api("POST", "/automations/filter", {}):
         if automation["name"].startswith("record-job-cost"):
@@ -206,6 +212,25 @@ def _assert_each_row_once(stack: Stack, before: set[str], tmp: Path, job: str) -
             "select count(*) from row_outcomes where job_name = ?", [job]
         ).fetchone()
     assert found == (SAMPLE_ROWS,)
+
+
+def test_zombie_automation_is_created_once(stack: Stack) -> None:
+    for _ in range(2):  # `make prefect-up` runs it on every start
+        done = subprocess.run(
+            [str(BIN / "python"), "-m", "flows.automations", "--within", "600"],
+            cwd=REPO,
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "is in place" in done.stdout
+    automations = stack.api("POST", "/automations/filter", {})
+    (zombie,) = [a for a in automations if a["name"] == "halfrate-crash-zombie-flow-runs"]
+    assert zombie["trigger"]["posture"] == "Proactive" and zombie["trigger"]["within"] == 600
+    (action,) = zombie["actions"]
+    assert action["type"] == "change-flow-run-state" and action["state"] == "CRASHED"
 
 
 def test_pull_step_points_at_the_checkout_deployed_from(stack: Stack, tmp_path: Path) -> None:
