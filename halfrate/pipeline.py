@@ -23,7 +23,7 @@ from halfrate.progress import Progress, cancel_batches, check_batches
 from halfrate.results import parse_results
 from halfrate.retry import plan_retry
 from halfrate.settings import Settings
-from halfrate.submit import adopt_batch, submit_pending
+from halfrate.submit import SubmitPolicy, adopt_batch, submit_pending
 from halfrate.summary import JobSummary
 from halfrate.summary import summarize as summarize_job
 from halfrate.warehouse import WarehouseBusyError, connect, ensure_schema
@@ -136,7 +136,14 @@ def submit(job: JobConfig, settings: Settings, attempt: int, purpose: str) -> li
         attempt=attempt,
         purpose=purpose,
         known_batch_ids=lambda: known_batch_ids(settings.workdir),
+        policy=submit_policy(settings),
     )
+
+
+def submit_policy(settings: Settings) -> SubmitPolicy:
+    """Reconciliation patience, scaled from one setting (10 s against the real API)."""
+    wait = settings.reconcile_wait
+    return SubmitPolicy(propagation_delay=wait, backoff=(0.2 * wait, wait, 3 * wait))
 
 
 def check(job: JobConfig, settings: Settings, attempt: int) -> Progress:

@@ -30,6 +30,12 @@ class Settings(BaseSettings):
         API_MAX_BATCH_BYTES, ge=1024, le=API_MAX_BATCH_BYTES, description="Create body size cap."
     )
     max_text_chars: int = Field(400_000, ge=1, description="Longer source texts are quarantined.")
+    reconcile_wait: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds a lost create waits for its batch to appear in the list before "
+        "halfrate concludes none was made; reconcile retries back off from it.",
+    )
     load_retry_seconds: float = Field(
         120.0, ge=0, description="How long a load waits for a warehouse another process holds."
     )

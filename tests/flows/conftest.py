@@ -33,6 +33,7 @@ def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulat
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
         monkeypatch.setenv("HALFRATE_POLL_INTERVAL", "0.2")
+        monkeypatch.setenv("HALFRATE_RECONCILE_WAIT", "0.3")
         get_settings.cache_clear()
         yield server
 
