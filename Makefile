@@ -30,7 +30,7 @@ lint: setup
 	$(VENV)/bin/mypy
 
 test: lint
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 bench: setup
 	$(VENV)/bin/python bench/run_all.py $(BENCH_ARGS)

@@ -17,7 +17,7 @@ from halfrate.config import JobConfigError, JobSpec
 from halfrate.settings import get_settings
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # paths in errors stay copy-pasteable
 
 DEMO_JOB = Path(__file__).resolve().parents[1] / "data" / "samples" / "intents.yaml"
 EXAMPLE_QUERIES = (
