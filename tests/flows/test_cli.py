@@ -62,6 +62,16 @@ def test_duplicate_ids_and_empty_text_are_quarantined_not_dropped(
     assert out.count("quarantined") == 3  # b (empty text) and both c rows (duplicate id)
     assert "duplicate" in out.lower() and "empty" in out.lower()
     assert out.count("succeeded") == 2
+    code, out = run("sql", "--csv", "select row_id, final_state from row_outcomes order by row_id")
+    assert code == 0
+    assert out.splitlines() == [
+        "row_id,final_state",
+        "a,succeeded",
+        "b,quarantined",
+        "c,quarantined",
+        "c,quarantined",
+        "d,succeeded",
+    ]
 
 
 def test_malformed_job_file_and_bad_override(prefect_api: str, tmp_path: Path) -> None:
