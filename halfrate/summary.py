@@ -146,7 +146,7 @@ def render_markdown(s: JobSummary) -> str:
         f"Model `{s.model}` · {s.rows} rows · {s.batches} batches over {s.attempts} attempt(s)",
         "",
         f"**Final states:** {states}  ",
-        f"**Results (all attempts):** {types}",
+        f"**Results (all attempts):** {types}  ",
     ]
     if s.accuracy is not None:
         lines.append(f"**Accuracy vs gold:** {s.accuracy:.1%} of {s.gold_rows} rows")
