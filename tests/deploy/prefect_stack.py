@@ -1,8 +1,10 @@
 """Driving a real local Prefect stack (server, worker, emulators) from the deployment tests."""
 
+import html
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -286,3 +289,38 @@ def flow_run_id_from(output: str) -> str:
 
 def dump(value: Any) -> str:
     return json.dumps(value, default=str)
+
+
+# Headless Chromium against the Prefect UI (shared/reference/prefect.md section 9).
+OUTPUT = REPO / "tests" / "output"  # git-ignored; CI keeps the screenshot as a test output
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
+    "--virtual-time-budget=20000",  # lets the single-page app fetch its data first
+]
+
+
+def chromium(url: str, profile: Path, *action: str) -> str:
+    binary = shutil.which("chromium")
+    if binary is None:
+        pytest.skip("Debian `chromium` is not installed (.ci/run installs it with apt-get)")
+    done = subprocess.run(
+        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *action, url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def visible_text(dom: str) -> str:
+    dom = re.sub(r"<(style|script)\b.*?</\1>", " ", dom, flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", dom)).split())

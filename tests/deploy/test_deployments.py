@@ -14,16 +14,21 @@ import httpx
 import pytest
 from prefect_stack import (
     BIN,
+    OUTPUT,
     REPO,
     TERMINAL,
     FinishedRun,
     Stack,
     audit_creates,
     audit_custom_ids,
+    chromium,
     dump,
+    visible_text,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a busy 2-core box is slow
+# The stack is per xdist worker: every test using it lives in this one module (for --dist
+# loadfile/loadscope) and in one xdist_group (which pytest 9.2 + xdist 3.8 currently ignore).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900), pytest.mark.xdist_group("deploy")]
 
 
 @pytest.fixture(autouse=True)
@@ -261,3 +266,28 @@ def _deploy_from(stack: Stack, where: Path, name: str) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_ui_shows_the_summary_artifact(
+    stack: Stack, finished_run: FinishedRun, tmp_path: Path
+) -> None:
+    url = f"{stack.ui_url}/v2/runs/flow-run/{finished_run.id}?tab=Artifacts"
+    key = f"halfrate-{finished_run.job}-summary"
+    dom = chromium(url, tmp_path / "profile-dom", "--dump-dom")
+    assert key in dom, f"{key} not on {url}"
+    assert "Completed" in dom
+
+    OUTPUT.mkdir(exist_ok=True)
+    shot = OUTPUT / "prefect-ui-run-artifacts.png"
+    shot.unlink(missing_ok=True)
+    chromium(url, tmp_path / "profile-shot", f"--screenshot={shot}")
+    assert shot.stat().st_size > 10_000
+
+    # The artifact's own page renders the summary's Markdown.
+    (artifact,) = stack.api("POST", "/artifacts/filter", {"artifacts": {"key": {"any_": [key]}}})
+    page_url = f"{stack.ui_url}/v2/artifacts/artifact/{artifact['id']}"
+    text = visible_text(chromium(page_url, tmp_path / "profile-artifact", "--dump-dom"))
+    assert f"halfrate job {finished_run.job}" in text
+    assert "693 rows" in text and "Cost at batch prices" in text and "cache hit rate" in text
+    summary_shot = f"--screenshot={OUTPUT / 'prefect-ui-summary.png'}"
+    chromium(page_url, tmp_path / "profile-shot2", summary_shot)
