@@ -1,6 +1,7 @@
 # Two commands do all set-up on a machine that has only Python 3.11+:
 #   make demo   label 693 real utterances (built-in emulator unless ANTHROPIC_API_KEY is set)
-#   make test   lint, type-check and run the whole test suite
+#   make test   lint, type-check and run the whole test suite (2 workers; a module stays on one,
+#               so each Prefect server stack or test harness starts once per worker at most)
 PYTHON ?= python3
 UV_VERSION := 0.13.8
 TOOLS := .tools
@@ -30,7 +31,7 @@ lint: setup
 	$(VENV)/bin/mypy
 
 test: lint
-	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 bench: setup
 	$(VENV)/bin/python bench/run_all.py $(BENCH_ARGS)

@@ -29,11 +29,3 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
 def samples() -> Path:
     return SAMPLES
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under `pytest -n 2 --dist loadgroup`, tests sharing a costly session fixture (a Prefect
-    test harness, a real Prefect server stack) stay on one worker; the rest spread freely."""
-    for item in items:
-        parts = Path(str(item.fspath)).relative_to(REPO / "tests").parts
-        if parts[0] in ("flows", "deploy"):
-            item.add_marker(pytest.mark.xdist_group(parts[0]))
