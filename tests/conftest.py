@@ -28,4 +28,3 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
 @pytest.fixture
 def samples() -> Path:
     return SAMPLES
-
