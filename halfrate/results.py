@@ -56,6 +56,7 @@ def parse_results(raw: Path, out: Path, job: JobConfig, batch_id: str) -> ParseS
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")  # keep task logs clean
     try:
         try:
             con.execute(

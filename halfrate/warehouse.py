@@ -49,7 +49,10 @@ def connect(
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only)
+            # No progress bars: they would land in task logs and CLI output on long loads.
+            con.execute("set enable_progress_bar = false")
+            return con
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise
