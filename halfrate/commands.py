@@ -151,7 +151,7 @@ def parse_overrides(pairs: list[str]) -> JobSpec | None:
 
 
 def print_summary(summary: Any) -> None:
-    from halfrate.summary import JobSummary
+    from halfrate.summary import JobSummary, format_usd
 
     s: JobSummary = summary
     table = Table(title=f"halfrate job {s.job_name} ({s.model})", show_header=False)
@@ -166,9 +166,9 @@ def print_summary(summary: Any) -> None:
         f"input {s.input_tokens:,} · cache write {s.cache_write_5m_tokens + s.cache_write_1h_tokens:,}"
         f" · cache read {s.cache_read_tokens:,} · output {s.output_tokens:,}",
     )
-    table.add_row("cost (batch prices)", _usd(s.batch_cost_usd))
-    table.add_row("real-time equivalent", _usd(s.realtime_cost_usd))
-    table.add_row("saved", _usd(s.savings_usd))
+    table.add_row("cost (batch prices)", format_usd(s.batch_cost_usd))
+    table.add_row("real-time equivalent", format_usd(s.realtime_cost_usd))
+    table.add_row("saved", format_usd(s.savings_usd))
     hit = "n/a" if s.cache_hit_rate is None else f"{s.cache_hit_rate:.1%}"
     table.add_row("cache hit rate", hit)
     table.add_row("warehouse", s.warehouse)
@@ -180,10 +180,6 @@ def print_summary(summary: Any) -> None:
             f"[yellow]{s.staged_not_loaded} batches staged, not yet loaded "
             "(warehouse busy): run `halfrate load JOB`[/]"
         )
-
-
-def _usd(value: float | None) -> str:
-    return "n/a (model not in price table)" if value is None else f"${value:,.4f}"
 
 
 def status(

@@ -157,8 +157,8 @@ def render_markdown(s: JobSummary) -> str:
         f"| | {s.input_tokens:,} | {s.cache_write_5m_tokens:,} | {s.cache_write_1h_tokens:,} "
         f"| {s.cache_read_tokens:,} | {s.output_tokens:,} |",
         "",
-        f"**Cost at batch prices:** {_usd(s.batch_cost_usd)} · **real-time equivalent:** "
-        f"{_usd(s.realtime_cost_usd)} · **saved:** {_usd(s.savings_usd)} · "
+        f"**Cost at batch prices:** {format_usd(s.batch_cost_usd)} · **real-time equivalent:** "
+        f"{format_usd(s.realtime_cost_usd)} · **saved:** {format_usd(s.savings_usd)} · "
         f"**cache hit rate:** {_pct(s.cache_hit_rate)}",
         "",
         f'Warehouse: `{s.warehouse}` (query with `halfrate sql "select * from job_costs"`)',
@@ -173,7 +173,7 @@ def render_markdown(s: JobSummary) -> str:
     return "\n".join(lines)
 
 
-def _usd(value: float | None) -> str:
+def format_usd(value: float | None) -> str:
     return "n/a (model not in the price table)" if value is None else f"${value:,.4f}"
 
 

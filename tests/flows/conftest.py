@@ -3,6 +3,7 @@
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,15 +27,25 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield str(PREFECT_API_URL.value())
 
 
-@pytest.fixture
-def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
-    options = EmulatorOptions(processing_seconds=0.5, cancel_seconds=0.2)
+@contextmanager
+def running_emulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: EmulatorOptions
+) -> Iterator[EmulatorServer]:
+    """An emulator on a free port, with this test's environment pointed at it."""
     with EmulatorServer(data_dir=tmp_path / "emulator", port=0, options=options) as server:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
         monkeypatch.setenv("HALFRATE_POLL_INTERVAL", "0.2")
         monkeypatch.setenv("HALFRATE_RECONCILE_WAIT", "0.3")
         get_settings.cache_clear()
+        yield server
+
+
+@pytest.fixture
+def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
+    """Batches end half a second (virtual) after they are created."""
+    options = EmulatorOptions(processing_seconds=0.5, cancel_seconds=0.2)
+    with running_emulator(tmp_path, monkeypatch, options) as server:
         yield server
 
 

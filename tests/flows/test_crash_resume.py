@@ -14,7 +14,7 @@ from halfrate.emulator import EmulatorOptions, EmulatorServer
 from halfrate.emulator.options import FaultConfig
 from halfrate.ledger import BatchStatus, Ledger
 from halfrate.settings import get_settings
-from tests.flows.conftest import halfrate_bin, subprocess_env, write_job
+from tests.flows.conftest import halfrate_bin, running_emulator, subprocess_env, write_job
 
 pytestmark = pytest.mark.slow
 ROWS = 60
@@ -24,12 +24,7 @@ ROWS = 60
 def slow_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
     """Batches take an hour of virtual time, so a flow sits in await until the clock moves."""
     options = EmulatorOptions(processing_seconds=3600, cancel_seconds=0.2)
-    with EmulatorServer(data_dir=tmp_path / "emulator", port=0, options=options) as server:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
-        monkeypatch.setenv("HALFRATE_POLL_INTERVAL", "0.2")
-        monkeypatch.setenv("HALFRATE_RECONCILE_WAIT", "0.3")
-        get_settings.cache_clear()
+    with running_emulator(tmp_path, monkeypatch, options) as server:
         yield server
 
 
