@@ -9,6 +9,11 @@ import pytest
 from halfrate.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[1]
+# Captured before any test cleans the environment; only tests/live may use it, and only with
+# HALFRATE_LIVE=1, so a developer's key is never spent by accident.
+_LIVE = os.environ.get("HALFRATE_LIVE") == "1"
+LIVE_API_KEY = os.environ.get("ANTHROPIC_API_KEY") if _LIVE else None
+LIVE_BASE_URL = os.environ.get("ANTHROPIC_BASE_URL") if _LIVE else None
 SAMPLES = REPO / "data" / "samples"
 
 
