@@ -60,6 +60,8 @@ def batch_job(
     extracted = extract(config)
     for attempt in range(1, config.max_attempts + 1):
         files = build_requests(config, attempt)
+        if not files:
+            break  # nothing (left) to send: a later attempt would have nothing either
         if attempt == 1:
             estimate(config)
         for purpose in pipeline.phases(files):
