@@ -15,7 +15,6 @@ mark is reset before each step through /proc/self/clear_refs).
 import argparse
 import hashlib
 import json
-import resource
 import statistics
 import sys
 import tempfile
@@ -30,21 +29,9 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from submit_bench import start_emulator  # noqa: E402
+from submit_bench import _cpu, _vm, start_emulator  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "download"
-
-
-def _vm(key: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def measure(step: Callable[[], Any]) -> dict[str, float]:
