@@ -96,11 +96,11 @@ def main() -> None:
     import anthropic
 
     from halfrate.download import download_ended, verify_results
-    from halfrate.emulator import EmulatorAdmin
     from halfrate.gateway import BatchGateway
     from halfrate.ledger import BatchStatus
     from halfrate.progress import check_batches
     from halfrate.submit import submit_pending
+    from halfrate_emulator import EmulatorAdmin
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:

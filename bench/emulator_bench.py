@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/emulator_bench.py [--requests 100000] [--runs 3]
 
-The emulator runs as a subprocess (`python -m halfrate.emulator`) so its peak RSS can be read
+The emulator runs as a subprocess (`python -m halfrate_emulator`) so its peak RSS can be read
 from /proc/PID/status (VmHWM). Reported per run:
 - `create_wall_s`: wall time from the first body byte sent to the 200 response (accepted);
   `create_emulator_cpu_s`: the emulator's CPU (user + sys) for that create (less sensitive to
@@ -112,7 +112,7 @@ def build_body(requests: int, chars: int = 1850) -> Path:
 
 
 def start_emulator(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    command = [sys.executable, "-m", "halfrate.emulator", "--port", "0", "--time-scale", "0"]
+    command = [sys.executable, "-m", "halfrate_emulator", "--port", "0", "--time-scale", "0"]
     command += ["--processing-seconds", "60", "--data-dir", str(data_dir)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert process.stdout is not None

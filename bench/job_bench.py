@@ -111,7 +111,7 @@ def main() -> None:
         [
             sys.executable,
             "-m",
-            "halfrate.emulator",
+            "halfrate_emulator",
             "--port",
             str(port),
             "--data-dir",

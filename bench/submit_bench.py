@@ -111,7 +111,7 @@ def free_port() -> int:
 def start_emulator(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "halfrate.emulator", "--port", str(port), "--data-dir",
+        [sys.executable, "-m", "halfrate_emulator", "--port", str(port), "--data-dir",
          str(data_dir), "--time-scale", "0"],
         cwd=ROOT,
     )  # fmt: skip

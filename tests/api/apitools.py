@@ -9,11 +9,11 @@ import httpx2
 import orjson
 import polars as pl
 
-from halfrate.emulator import EmulatorServer, FaultConfig, HttpFault
 from halfrate.gateway import BatchGateway, body_size
 from halfrate.ledger import Ledger, RequestFile
 from halfrate.submit import SubmitPolicy
 from halfrate.workspace import JobPaths
+from halfrate_emulator import EmulatorServer, FaultConfig, HttpFault
 
 FAST_POLICY = SubmitPolicy(propagation_delay=0.0, backoff=(0.0,))
 

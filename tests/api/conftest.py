@@ -14,10 +14,10 @@ import httpx2
 import pytest
 from apitools import Api, Job, Sleeps, Wire, write_request_file
 
-from halfrate.emulator import EmulatorOptions, EmulatorServer, FaultConfig
 from halfrate.gateway import BatchGateway
 from halfrate.ledger import Ledger
 from halfrate.workspace import JobPaths
+from halfrate_emulator import EmulatorOptions, EmulatorServer, FaultConfig
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typing import Any
 import anthropic
 import pytest
 
-from halfrate.emulator import EmulatorOptions, EmulatorServer
+from halfrate_emulator import EmulatorOptions, EmulatorServer
 
 MakeServer = Callable[..., EmulatorServer]
 

@@ -7,7 +7,7 @@ import urllib.error
 import anthropic
 import pytest
 
-from halfrate.emulator import EmulatorAdmin, EmulatorServer
+from halfrate_emulator import EmulatorAdmin, EmulatorServer
 
 from .conftest import MakeServer
 from .helpers import raw, request

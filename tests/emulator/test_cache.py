@@ -6,7 +6,7 @@ from typing import Any
 
 import anthropic
 
-from halfrate.emulator import EmulatorServer
+from halfrate_emulator import EmulatorServer
 
 from .helpers import request
 

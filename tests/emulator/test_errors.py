@@ -9,7 +9,7 @@ import anthropic
 import orjson
 import pytest
 
-from halfrate.emulator import EmulatorServer
+from halfrate_emulator import EmulatorServer
 
 from .conftest import MakeServer
 from .helpers import HEADERS, raw, request

@@ -8,7 +8,7 @@ import anthropic
 import httpx2
 import pytest
 
-from halfrate.emulator import EmulatorServer, FaultConfig, HttpFault
+from halfrate_emulator import EmulatorServer, FaultConfig, HttpFault
 
 from .conftest import MakeServer
 from .helpers import raw, request

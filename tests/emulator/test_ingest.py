@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from halfrate.emulator import fastsplit, ingest
-from halfrate.emulator.errors import ApiError
+from halfrate_emulator import fastsplit, ingest
+from halfrate_emulator.errors import ApiError
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 4096])

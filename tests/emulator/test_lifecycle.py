@@ -8,7 +8,7 @@ from collections import Counter
 import anthropic
 import pytest
 
-from halfrate.emulator import EmulatorServer, FaultConfig
+from halfrate_emulator import EmulatorServer, FaultConfig
 
 from .conftest import MakeServer
 from .helpers import raw, request

@@ -9,8 +9,8 @@ import anthropic
 import jsonschema
 import pytest
 
-from halfrate.emulator import EmulatorServer
-from halfrate.emulator.schema import build_instance, choose, words
+from halfrate_emulator import EmulatorServer
+from halfrate_emulator.schema import build_instance, choose, words
 
 from .helpers import request
 

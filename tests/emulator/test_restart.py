@@ -14,7 +14,7 @@ from pathlib import Path
 import anthropic
 import pytest
 
-from halfrate.emulator import EmulatorAdmin
+from halfrate_emulator import EmulatorAdmin
 
 from .conftest import MakeServer
 from .helpers import request
@@ -60,7 +60,7 @@ def emulator_process(data_dir: Path, *flags: str) -> Iterator[tuple[subprocess.P
     command = [
         sys.executable,
         "-m",
-        "halfrate.emulator",
+        "halfrate_emulator",
         "--port",
         "0",
         "--data-dir",

@@ -10,8 +10,8 @@ import pytest
 from prefect.settings import PREFECT_API_URL, PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 
-from halfrate.emulator import EmulatorOptions, EmulatorServer
 from halfrate.settings import get_settings
+from halfrate_emulator import EmulatorOptions, EmulatorServer
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 

@@ -6,9 +6,9 @@ import duckdb
 import pytest
 
 from flows.batch_job import batch_job
-from halfrate.emulator import EmulatorServer
-from halfrate.emulator.options import FaultConfig, HttpFault
 from halfrate.settings import get_settings
+from halfrate_emulator import EmulatorServer
+from halfrate_emulator.options import FaultConfig, HttpFault
 from tests.flows.conftest import write_job
 
 pytestmark = pytest.mark.slow

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli.app import app
 from flows.batch_job import batch_job
-from halfrate.cli import app
-from halfrate.emulator import EmulatorServer
 from halfrate.ledger import BatchStatus, Ledger
 from halfrate.settings import get_settings
+from halfrate_emulator import EmulatorServer
 from tests.flows.conftest import write_job
 
 pytestmark = pytest.mark.slow

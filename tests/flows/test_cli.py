@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from halfrate.cli import app
-from halfrate.emulator import EmulatorServer
+from cli.app import app
+from halfrate_emulator import EmulatorServer
 from tests.flows.conftest import write_job
 
 pytestmark = pytest.mark.slow

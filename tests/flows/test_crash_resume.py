@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from flows.batch_job import batch_job
-from halfrate.emulator import EmulatorOptions, EmulatorServer
-from halfrate.emulator.options import FaultConfig
 from halfrate.ledger import BatchStatus, Ledger
 from halfrate.settings import get_settings
+from halfrate_emulator import EmulatorOptions, EmulatorServer
+from halfrate_emulator.options import FaultConfig
 from tests.flows.conftest import halfrate_bin, running_emulator, subprocess_env, write_job
 
 pytestmark = pytest.mark.slow

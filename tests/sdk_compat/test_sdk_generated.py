@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from halfrate.emulator import EmulatorOptions, EmulatorServer
+from halfrate_emulator import EmulatorOptions, EmulatorServer
 
 SDK_VERSION = "2.10.0"
 SDIST_SHA256 = "6f3ffbdc6eb0a09a197be2eabdc62b8395a13d692710b8cdfa0393a80b355585"

@@ -18,7 +18,7 @@ from typing import IO
 
 import orjson
 
-from halfrate.emulator.items import ItemSink
+from halfrate_emulator.items import ItemSink
 
 _HEAD = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"requests"[ \t\r\n]*:[ \t\r\n]*\[[ \t\r\n]*')
 _TAIL = re.compile(rb"[ \t\r\n]*\][ \t\r\n]*\}[ \t\r\n]*\Z")

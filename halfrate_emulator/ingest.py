@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Any
 
-from halfrate.emulator.errors import ApiError, invalid
-from halfrate.emulator.fastsplit import split_compact
-from halfrate.emulator.items import ItemSink, ParsedBody
+from halfrate_emulator.errors import ApiError, invalid
+from halfrate_emulator.fastsplit import split_compact
+from halfrate_emulator.items import ItemSink, ParsedBody
 
 _WS = re.compile(r"[ \t\n\r]*")
 _CHUNK = 4 * 1024 * 1024

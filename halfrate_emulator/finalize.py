@@ -17,15 +17,15 @@ from typing import Any
 
 import orjson
 
-from halfrate.emulator.cache import TTL_SECONDS, account, plan_prompt
-from halfrate.emulator.faults import errored_result, injected_outcome
-from halfrate.emulator.ids import stable_hash
-from halfrate.emulator.lifecycle import BatchState
-from halfrate.emulator.models import min_cacheable_tokens
-from halfrate.emulator.options import FaultConfig
-from halfrate.emulator.responder import respond
-from halfrate.emulator.store import BatchRow, Store
-from halfrate.emulator.validation import check_params
+from halfrate_emulator.cache import TTL_SECONDS, account, plan_prompt
+from halfrate_emulator.faults import errored_result, injected_outcome
+from halfrate_emulator.ids import stable_hash
+from halfrate_emulator.lifecycle import BatchState
+from halfrate_emulator.models import min_cacheable_tokens
+from halfrate_emulator.options import FaultConfig
+from halfrate_emulator.responder import respond
+from halfrate_emulator.store import BatchRow, Store
+from halfrate_emulator.validation import check_params
 
 BATCH_SOURCE = "batch"
 logger = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from halfrate.emulator.errors import DropConnection, invalid
-from halfrate.emulator.http import (
+from halfrate_emulator.errors import DropConnection, invalid
+from halfrate_emulator.http import (
     DROP,
     ApiHandler,
     Handler,
@@ -24,10 +24,10 @@ from halfrate.emulator.http import (
     guard,
     json_response,
 )
-from halfrate.emulator.ingest import malformed, spool_body, too_large
-from halfrate.emulator.lifecycle import render_batch
-from halfrate.emulator.messages import count_tokens, create_message
-from halfrate.emulator.service import Emulator
+from halfrate_emulator.ingest import malformed, spool_body, too_large
+from halfrate_emulator.lifecycle import render_batch
+from halfrate_emulator.messages import count_tokens, create_message
+from halfrate_emulator.service import Emulator
 
 MESSAGES_MAX_BYTES = 32_000_000
 _CHUNK = 1024 * 1024

@@ -10,14 +10,14 @@ from typing import Annotated
 
 import typer
 
-from halfrate.emulator.faults import rule
-from halfrate.emulator.options import (
+from halfrate_emulator.faults import rule
+from halfrate_emulator.options import (
     DEFAULT_MAX_BATCH_BYTES,
     EmulatorOptions,
     FaultConfig,
     HttpFault,
 )
-from halfrate.emulator.server import EmulatorServer
+from halfrate_emulator.server import EmulatorServer
 
 DEFAULT_PORT = 8765
 

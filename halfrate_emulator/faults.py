@@ -12,9 +12,9 @@ import re
 import threading
 from collections import Counter
 
-from halfrate.emulator.errors import ApiError
-from halfrate.emulator.ids import stable_unit
-from halfrate.emulator.options import FaultConfig, HttpFault
+from halfrate_emulator.errors import ApiError
+from halfrate_emulator.ids import stable_unit
+from halfrate_emulator.options import FaultConfig, HttpFault
 
 _MESSAGES = {
     429: "Number of request tokens has exceeded your per-minute rate limit (injected by the emulator).",

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from halfrate.emulator.cache import TTL_SECONDS, account, plan_prompt
-from halfrate.emulator.errors import invalid
-from halfrate.emulator.ids import new_id
-from halfrate.emulator.models import is_known_model, min_cacheable_tokens
-from halfrate.emulator.responder import respond
-from halfrate.emulator.service import Emulator
-from halfrate.emulator.validation import check_params
+from halfrate_emulator.cache import TTL_SECONDS, account, plan_prompt
+from halfrate_emulator.errors import invalid
+from halfrate_emulator.ids import new_id
+from halfrate_emulator.models import is_known_model, min_cacheable_tokens
+from halfrate_emulator.responder import respond
+from halfrate_emulator.service import Emulator
+from halfrate_emulator.validation import check_params
 
 MESSAGES_SOURCE = "messages"
 

@@ -2,8 +2,8 @@
 
 import typer
 
-from halfrate import commands
-from halfrate.emulator.cli import emulator
+from cli import commands
+from halfrate_emulator.cli import emulator
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 

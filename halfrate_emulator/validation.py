@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from halfrate.emulator.models import is_known_model
+from halfrate_emulator.models import is_known_model
 
 VERSION_2023 = "2023-06-01"
 VERSION_2026 = "2026-10-21"

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 import orjson
 
-from halfrate.emulator.clock import maybe_rfc3339, rfc3339
-from halfrate.emulator.store import BatchRow
+from halfrate_emulator.clock import maybe_rfc3339, rfc3339
+from halfrate_emulator.store import BatchRow
 
 DAY = 86_400.0
 EXPIRY_SECONDS = DAY

@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import orjson
 
-from halfrate.emulator.errors import ApiError, invalid
+from halfrate_emulator.errors import ApiError, invalid
 
 CUSTOM_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 

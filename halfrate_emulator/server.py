@@ -17,11 +17,11 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from halfrate.emulator.admin_client import EmulatorAdmin
-from halfrate.emulator.app import build_app
-from halfrate.emulator.errors import DropConnection
-from halfrate.emulator.options import EmulatorOptions
-from halfrate.emulator.service import Emulator
+from halfrate_emulator.admin_client import EmulatorAdmin
+from halfrate_emulator.app import build_app
+from halfrate_emulator.errors import DropConnection
+from halfrate_emulator.options import EmulatorOptions
+from halfrate_emulator.service import Emulator
 
 
 class DroppingH11Protocol(H11Protocol):

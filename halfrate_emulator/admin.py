@@ -23,12 +23,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from halfrate.emulator.clock import rfc3339
-from halfrate.emulator.errors import ApiError, invalid
-from halfrate.emulator.http import Handler, guard, json_response
-from halfrate.emulator.lifecycle import batch_state, render_batch
-from halfrate.emulator.options import FaultConfig
-from halfrate.emulator.service import Emulator
+from halfrate_emulator.clock import rfc3339
+from halfrate_emulator.errors import ApiError, invalid
+from halfrate_emulator.http import Handler, guard, json_response
+from halfrate_emulator.lifecycle import batch_state, render_batch
+from halfrate_emulator.options import FaultConfig
+from halfrate_emulator.service import Emulator
 
 ADMIN_HEADER = "x-emulator-admin-token"
 

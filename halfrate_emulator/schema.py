@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from halfrate.emulator.ids import stable_hash
+from halfrate_emulator.ids import stable_hash
 
 _WORD = re.compile(r"[a-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")

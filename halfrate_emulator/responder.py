@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 
-from halfrate.emulator.cache import CacheUsage, estimate_tokens
-from halfrate.emulator.ids import derived_id
-from halfrate.emulator.schema import build_instance, choose
+from halfrate_emulator.cache import CacheUsage, estimate_tokens
+from halfrate_emulator.ids import derived_id
+from halfrate_emulator.schema import build_instance, choose
 
 
 def last_user_text(params: dict[str, Any]) -> str:

@@ -15,15 +15,15 @@ from typing import Any
 
 import orjson
 
-from halfrate.emulator.clock import Timer, VirtualClock
-from halfrate.emulator.errors import invalid, not_found
-from halfrate.emulator.faults import FaultState
-from halfrate.emulator.finalize import finalize_batch
-from halfrate.emulator.ids import new_id
-from halfrate.emulator.ingest import parse_body
-from halfrate.emulator.lifecycle import BatchState, batch_state, fixture_batch, render_batch
-from halfrate.emulator.options import EmulatorOptions
-from halfrate.emulator.store import BatchRow, Store
+from halfrate_emulator.clock import Timer, VirtualClock
+from halfrate_emulator.errors import invalid, not_found
+from halfrate_emulator.faults import FaultState
+from halfrate_emulator.finalize import finalize_batch
+from halfrate_emulator.ids import new_id
+from halfrate_emulator.ingest import parse_body
+from halfrate_emulator.lifecycle import BatchState, batch_state, fixture_batch, render_batch
+from halfrate_emulator.options import EmulatorOptions
+from halfrate_emulator.store import BatchRow, Store
 
 REQUEST_LOG_SIZE = 2000
 

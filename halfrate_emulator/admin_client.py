@@ -6,7 +6,7 @@ import json
 import urllib.request
 from typing import Any
 
-from halfrate.emulator.options import FaultConfig
+from halfrate_emulator.options import FaultConfig
 
 
 class EmulatorAdmin:

@@ -7,11 +7,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from halfrate.emulator.admin import AdminRoutes
-from halfrate.emulator.errors import ApiError
-from halfrate.emulator.http import EmulatorASGI, error_response
-from halfrate.emulator.routes import BatchRoutes
-from halfrate.emulator.service import Emulator
+from halfrate_emulator.admin import AdminRoutes
+from halfrate_emulator.errors import ApiError
+from halfrate_emulator.http import EmulatorASGI, error_response
+from halfrate_emulator.routes import BatchRoutes
+from halfrate_emulator.service import Emulator
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

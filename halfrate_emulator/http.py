@@ -12,10 +12,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from halfrate.emulator.errors import ApiError, DropConnection, error_body, invalid
-from halfrate.emulator.ids import new_id
-from halfrate.emulator.options import EmulatorOptions
-from halfrate.emulator.validation import SUPPORTED_VERSIONS
+from halfrate_emulator.errors import ApiError, DropConnection, error_body, invalid
+from halfrate_emulator.ids import new_id
+from halfrate_emulator.options import EmulatorOptions
+from halfrate_emulator.validation import SUPPORTED_VERSIONS
 
 logger = logging.getLogger(__name__)
 

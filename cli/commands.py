@@ -88,7 +88,7 @@ def demo(
 
 
 def _demo_on_emulator(restart: bool) -> Any:
-    from halfrate.emulator import EmulatorOptions, EmulatorServer
+    from halfrate_emulator import EmulatorOptions, EmulatorServer
 
     settings = get_settings()
     data_dir = settings.workdir.parent / "emulator"

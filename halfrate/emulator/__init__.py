@@ -1,7 +1,0 @@
-"""A local, deterministic stand-in for Anthropic's Message Batches API (not a model)."""
-
-from halfrate.emulator.admin_client import EmulatorAdmin
-from halfrate.emulator.options import EmulatorOptions, FaultConfig, HttpFault
-from halfrate.emulator.server import EmulatorServer
-
-__all__ = ["EmulatorAdmin", "EmulatorOptions", "EmulatorServer", "FaultConfig", "HttpFault"]
