@@ -17,7 +17,9 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
+	@# bytecode for our own packages too, even where PYTHONDONTWRITEBYTECODE is set (CI, containers)
+	$(VENV)/bin/python -m compileall -q -j 0 halfrate halfrate_emulator cli flows tasks
 	@touch $@
 
 setup: $(VENV)/.synced
