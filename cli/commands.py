@@ -53,7 +53,7 @@ def estimate(
         typer.Option("--set", help="Override a job key: --set model=claude-haiku-4-5"),
     ] = None,
 ) -> None:
-    """Price a job before running it: extract, build and count tokens; nothing is submitted."""
+    """Price a job before running it: extract and count tokens; nothing is submitted."""
     from halfrate import pipeline
     from halfrate.estimate import render_estimate
 
@@ -61,7 +61,6 @@ def estimate(
     try:
         job = pipeline.prepare(str(job_file), parse_overrides(set_ or []), False, settings)
         pipeline.extract(job, settings)
-        pipeline.build(job, settings, 1)
         cost = pipeline.estimate(job, settings, enforce_budget=False)
     except (JobConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
         raise fail(str(exc)) from None
