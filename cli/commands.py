@@ -272,10 +272,23 @@ def sql(
     for name in names:
         table.add_column(name, overflow="fold")  # wrap long values, never cut them off
     for row in rows[:limit]:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(_cell(name, v) for name, v in zip(names, row, strict=True)))
     console.print(table)
     if len(rows) > limit:
         console.print(f"(first {limit} rows; use --limit)")
+
+
+def _cell(name: str, value: object) -> str:
+    """A value for people: money columns (`*_usd`) rounded; --csv keeps them exact."""
+    from decimal import Decimal
+
+    from halfrate.summary import format_usd
+
+    if value is None:
+        return ""
+    if name.endswith("_usd") and isinstance(value, int | float | Decimal):
+        return format_usd(value)
+    return str(value)
 
 
 def _write_csv(names: list[str], cursor: Any) -> None:
