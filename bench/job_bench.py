@@ -4,7 +4,7 @@
 
 Rows of ~1,545 characters and a ~3,960-character cached prefix (bench/_data.py), model
 claude-sonnet-5, label job, one attempt. The emulator runs as a subprocess on loopback; each
-pipeline step (extract, build, estimate, submit, await, download+verify+parse, load) runs in a
+pipeline step (extract, estimate, build, submit, await, download+verify+parse, load) runs in a
 fresh `python` process so its peak RSS is its own (os.wait4). Figures go to stdout as a
 Markdown table, and the run's JSON to bench/out/job-<rows>.json.
 """
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import OUT, make_docs, make_instructions
 
 REPO = Path(__file__).resolve().parents[1]
-STEPS = ("imports", "extract", "build", "estimate", "submit", "await", "download", "load")
+STEPS = ("imports", "extract", "estimate", "build", "submit", "await", "download", "load")
 CHILD = """
 import sys, time
 from halfrate import pipeline
@@ -35,7 +35,7 @@ s = get_settings(); job = read_job(s.workdir, name)
 if step == "imports": print("baseline: interpreter start + imports + settings")
 elif step == "extract": print(pipeline.extract(job, s).valid_rows)
 elif step == "build": print(sum(f.n_requests for f in pipeline.build(job, s, 1)))
-elif step == "estimate": print(pipeline.estimate(job, s).batch_cost_usd_low)
+elif step == "estimate": print(pipeline.estimate(job, s).batch.expected)
 elif step == "submit": print(len(pipeline.submit(job, s, 1, "main")))
 elif step == "await":
     while not (p := pipeline.check(job, s, 1)).all_ended: time.sleep(s.poll_interval)
@@ -80,6 +80,9 @@ def emulator_peak_mib(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--steps", default=",".join(STEPS), help="comma-separated steps to run, in order"
+    )
     args = parser.parse_args()
     root = OUT / f"job-{args.rows}"
     subprocess.run(["rm", "-rf", str(root)], check=True)
@@ -137,7 +140,7 @@ def main() -> None:
             cwd=REPO,
             check=True,
         )
-        results = [run_step(step, "bench", env) for step in STEPS]
+        results = [run_step(step, "bench", env) for step in args.steps.split(",")]
         results.append(
             {"step": "emulator (whole run)", "peak_rss_mib": emulator_peak_mib(emulator.pid)}
         )

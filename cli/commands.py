@@ -53,7 +53,7 @@ def estimate(
         typer.Option("--set", help="Override a job key: --set model=claude-haiku-4-5"),
     ] = None,
 ) -> None:
-    """Price a job before running it: extract, build and count tokens; nothing is submitted."""
+    """Price a job before running it: extract and count tokens; nothing is submitted."""
     from halfrate import pipeline
     from halfrate.estimate import render_estimate
 
@@ -61,7 +61,6 @@ def estimate(
     try:
         job = pipeline.prepare(str(job_file), parse_overrides(set_ or []), False, settings)
         pipeline.extract(job, settings)
-        pipeline.build(job, settings, 1)
         cost = pipeline.estimate(job, settings, enforce_budget=False)
     except (JobConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
         raise fail(str(exc)) from None
@@ -273,10 +272,23 @@ def sql(
     for name in names:
         table.add_column(name, overflow="fold")  # wrap long values, never cut them off
     for row in rows[:limit]:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(_cell(name, v) for name, v in zip(names, row, strict=True)))
     console.print(table)
     if len(rows) > limit:
         console.print(f"(first {limit} rows; use --limit)")
+
+
+def _cell(name: str, value: object) -> str:
+    """A value for people: money columns (`*_usd`) rounded; --csv keeps them exact."""
+    from decimal import Decimal
+
+    from halfrate.summary import format_usd
+
+    if value is None:
+        return ""
+    if name.endswith("_usd") and isinstance(value, int | float | Decimal):
+        return format_usd(value)
+    return str(value)
 
 
 def _write_csv(names: list[str], cursor: Any) -> None:

@@ -18,6 +18,8 @@ from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
 
+from halfrate.summary import format_usd
+
 ZOMBIE_AUTOMATION = "halfrate-crash-zombie-flow-runs"
 COST_LOG_KEY = "halfrate-cost-log"
 _FINAL_RUN_EVENTS = {
@@ -42,8 +44,8 @@ def record_job_cost(
     entry: dict[str, object] = {
         "job": job,
         "rows": rows,
-        "batch_cost_usd": batch_cost_usd,
-        "savings_usd": savings_usd,
+        "batch_cost_usd": format_usd(batch_cost_usd),
+        "savings_usd": format_usd(savings_usd),
         "final_states": ", ".join(f"{k} {v}" for k, v in (final_states or {}).items()),
         "warehouse": warehouse,
     }
@@ -53,17 +55,13 @@ def record_job_cost(
         description=f"Cost of halfrate job {job} at batch prices (from halfrate.job.completed)",
     )
     get_run_logger().info(
-        "job %s completed: %d rows, batch cost %s USD, saved %s USD",
+        "job %s completed: %d rows, batch cost %s, saved %s",
         job,
         rows,
-        _usd(batch_cost_usd),
-        _usd(savings_usd),
+        format_usd(batch_cost_usd),
+        format_usd(savings_usd),
     )
     return entry
-
-
-def _usd(value: float | None) -> str:
-    return "unpriced" if value is None else f"{value:.4f}"
 
 
 def zombie_automation(within: timedelta) -> Automation:

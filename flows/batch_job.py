@@ -59,11 +59,11 @@ def batch_job(
     config = prepare_job(job_file, job, restart)
     extracted = extract(config)
     for attempt in range(1, config.max_attempts + 1):
+        if attempt == 1:
+            estimate(config)  # before building: it decides whether a priming batch pays
         files = build_requests(config, attempt)
         if not files:
             break  # nothing (left) to send: a later attempt would have nothing either
-        if attempt == 1:
-            estimate(config)
         for purpose in pipeline.phases(files):
             send(config, attempt, purpose)
             wait(config, attempt)

@@ -1,98 +1,218 @@
-"""Cost before submitting: count the shared prefix and a sample of rows, then price the job.
+"""Cost before submitting: measure the job's tokens, decide the priming batch, price the job.
 
-Two `count_tokens` calls (free, rate-limited): one for the shared prefix alone, one for a
-request whose message holds a sample of row texts. Token counts per character of that sample
-extrapolate to every row, so the estimate costs two API calls whatever the job's size.
+It runs before the requests are built (the priming decision needs the prefix's length) and
+costs at most four `count_tokens` calls (free, rate-limited), whatever the job's size, all
+through the gateway:
+
+1. the request for a one-character row ("x"), 2. the same without the shared prefix (system
+and tools): their difference is the cacheable prefix, the second is a message's own overhead,
+3. a sample of rows (the first 50, up to 200,000 characters): tokens per character, applied to
+every row's length, 4. for a label job, every possible answer: the output length.
+
+When count_tokens fails for good, the estimate is made from characters (about four per token)
+and says it is rough; a job with a budget cap then stops before anything is sent.
 """
 
+import math
 from pathlib import Path
 from typing import Any
 
+import anthropic
+import httpx2
 import orjson
 import polars as pl
-from anthropic import Anthropic
 
+from halfrate.build import request_for
 from halfrate.config import JobConfig
-from halfrate.pricing import CostEstimate, estimate_cost
+from halfrate.cost_model import CostEstimate, TokenProfile, estimate_cost, plan_prime
+from halfrate.gateway import BatchGateway
+from halfrate.summary import format_usd
+from halfrate.workspace import write_atomic
 
 SAMPLE_ROWS = 50
 SAMPLE_CHARS = 200_000  # keep the sampled request well under count_tokens' 32 MB limit
+SAMPLED_ROWS_RANGE = (0.9, 1.1)  # rows extrapolated from a sample's tokens per character
+COUNTED_ROWS_RANGE = (0.98, 1.02)  # the sample holds every row (only their split is estimated)
+ROUGH_RANGE = (0.5, 2.0)  # from characters alone: about 4 per token, 2 to 8 in practice
+CHARS_PER_TOKEN = 4
+SHORTEST_ANSWER_SHARE = 0.8  # low output: the shortest answer's share of the mean, with slack
+UNKNOWN_OUTPUT_SHARE = 0.5  # expected output of a job whose answers are not known in advance
+PREFIX_KEYS = ("system", "tools", "tool_choice")  # the cached prefix (tools, then system)
+COUNT_ERRORS: tuple[type[Exception], ...] = (anthropic.APIError, httpx2.TransportError)
+"""count_tokens failures that make the estimate rough (after the SDK's own retries)."""
 
 
-class BudgetExceededError(RuntimeError):
-    """The job's expected cost is above its `max_cost_usd`: nothing was submitted."""
+class BudgetError(RuntimeError):
+    """The job's budget (`max_cost_usd`) stops it: nothing was submitted."""
 
 
-def estimate_job(
-    client: Anthropic, job: JobConfig, first_request_file: Path, rows: Path
-) -> CostEstimate:
-    """Estimate the job's cost from its built request file and its rows."""
-    params = _first_params(first_request_file)
-    prefix = _count(client, params, "x")
-    texts = pl.scan_parquet(rows).select(pl.col("text"))
-    stats = texts.select(
-        pl.len().alias("n"), pl.col("text").str.len_chars().mean().alias("mean_chars")
-    ).collect()
-    n_rows, mean_chars = int(stats["n"][0]), float(stats["mean_chars"][0] or 0.0)
-    sample = "\n".join(texts.head(SAMPLE_ROWS).collect()["text"].to_list())[:SAMPLE_CHARS]
-    sample_tokens = max(_count(client, params, sample) - prefix, 0)
-    per_char = sample_tokens / max(len(sample), 1)
-    return estimate_cost(
-        model=job.model,
-        n_requests=n_rows,
-        prefix_tokens=prefix,
-        mean_input_tokens=mean_chars * per_char,
-        max_tokens=job.max_tokens,
-        cache_ttl=job.cache_ttl.value,
-        primed=False,  # the prime request is one of the rows, not an extra one
+class BudgetExceededError(BudgetError):
+    """The job's expected cost is above its `max_cost_usd`."""
+
+
+class BudgetUncheckedError(BudgetError):
+    """The cost cannot be checked against `max_cost_usd` (tokens not counted, or unpriced)."""
+
+
+def estimate_job(gateway: BatchGateway, job: JobConfig, rows: Path) -> CostEstimate | None:
+    """Measure and price attempt 1 of `job` from its extracted rows (None: no rows)."""
+    chars = pl.scan_parquet(rows).select(pl.col("text").str.len_chars()).collect().to_series()
+    if chars.len() == 0:
+        return None
+    texts = pl.scan_parquet(rows).select("text").head(SAMPLE_ROWS).collect().to_series()
+    sample = "\n".join(texts.to_list())[:SAMPLE_CHARS]
+    whole = chars.len() <= SAMPLE_ROWS and len(sample) == int(chars.sum()) + chars.len() - 1
+    try:
+        profile, row_tokens = _counted(gateway, job, chars, sample, whole)
+    except COUNT_ERRORS as exc:
+        profile, row_tokens = _rough(job, chars, f"{type(exc).__name__}: {exc}")
+    prime, reason = plan_prime(
+        job.prime_cache, job.cache_ttl.value, chars.len(), profile, job.model
     )
+    return estimate_cost(job.model, row_tokens, profile, job.cache_ttl.value, prime, reason)
 
 
-def check_budget(job: JobConfig, estimate: CostEstimate) -> None:
-    """Refuse to submit when even the low estimate is above the job's budget."""
-    low = estimate.batch_cost_usd_low
-    if job.max_cost_usd is not None and low is not None and low > job.max_cost_usd:
-        raise BudgetExceededError(
-            f"job {job.name!r}: expected cost ${low:,.2f} at batch prices is above max_cost_usd "
-            f"${job.max_cost_usd:,.2f}; nothing was submitted. Raise max_cost_usd, use a smaller "
-            "source or a cheaper model."
+def _params(job: JobConfig, text: str, *, prefix: bool = True) -> dict[str, Any]:
+    params = dict(request_for(job, "estimate", text)["params"])
+    return params if prefix else {k: v for k, v in params.items() if k not in PREFIX_KEYS}
+
+
+def _counted(
+    gateway: BatchGateway, job: JobConfig, chars: pl.Series, sample: str, whole: bool
+) -> tuple[TokenProfile, pl.Series]:
+    with_prefix = gateway.count_tokens(_params(job, "x"))
+    bare = gateway.count_tokens(_params(job, "x", prefix=False))
+    overhead = max(bare - 1, 0)  # the message's framing; "x" is one token
+    sampled = gateway.count_tokens(_params(job, sample, prefix=False)) if sample else bare
+    per_char = max(sampled - overhead, 0) / max(len(sample), 1)
+    answers = _answers(job)
+    answer_tokens = None
+    if answers:
+        joined = gateway.count_tokens(_params(job, "\n".join(answers), prefix=False))
+        answer_tokens = max(joined - overhead, 1) / len(answers)
+    notes = (
+        f"prefix {with_prefix - bare:,} tokens (count_tokens); rows: {per_char:.3f} tokens per "
+        f"character from {'every row' if whole else 'a sample of rows'} "
+        f"+ {overhead} per message",
+    )
+    profile = TokenProfile(
+        prefix_tokens=max(with_prefix - bare, 0),
+        row_range=COUNTED_ROWS_RANGE if whole else SAMPLED_ROWS_RANGE,
+        output_tokens=_output(job, answers, answer_tokens),
+        notes=notes,
+    )
+    return profile, chars * per_char + overhead
+
+
+def _rough(job: JobConfig, chars: pl.Series, reason: str) -> tuple[TokenProfile, pl.Series]:
+    prefix_params = {k: v for k, v in _params(job, "").items() if k in PREFIX_KEYS}
+    prefix_chars = len(orjson.dumps(prefix_params))
+    answers = _answers(job)
+    answer_tokens = None
+    if answers:
+        answer_tokens = sum(len(a) for a in answers) / len(answers) / CHARS_PER_TOKEN
+    profile = TokenProfile(
+        prefix_tokens=prefix_chars / CHARS_PER_TOKEN,
+        prefix_range=ROUGH_RANGE,
+        row_range=ROUGH_RANGE,
+        output_tokens=_output(job, answers, answer_tokens, rough=True),
+        counted=False,
+        notes=(
+            f"ROUGH: count_tokens failed ({reason}); tokens are estimated from characters "
+            f"(about {CHARS_PER_TOKEN} per token, ranging from 2 to 8)",
+        ),
+    )
+    return profile, chars / CHARS_PER_TOKEN
+
+
+def _answers(job: JobConfig) -> list[str] | None:
+    """Every answer the job can give, when they are known in advance (a label job's)."""
+    if not job.labels:
+        return None
+    return [orjson.dumps({"label": label}).decode() for label in job.labels]
+
+
+def _output(
+    job: JobConfig, answers: list[str] | None, mean_tokens: float | None, rough: bool = False
+) -> tuple[float, float, float]:
+    """Low, expected and high output tokens per request."""
+    high = float(job.max_tokens)
+    if not answers or mean_tokens is None:
+        return 1.0, high * UNKNOWN_OUTPUT_SHARE, high
+    lengths = [len(a) for a in answers]
+    shortest = mean_tokens * min(lengths) / (sum(lengths) / len(lengths))
+    low = shortest * (ROUGH_RANGE[0] if rough else SHORTEST_ANSWER_SHARE)
+    return max(1.0, math.floor(min(low, high))), min(mean_tokens, high), high
+
+
+def check_budget(job: JobConfig, e: CostEstimate) -> None:
+    """Refuse to submit when the expected cost is above `max_cost_usd`, or cannot be known."""
+    cap = job.max_cost_usd
+    if cap is None:
+        return
+    cap_text = format_usd(cap)
+    if not e.profile.counted:
+        raise BudgetUncheckedError(
+            f"job {job.name!r}: max_cost_usd is {cap_text} but count_tokens failed, so the cost "
+            f"cannot be checked against it ({e.profile.notes[0]}); nothing was submitted. Rerun "
+            "when count_tokens answers again, or remove max_cost_usd to run on a rough estimate."
         )
+    expected = e.batch.expected
+    if expected is None:
+        raise BudgetUncheckedError(
+            f"job {job.name!r}: max_cost_usd is {cap_text} but the job cannot be priced "
+            f"({'; '.join(e.unpriced)}); nothing was submitted. Add the missing price to "
+            "halfrate/prices.csv, change model or cache_ttl, or remove max_cost_usd."
+        )
+    if expected > cap:
+        raise BudgetExceededError(
+            f"job {job.name!r}: expected cost {format_usd(expected, versus=cap)} at batch prices "
+            f"(range {_range(e)}) is above max_cost_usd {format_usd(cap, versus=expected)}; "
+            "nothing was submitted. Raise max_cost_usd, use a smaller source or a cheaper model."
+        )
+
+
+def _range(e: CostEstimate) -> str:
+    return f"{format_usd(e.batch.low)} – {format_usd(e.batch.high)}"
 
 
 def render_estimate(job: JobConfig, e: CostEstimate) -> str:
     """The estimate as Markdown (Prefect artifact and CLI)."""
 
-    def rng(low: float | None, high: float | None) -> str:
-        return (
-            "n/a (model not in the price table)" if low is None else f"${low:,.4f} – ${high:,.4f}"
+    def figures(low: float | None, expected: float | None, high: float | None) -> str:
+        return f"{format_usd(expected)} expected ({format_usd(low)} – {format_usd(high)})"
+
+    savings = e.savings
+    low_long, expected_long, high_long = e.long_context_requests
+    lines = [
+        f"# Cost estimate for `{job.name}` ({e.model}, {e.n_requests:,} requests)",
+        "",
+        f"- at batch prices: **{figures(e.batch.low, e.batch.expected, e.batch.high)}**",
+        "- real-time equivalent: " + figures(e.realtime.low, e.realtime.expected, e.realtime.high),
+        f"- saved by batching: {figures(savings.low, savings.expected, savings.high)}",
+        f"- prompt cache: {'used' if e.cache_used else 'not used'} "
+        f"(model minimum {e.min_cacheable_tokens:,} tokens)",
+        f"- priming batch: {e.prime_reason}",
+    ]
+    if high_long:
+        lines.append(
+            f"- long context: {expected_long:,} requests expected over the long-context "
+            f"threshold ({low_long:,} – {high_long:,})"
         )
-
-    return "\n".join(
-        [
-            f"# Cost estimate for `{job.name}` ({e.model})",
-            "",
-            f"- at batch prices: **{rng(e.batch_cost_usd_low, e.batch_cost_usd_high)}**",
-            f"- real-time equivalent: {rng(e.realtime_cost_usd_low, e.realtime_cost_usd_high)}",
-            f"- saved by batching and caching: {rng(e.savings_usd_low, e.savings_usd_high)}",
-            f"- prompt cache used: {'yes' if e.cache_used else 'no'} "
-            f"(model minimum {e.min_cacheable_tokens:,} tokens)",
-            "",
-            *[f"- {a}" for a in e.assumptions],
-        ]
-    )
+    if not e.profile.counted:
+        lines.append("- **rough estimate**: token counting failed, see below")
+    lines += [f"- unpriced: {u}" for u in e.unpriced]
+    return "\n".join([*lines, "", "Assumptions:", "", *[f"- {a}" for a in e.assumptions]])
 
 
-def _first_params(path: Path) -> dict[str, Any]:
-    with path.open("rb") as fh:
-        params: dict[str, Any] = orjson.loads(fh.readline())["params"]
-    return params
+def save_estimate(path: Path, e: CostEstimate) -> None:
+    """Keep the estimate in the job folder (the build step reads its priming decision)."""
+    write_atomic(path, e.model_dump_json(indent=2).encode())
 
 
-def _count(client: Anthropic, params: dict[str, Any], text: str) -> int:
-    kwargs = {
-        k: v for k, v in params.items() if k in ("system", "tools", "tool_choice", "output_config")
-    }
-    result = client.messages.count_tokens(
-        model=params["model"], messages=[{"role": "user", "content": text}], **kwargs
-    )
-    return int(result.input_tokens)
+def load_estimate(path: Path) -> CostEstimate | None:
+    """The estimate saved by `save_estimate`, or None if there is none (or it is unreadable)."""
+    try:
+        return CostEstimate.model_validate_json(path.read_bytes())
+    except (FileNotFoundError, ValueError):
+        return None

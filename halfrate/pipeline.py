@@ -12,13 +12,13 @@ from typing import Any
 
 from halfrate.build import build_requests
 from halfrate.config import CacheTTL, JobConfig, JobSpec, resolve_job
+from halfrate.cost_model import CostEstimate
 from halfrate.download import DownloadSummary, download_ended
-from halfrate.estimate import check_budget, estimate_job
+from halfrate.estimate import check_budget, estimate_job, load_estimate, save_estimate
 from halfrate.extract import ExtractSummary, extract_rows
 from halfrate.gateway import BatchGateway, make_client
 from halfrate.ledger import BatchRecord, BatchStatus, Ledger, RequestFile
 from halfrate.load import load_batch, load_job
-from halfrate.pricing import CostEstimate
 from halfrate.progress import Progress, cancel_batches, check_batches
 from halfrate.results import parse_results
 from halfrate.retry import plan_retry
@@ -98,7 +98,7 @@ def build(job: JobConfig, settings: Settings, attempt: int) -> list[RequestFile]
     step = Step.of(job, settings)
     if attempt == 1:
         rows: Path | None = step.paths.rows
-        prime = job.prime_cache and job.cache_ttl is not CacheTTL.none
+        prime = job.prime_cache and job.cache_ttl is not CacheTTL.none and _estimate_primes(step)
     else:
         rows, prime = plan_retry(step.paths, step.ledger, attempt), False
     if rows is None:
@@ -106,19 +106,32 @@ def build(job: JobConfig, settings: Settings, attempt: int) -> list[RequestFile]
     return build_requests(job, step.paths, step.ledger, attempt, rows, settings, prime)
 
 
+ESTIMATE_FILE = "estimate.json"
+
+
 def estimate(
     job: JobConfig, settings: Settings, *, enforce_budget: bool = True
 ) -> CostEstimate | None:
-    """Price attempt 1 before it is sent; enforce the budget while nothing is submitted yet."""
+    """Price attempt 1 before it is built; enforce the budget while nothing is submitted yet.
+
+    It decides the priming batch (skipped when the prefix is too short to cache): the estimate
+    is kept in the job folder and `build` follows it. None when there are no rows to send.
+    """
     step = Step.of(job, settings)
-    records = step.ledger.records(attempt=1)
-    if not records:
+    cost = estimate_job(step.gateway(), job, step.paths.rows)
+    if cost is None:
         return None
-    first = step.paths.root / records[0].file.path
-    cost = estimate_job(step.gateway().client, job, first, step.paths.rows)
+    save_estimate(step.paths.root / ESTIMATE_FILE, cost)
+    records = step.ledger.records(attempt=1)
     if enforce_budget and not any(r.batch_id or r.status for r in records):
         check_budget(job, cost)
     return cost
+
+
+def _estimate_primes(step: Step) -> bool:
+    """The saved estimate's priming decision (prime when no estimate was made)."""
+    saved = load_estimate(step.paths.root / ESTIMATE_FILE)
+    return saved is None or saved.prime
 
 
 def phases(files: list[RequestFile]) -> list[str]:

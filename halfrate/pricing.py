@@ -1,196 +1,161 @@
-"""Prices (from halfrate/prices.csv, kept as data) and the cost of a job before it is submitted.
+"""Prices and model facts, kept as data: halfrate/prices.csv and halfrate/models.csv.
 
-Prices are standard USD per million tokens with the date they took effect; batch prices are
-the same times `batch_discount` (0.5). The warehouse's job_costs view reads the same file.
+prices.csv has one row per model, date and price band. Prices are standard USD per million
+tokens; batch prices are the same times `batch_discount` (0.5). A model's price list on a day
+is every band of its latest `effective_from` on or before that day; a request is priced at the
+band with the largest `prompt_tokens_over` below its prompt (input + cache reads + cache
+writes), and every token of it (output included) is billed at that band. An empty price means
+"not published": whatever needs it is unpriced (null), never guessed. The warehouse's
+batch_costs view reads the same file.
+
+models.csv has one row per model: its minimum cacheable prefix. The emulator reads the same
+file, so halfrate and the emulator cannot disagree about it.
 """
 
 import csv
+import re
 from datetime import UTC, date, datetime
 from functools import cache
 from importlib import resources
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-# Minimum cacheable prefix per model (shared/reference/anthropic-batches.md section 7): a
-# shorter prefix is silently not cached. Models not listed get the strictest known minimum.
-MIN_CACHEABLE_TOKENS: dict[str, int] = {
-    "claude-opus-5": 512,
-    "claude-fable-5": 512,
-    "claude-mythos-5": 512,
-    "claude-opus-4-8": 1024,
-    "claude-sonnet-5": 1024,
-    "claude-sonnet-4-6": 1024,
-    "claude-sonnet-4-5": 1024,
-    "claude-sonnet-4-5-20250929": 1024,
-    "claude-opus-4-7": 2048,
-    "claude-mythos-preview": 2048,
-    "claude-opus-4-6": 4096,
-    "claude-opus-4-5": 4096,
-    "claude-opus-4-5-20251101": 4096,
-    "claude-haiku-4-5": 4096,
-    "claude-haiku-4-5-20251001": 4096,
-}
 DEFAULT_MIN_CACHEABLE_TOKENS = 4096
-DEFAULT_OUTPUT_TOKENS = 16  # a label answer such as {"label":"card_arrival"}
+"""For a model missing from models.csv: the strictest known minimum."""
+MAX_PRICE_DECIMALS = 4
+MAX_DISCOUNT_DECIMALS = 2
+"""The warehouse keeps money as DECIMAL(24,12): exact while prices have at most 4 decimals
+and the discount at most 2 (tokens x price x discount / 1e6 then needs at most 12)."""
+_PRICE_COLUMNS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+_DATED = re.compile(r"^(?P<base>.+)-\d{8}$")
 
 
 class Price(BaseModel):
-    """One row of prices.csv: standard prices in USD per million tokens."""
+    """One band of one model's prices (a row of prices.csv), USD per million tokens."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str
     effective_from: date
-    input: float
-    output: float
-    cache_write_5m: float
-    cache_write_1h: float | None
-    cache_read: float
-    batch_discount: float
+    prompt_tokens_over: int = Field(ge=0)
+    input: float = Field(gt=0)
+    output: float = Field(gt=0)
+    cache_write_5m: float | None = Field(gt=0)
+    cache_write_1h: float | None = Field(gt=0)
+    cache_read: float | None = Field(gt=0)
+    batch_discount: float = Field(gt=0, le=1)
     source: str
 
+    def cache_write(self, ttl: str) -> float | None:
+        """The cache-write price for a TTL ("5m" or "1h"); None when not published."""
+        return self.cache_write_1h if ttl == "1h" else self.cache_write_5m
 
-class CostEstimate(BaseModel):
-    """A job's cost range before submitting; `assumptions` spells out how it was reckoned."""
+
+class ModelFacts(BaseModel):
+    """One row of models.csv."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str
-    priced_on: date
-    price: Price | None
-    n_requests: int
-    billed_requests: int
-    cache_used: bool
-    min_cacheable_tokens: int
-    batch_cost_usd_low: float | None
-    batch_cost_usd_high: float | None
-    realtime_cost_usd_low: float | None
-    realtime_cost_usd_high: float | None
-    savings_usd_low: float | None
-    savings_usd_high: float | None
-    assumptions: list[str]
+    min_cacheable_tokens: int = Field(gt=0)
+    source: str
+
+
+def _read_csv(name: str) -> list[tuple[int, dict[str, str | None]]]:
+    text = (resources.files("halfrate") / name).read_text(encoding="utf-8")
+    rows = csv.DictReader(text.splitlines())
+    return [
+        (number, {k: (v if v != "" else None) for k, v in row.items()})
+        for number, row in enumerate(rows, start=2)
+    ]
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+def _decimals(value: str | None) -> int:
+    return len(value.partition(".")[2]) if value else 0
 
 
 @cache
 def price_table() -> tuple[Price, ...]:
-    """Every row of halfrate/prices.csv."""
-    text = (resources.files("halfrate") / "prices.csv").read_text(encoding="utf-8")
-    rows = []
-    for number, row in enumerate(csv.DictReader(text.splitlines()), start=2):
+    """Every row of halfrate/prices.csv, checked (a bad row names its line and what to fix)."""
+    prices: list[Price] = []
+    for number, row in _read_csv("prices.csv"):
+        where = f"halfrate/prices.csv line {number}"
+        too_precise = [c for c in _PRICE_COLUMNS if _decimals(row.get(c)) > MAX_PRICE_DECIMALS]
+        if too_precise or _decimals(row.get("batch_discount")) > MAX_DISCOUNT_DECIMALS:
+            raise ValueError(
+                f"{where}: at most {MAX_PRICE_DECIMALS} decimals per price and "
+                f"{MAX_DISCOUNT_DECIMALS} for batch_discount (the warehouse stores exact money)"
+            )
         try:
-            rows.append(Price.model_validate({k: v if v != "" else None for k, v in row.items()}))
-        except ValueError as exc:
-            raise ValueError(f"halfrate/prices.csv line {number}: {exc}") from None
-    return tuple(rows)
+            prices.append(Price.model_validate(row))
+        except ValidationError as exc:
+            raise ValueError(f"{where}: {_describe(exc)}") from None
+    _check_bands(prices)
+    return tuple(prices)
 
 
-def price_for(model: str, on: date | None = None) -> Price | None:
-    """The price of `model` in effect on `on` (today, UTC, by default); None if unknown."""
-    day = on or datetime.now(UTC).date()
-    candidates = [p for p in price_table() if p.model == model and p.effective_from <= day]
-    return max(candidates, key=lambda p: p.effective_from, default=None)
-
-
-def estimate_cost(
-    model: str,
-    n_requests: int,
-    prefix_tokens: int,
-    mean_input_tokens: float,
-    max_tokens: int,
-    cache_ttl: str,
-    primed: bool,
-    expected_output_tokens: float | None = None,
-    on: date | None = None,
-    min_cacheable_tokens: int | None = None,
-) -> CostEstimate:
-    """Cost range of `n_requests` sharing a `prefix_tokens` prefix, at batch and standard prices.
-
-    low: cache hits after a single write (the prime request, or the first request), and
-    `expected_output_tokens` (default 16) per request. high: every request misses the cache
-    and writes the prefix again (batch cache hits are best effort), and writes `max_tokens`.
-    """
-    if n_requests < 0 or prefix_tokens < 0 or mean_input_tokens < 0 or max_tokens < 1:
+def _check_bands(prices: list[Price]) -> None:
+    keys = [(p.model, p.effective_from, p.prompt_tokens_over) for p in prices]
+    duplicated = {k for k in keys if keys.count(k) > 1}
+    if duplicated:
         raise ValueError(
-            "n_requests, prefix_tokens and mean_input_tokens must be >= 0, max_tokens >= 1"
+            f"halfrate/prices.csv: duplicate model/date/band rows {sorted(duplicated)}"
         )
-    if cache_ttl not in ("none", "5m", "1h"):
-        raise ValueError(f"cache_ttl {cache_ttl!r}: expected none, 5m or 1h")
+    lists = {(p.model, p.effective_from) for p in prices}
+    missing = sorted(k for k in lists if (*k, 0) not in keys)
+    if missing:
+        raise ValueError(
+            f"halfrate/prices.csv: price lists without a prompt_tokens_over=0 band: {missing}"
+        )
+
+
+def price_list(model: str, on: date | None = None) -> tuple[Price, ...]:
+    """Every band of `model`'s prices in effect on `on` (today, UTC), lowest band first."""
     day = on or datetime.now(UTC).date()
-    price = price_for(model, day)
-    minimum = min_cacheable_tokens or MIN_CACHEABLE_TOKENS.get(model, DEFAULT_MIN_CACHEABLE_TOKENS)
-    cache_used = cache_ttl != "none" and prefix_tokens >= minimum and n_requests > 0
-    prime = 1 if primed and n_requests > 0 else 0
-    billed = n_requests + prime
-    low_output = min(
-        float(max_tokens),
-        DEFAULT_OUTPUT_TOKENS if expected_output_tokens is None else expected_output_tokens,
+    rows = [p for p in price_table() if p.model == model and p.effective_from <= day]
+    if not rows:
+        return ()
+    latest = max(p.effective_from for p in rows)
+    return tuple(
+        sorted((p for p in rows if p.effective_from == latest), key=lambda p: p.prompt_tokens_over)
     )
-    assumptions = [
-        f"{n_requests:,} requests" + (" + 1 cache-priming request" if prime else ""),
-        f"prefix {prefix_tokens:,} tokens, other input {mean_input_tokens:,.0f} tokens per request",
-        f"output: low {low_output:,.0f}, high {max_tokens:,} (max_tokens) tokens per request",
-    ]
-    if cache_ttl == "none":
-        assumptions.append("prompt caching off: every request pays the prefix as input")
-    elif not cache_used:
-        assumptions.append(
-            f"prefix below {model}'s minimum cacheable length ({minimum:,} tokens): "
-            "not cached, every request pays it as input"
-        )
-    else:
-        assumptions.append(
-            f"cache ({cache_ttl} TTL): low = one prefix write, then every request reads it; "
-            "high = every request writes it (batch cache hits are best effort)"
-        )
-    if price is None:
-        assumptions.append(f"{model} has no price on {day} in halfrate/prices.csv: cost unknown")
-        return CostEstimate(
-            model=model,
-            priced_on=day,
-            price=None,
-            n_requests=n_requests,
-            billed_requests=billed,
-            cache_used=cache_used,
-            min_cacheable_tokens=minimum,
-            batch_cost_usd_low=None,
-            batch_cost_usd_high=None,
-            realtime_cost_usd_low=None,
-            realtime_cost_usd_high=None,
-            savings_usd_low=None,
-            savings_usd_high=None,
-            assumptions=assumptions,
-        )
-    write_price = price.cache_write_1h if cache_ttl == "1h" else price.cache_write_5m
-    if cache_used and write_price is None:
-        raise ValueError(f"{model}: prices.csv has no {cache_ttl} cache-write price")
-    input_tokens = billed * mean_input_tokens
-    if cache_used:
-        assert write_price is not None
-        low_prefix = prefix_tokens * (write_price + (billed - 1) * price.cache_read)
-        high_prefix = prefix_tokens * billed * write_price
-    else:
-        low_prefix = high_prefix = prefix_tokens * billed * price.input
-    realtime_low = (
-        input_tokens * price.input + low_prefix + billed * low_output * price.output
-    ) / 1e6
-    realtime_high = (
-        input_tokens * price.input + high_prefix + billed * max_tokens * price.output
-    ) / 1e6
-    batch_low = realtime_low * price.batch_discount
-    batch_high = realtime_high * price.batch_discount
-    return CostEstimate(
-        model=model,
-        priced_on=day,
-        price=price,
-        n_requests=n_requests,
-        billed_requests=billed,
-        cache_used=cache_used,
-        min_cacheable_tokens=minimum,
-        batch_cost_usd_low=batch_low,
-        batch_cost_usd_high=batch_high,
-        realtime_cost_usd_low=realtime_low,
-        realtime_cost_usd_high=realtime_high,
-        savings_usd_low=realtime_low - batch_low,
-        savings_usd_high=realtime_high - batch_high,
-        assumptions=assumptions,
-    )
+
+
+def band_for(bands: tuple[Price, ...], prompt_tokens: float) -> Price:
+    """The band a request with this many prompt tokens is billed at (bands lowest first)."""
+    return [b for b in bands if b.prompt_tokens_over < prompt_tokens or b is bands[0]][-1]
+
+
+def price_for(model: str, on: date | None = None, prompt_tokens: float = 0) -> Price | None:
+    """The price band for `model` on `on` for a prompt this long; None if the model is unknown."""
+    bands = price_list(model, on)
+    return band_for(bands, prompt_tokens) if bands else None
+
+
+@cache
+def model_facts() -> dict[str, ModelFacts]:
+    """Every row of halfrate/models.csv, by model id."""
+    facts: dict[str, ModelFacts] = {}
+    for number, row in _read_csv("models.csv"):
+        try:
+            fact = ModelFacts.model_validate(row)
+        except ValidationError as exc:
+            raise ValueError(f"halfrate/models.csv line {number}: {_describe(exc)}") from None
+        facts[fact.model] = fact
+    return facts
+
+
+def base_model(model: str) -> str:
+    """A model id without its date suffix: `claude-haiku-4-5-20251001` -> `claude-haiku-4-5`."""
+    match = _DATED.match(model)
+    return match.group("base") if match else model
+
+
+def min_cacheable_tokens(model: str) -> int:
+    """The shortest prefix `model` caches (a shorter one is silently not cached)."""
+    fact = model_facts().get(model) or model_facts().get(base_model(model))
+    return fact.min_cacheable_tokens if fact else DEFAULT_MIN_CACHEABLE_TOKENS

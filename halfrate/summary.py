@@ -1,5 +1,6 @@
 """A job's outcome in one typed record: rows, states, accuracy, tokens, cost and savings."""
 
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import duckdb
@@ -8,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from halfrate.sql import load_sql
 
 FAILURE_ROWS = 200
+MAX_USD_PLACES = 12  # the warehouse keeps money to 12 decimals
 
 
 class FailureRow(BaseModel):
@@ -173,8 +175,34 @@ def render_markdown(s: JobSummary) -> str:
     return "\n".join(lines)
 
 
-def format_usd(value: float | None) -> str:
-    return "n/a (model not in the price table)" if value is None else f"${value:,.4f}"
+def format_usd(value: float | Decimal | None, *, versus: float | Decimal | None = None) -> str:
+    """Money for people, the one formatter for logs, events, artifacts and the CLI.
+
+    Cents from a dollar up ($1,234.57), four decimals under a dollar ($0.1171), and more
+    decimals only where fewer would show a non-zero amount as zero, or `versus` (a figure this
+    one is compared with, e.g. a budget) as the same amount. None is a cost that cannot be
+    priced: "unpriced".
+    """
+    if value is None:
+        return "unpriced"
+    amount = Decimal(str(value))
+    other = None if versus is None else Decimal(str(versus))
+    places = 2 if not amount or abs(_round(amount, 4)) >= 1 else 4
+    if amount and not _round(amount, places):  # a tiny amount: two significant digits
+        places = min(MAX_USD_PLACES, 1 - amount.adjusted())
+    while (
+        places < MAX_USD_PLACES
+        and other is not None
+        and other != amount
+        and _round(other, places) == _round(amount, places)
+    ):
+        places += 1
+    rounded = _round(amount, places)
+    return f"{'-' if rounded < 0 else ''}${abs(rounded):,.{places}f}"
+
+
+def _round(amount: Decimal, places: int) -> Decimal:
+    return amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
 
 def _pct(value: float | None) -> str:

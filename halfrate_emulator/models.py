@@ -1,36 +1,48 @@
-"""The model ids the emulator knows, and each one's minimum cacheable prompt length."""
+"""The model ids the emulator knows, and each one's minimum cacheable prompt length.
+
+The facts are data, shared with halfrate's core: `halfrate/models.csv` (one row per model:
+`model,min_cacheable_tokens,source`). The emulator reads that file by path and never imports
+halfrate code, so the two can never disagree about which prefix is long enough to cache.
+"""
 
 from __future__ import annotations
 
+import csv
+import importlib.util
 import re
+from functools import cache
+from pathlib import Path
 
 _DATED = re.compile(r"^(?P<base>.+)-\d{8}$")
+MODELS_FILE = "models.csv"
+DEFAULT_MIN_CACHEABLE = 1024  # unknown models are refused anyway; this only sizes the estimate
 
-# Minimum cacheable prefix in tokens (reference section 7). Models the docs do not list get the
-# value of their family: 5.x Opus/Fable/Mythos behave like Opus 5, Sonnet 5.5 like Sonnet 5, and
-# Haiku 5.5 sits between Haiku 4.5 and Sonnet.
-MIN_CACHEABLE: dict[str, int] = {
-    "claude-opus-5": 512,
-    "claude-fable-5": 512,
-    "claude-mythos-5": 512,
-    "claude-opus-5-5": 512,
-    "claude-fable-5-1": 512,
-    "claude-fable-5-2": 512,
-    "claude-mythos-5-1": 512,
-    "claude-mythos-5-2": 512,
-    "claude-sonnet-5": 1024,
-    "claude-sonnet-5-5": 1024,
-    "claude-sonnet-4-6": 1024,
-    "claude-sonnet-4-5": 1024,
-    "claude-opus-4-8": 1024,
-    "claude-opus-4-7": 2048,
-    "claude-mythos-preview": 2048,
-    "claude-haiku-5-5": 2048,
-    "claude-opus-4-6": 4096,
-    "claude-opus-4-5": 4096,
-    "claude-haiku-4-5": 4096,
-}
-DEFAULT_MIN_CACHEABLE = 1024
+
+def models_csv() -> Path:
+    """halfrate/models.csv, found without importing the halfrate package."""
+    spec = importlib.util.find_spec("halfrate")  # a top-level spec: nothing is executed
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for folder in locations:
+        path = Path(folder) / MODELS_FILE
+        if path.is_file():
+            return path
+    return Path(__file__).resolve().parents[1] / "halfrate" / MODELS_FILE
+
+
+@cache
+def min_cacheable_table() -> dict[str, int]:
+    """Model id -> minimum cacheable prefix in tokens (reference section 7), from models.csv."""
+    path = models_csv()
+    with path.open(encoding="utf-8", newline="") as fh:
+        table: dict[str, int] = {}
+        for number, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                table[row["model"]] = int(row["min_cacheable_tokens"])
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(
+                    f"{path} line {number}: expected model,min_cacheable_tokens"
+                ) from None
+    return table
 
 
 def base_model(model: str) -> str:
@@ -41,9 +53,9 @@ def base_model(model: str) -> str:
 
 def is_known_model(model: str) -> bool:
     """True for the model ids anthropic 2.10.0 lists (with or without a date suffix)."""
-    return base_model(model) in MIN_CACHEABLE
+    return base_model(model) in min_cacheable_table()
 
 
 def min_cacheable_tokens(model: str) -> int:
     """The minimum prefix length (tokens) that the model caches."""
-    return MIN_CACHEABLE.get(base_model(model), DEFAULT_MIN_CACHEABLE)
+    return min_cacheable_table().get(base_model(model), DEFAULT_MIN_CACHEABLE)

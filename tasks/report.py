@@ -5,7 +5,7 @@ from prefect.cache_policies import NO_CACHE
 
 from halfrate import pipeline
 from halfrate.config import JobConfig
-from halfrate.summary import JobSummary
+from halfrate.summary import JobSummary, format_usd
 from tasks.reporting import emit_job_event, publish_summary
 from tasks.runtime import settings as get_settings  # env key, else the Secret block
 
@@ -23,6 +23,8 @@ def report(job: JobConfig) -> JobSummary:
             "final_states": summary.final_states,
             "batch_cost_usd": summary.batch_cost_usd,
             "savings_usd": summary.savings_usd,
+            "batch_cost": format_usd(summary.batch_cost_usd),  # for people (the UI's feed)
+            "savings": format_usd(summary.savings_usd),
             "warehouse": summary.warehouse,
         },
     )

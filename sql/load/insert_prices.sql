@@ -2,6 +2,7 @@ insert into prices by name
 select
     model,
     effective_from,
+    prompt_tokens_over,
     input,
     output,
     cache_write_5m,
@@ -15,12 +16,13 @@ from read_csv(
     columns = {
         'model': 'varchar',
         'effective_from': 'date',
-        'input': 'double',
-        'output': 'double',
-        'cache_write_5m': 'double',
-        'cache_write_1h': 'double',
-        'cache_read': 'double',
-        'batch_discount': 'double',
+        'prompt_tokens_over': 'bigint',
+        'input': 'decimal(12, 6)',
+        'output': 'decimal(12, 6)',
+        'cache_write_5m': 'decimal(12, 6)',
+        'cache_write_1h': 'decimal(12, 6)',
+        'cache_read': 'decimal(12, 6)',
+        'batch_discount': 'decimal(4, 3)',
         'source': 'varchar'
     }
 )

@@ -1,14 +1,20 @@
 -- grain: one row per batch (key: batch_id): billed usage and cost.
 -- Only succeeded requests are billed, as the API does (errored, canceled and
--- expired ones are free). Each request is priced with the prices row of the
+-- expired ones are free). Each request is priced with the price list of the
 -- response's model in effect on the batch's created_at date (UTC; today if
--- unknown).
+-- unknown), at the band its prompt falls in: prompt_tokens = input + cache
+-- writes + cache reads; the band with the largest prompt_tokens_over below it
+-- prices every token of the request (e.g. claude-haiku-5-5 over 100,000).
+-- Money is DECIMAL(24,12), exact: prices have at most 4 decimals and the
+-- discount at most 2 (halfrate/pricing.py checks prices.csv).
 -- realtime_cost_usd: the usage at standard prices (USD per million tokens);
 -- batch_cost_usd: the same times the batch discount (0.5);
 -- savings_usd: the difference.
--- unpriced_requests: billed requests with no price (model not in the table, or
--- a 1h cache write without a 1h price); when > 0 the cost columns are null,
--- never understated.
+-- long_context_requests: billed requests priced above the lowest band.
+-- unpriced_requests: billed requests with no price (model not in the table,
+-- or a token kind whose price the band does not publish, such as a 1h cache
+-- write over 100,000 tokens on claude-haiku-5-5); when > 0 the cost columns
+-- are null, never understated.
 create or replace view batch_costs as
 
 with
@@ -31,15 +37,27 @@ results as (
         cache_write_5m_tokens,
         cache_write_1h_tokens,
         cache_read_input_tokens,
-        output_tokens
+        output_tokens,
+        coalesce(input_tokens, 0)
+        + coalesce(cache_write_5m_tokens, 0)
+        + coalesce(cache_write_1h_tokens, 0)
+        + coalesce(cache_read_input_tokens, 0) as prompt_tokens
     from results
     where result_type = 'succeeded'
+),
+
+price_lists as (
+    select distinct
+        model,
+        effective_from
+    from prices
 ),
 
 prices as (
     select
         model,
         effective_from,
+        prompt_tokens_over,
         input,
         output,
         cache_write_5m,
@@ -58,23 +76,38 @@ billed as (
         on results.batch_id = batches.batch_id
 ),
 
-priced as (
+listed as (
     select
         billed.*,
+        price_lists.effective_from as price_list_from
+    from billed
+    asof left join price_lists
+        on
+            billed.model = price_lists.model
+            and billed.priced_on >= price_lists.effective_from
+),
+
+priced as (
+    select
+        listed.*,
+        prices.prompt_tokens_over as band_over,
         prices.input as input_price,
         prices.output as output_price,
         prices.cache_write_5m as cache_write_5m_price,
         prices.cache_write_1h as cache_write_1h_price,
         prices.cache_read as cache_read_price,
         prices.batch_discount
-    from billed
+    from listed
     asof left join prices
         on
-            billed.model = prices.model
-            and billed.priced_on >= prices.effective_from
+            listed.model = prices.model
+            and listed.price_list_from = prices.effective_from
+            and listed.prompt_tokens > prices.prompt_tokens_over
 ),
 
 request_costs as (
+    -- realtime_micro_usd: USD x 1e6 at standard prices, exact (DECIMAL);
+    -- a token kind with tokens but no price makes it null (unpriced)
     select
         batch_id,
         input_tokens,
@@ -82,18 +115,13 @@ request_costs as (
         cache_write_1h_tokens,
         cache_read_input_tokens,
         output_tokens,
-        (
-            input_tokens * input_price
-            + cache_write_5m_tokens * cache_write_5m_price
-            + if(
-                cache_write_1h_tokens = 0,
-                0,
-                cache_write_1h_tokens * cache_write_1h_price
-            )
-            + cache_read_input_tokens * cache_read_price
-            + output_tokens * output_price
-        ) / 1e6 as realtime_cost_usd,
-        batch_discount
+        band_over > 0 as long_context,
+        batch_discount,
+        input_tokens * input_price
+        + if(cache_write_5m_tokens = 0, 0, cache_write_5m_tokens * cache_write_5m_price)
+        + if(cache_write_1h_tokens = 0, 0, cache_write_1h_tokens * cache_write_1h_price)
+        + if(cache_read_input_tokens = 0, 0, cache_read_input_tokens * cache_read_price)
+        + output_tokens * output_price as realtime_micro_usd
     from priced
 ),
 
@@ -101,14 +129,15 @@ batch_usage as (
     select
         batch_id,
         count(*) as billed_requests,
-        count(*) filter (where realtime_cost_usd is null) as unpriced_requests,
+        count(*) filter (where realtime_micro_usd is null) as unpriced_requests,
+        count(*) filter (where long_context) as long_context_requests,
         sum(input_tokens) as input_tokens,
         sum(cache_write_5m_tokens) as cache_write_5m_tokens,
         sum(cache_write_1h_tokens) as cache_write_1h_tokens,
         sum(cache_read_input_tokens) as cache_read_tokens,
         sum(output_tokens) as output_tokens,
-        sum(realtime_cost_usd * batch_discount) as batch_cost_usd,
-        sum(realtime_cost_usd) as realtime_cost_usd
+        sum(realtime_micro_usd * batch_discount) * 0.000001 as batch_cost_usd,
+        sum(realtime_micro_usd) * 0.000001 as realtime_cost_usd
     from request_costs
     group by batch_id
 ),
@@ -122,6 +151,7 @@ final as (
         batches.priced_on,
         coalesce(batch_usage.billed_requests, 0) as billed_requests,
         coalesce(batch_usage.unpriced_requests, 0) as unpriced_requests,
+        coalesce(batch_usage.long_context_requests, 0) as long_context_requests,
         coalesce(batch_usage.input_tokens, 0) as input_tokens,
         coalesce(batch_usage.cache_write_5m_tokens, 0) as cache_write_5m_tokens,
         coalesce(batch_usage.cache_write_1h_tokens, 0) as cache_write_1h_tokens,
@@ -129,11 +159,11 @@ final as (
         coalesce(batch_usage.output_tokens, 0) as output_tokens,
         case
             when coalesce(batch_usage.unpriced_requests, 0) = 0
-                then coalesce(batch_usage.batch_cost_usd, 0)
+                then coalesce(batch_usage.batch_cost_usd, 0)::decimal(24, 12)
         end as batch_cost_usd,
         case
             when coalesce(batch_usage.unpriced_requests, 0) = 0
-                then coalesce(batch_usage.realtime_cost_usd, 0)
+                then coalesce(batch_usage.realtime_cost_usd, 0)::decimal(24, 12)
         end as realtime_cost_usd
     from batches
     left join batch_usage
@@ -142,5 +172,5 @@ final as (
 
 select
     *,
-    realtime_cost_usd - batch_cost_usd as savings_usd
+    (realtime_cost_usd - batch_cost_usd)::decimal(24, 12) as savings_usd
 from final

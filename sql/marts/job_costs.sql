@@ -1,8 +1,10 @@
 -- grain: one row per job (key: job_name): billed usage and cost of its batches
 -- Token columns sum the usage of succeeded (billed) requests only.
 -- batch_cost_usd / realtime_cost_usd / savings_usd: see batch_costs (batch
--- prices are the dated standard prices times batch_discount, 0.5); null when
+-- prices are the dated standard prices times batch_discount, 0.5, each request
+-- at the price band of its prompt length); exact DECIMAL(24,12); null when
 -- unpriced_requests > 0.
+-- long_context_requests: billed requests priced above the lowest band.
 -- cache_hit_rate = cache_read_tokens / (input_tokens + cache_write_5m_tokens
 --                  + cache_write_1h_tokens + cache_read_tokens)
 -- i.e. the share of all prompt (input-side) tokens of billed requests that
@@ -28,6 +30,7 @@ job_usage as (
         count(*) as batches,
         sum(billed_requests) as billed_requests,
         sum(unpriced_requests) as unpriced_requests,
+        sum(long_context_requests) as long_context_requests,
         sum(input_tokens) as input_tokens,
         sum(cache_write_5m_tokens) as cache_write_5m_tokens,
         sum(cache_write_1h_tokens) as cache_write_1h_tokens,
@@ -46,6 +49,8 @@ final as (
         coalesce(job_usage.batches, 0) as batches,
         coalesce(job_usage.billed_requests, 0)::bigint as billed_requests,
         coalesce(job_usage.unpriced_requests, 0)::bigint as unpriced_requests,
+        coalesce(job_usage.long_context_requests, 0)::bigint
+            as long_context_requests,
         coalesce(job_usage.input_tokens, 0)::bigint as input_tokens,
         coalesce(job_usage.cache_write_5m_tokens, 0)::bigint
             as cache_write_5m_tokens,
@@ -55,11 +60,11 @@ final as (
         coalesce(job_usage.output_tokens, 0)::bigint as output_tokens,
         case
             when coalesce(job_usage.unpriced_requests, 0) = 0
-                then coalesce(job_usage.batch_cost_usd, 0)
+                then coalesce(job_usage.batch_cost_usd, 0)::decimal(24, 12)
         end as batch_cost_usd,
         case
             when coalesce(job_usage.unpriced_requests, 0) = 0
-                then coalesce(job_usage.realtime_cost_usd, 0)
+                then coalesce(job_usage.realtime_cost_usd, 0)::decimal(24, 12)
         end as realtime_cost_usd
     from jobs
     left join job_usage
@@ -68,7 +73,7 @@ final as (
 
 select
     *,
-    realtime_cost_usd - batch_cost_usd as savings_usd,
+    (realtime_cost_usd - batch_cost_usd)::decimal(24, 12) as savings_usd,
     cache_read_tokens / nullif(
         input_tokens
         + cache_write_5m_tokens

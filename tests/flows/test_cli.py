@@ -1,12 +1,13 @@
 """The CLI as a user meets it: bad inputs get a clear error naming what to fix."""
 
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
-from halfrate_emulator import EmulatorServer
+from halfrate_emulator import EmulatorServer, FaultConfig, HttpFault
 from tests.flows.conftest import write_job
 
 pytestmark = pytest.mark.slow
@@ -103,10 +104,32 @@ def test_estimate_prices_the_job_and_the_budget_cap_stops_submission(
     job = write_job(tmp_path, rows=30)
     code, out = run("estimate", str(job))
     assert code == 0, out
-    assert "at batch prices" in out and "prefix" in out
+    assert "at batch prices" in out and "expected" in out and "prefix" in out
+    assert "priming batch: sent first" in out
     assert emulator.admin.audit() == []  # estimating sends nothing
 
     code, out = run("run", str(job), "--set", "max_cost_usd=0.000001")
     assert code == 2
     assert "max_cost_usd" in out and "nothing was submitted" in out
+    assert "above max_cost_usd $0.0000010" in out  # not "$0.00 ... above $0.00"
     assert emulator.admin.audit() == []
+
+
+def test_count_tokens_down_gives_a_rough_estimate_and_money_is_shown_rounded(
+    prefect_api: str, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    emulator.admin.set_faults(
+        FaultConfig(http=(HttpFault(endpoint="count_tokens", status=500, count=1000),))
+    )
+    job = write_job(tmp_path, rows=20)
+    code, out = run("estimate", str(job))
+    assert code == 0, out
+    assert "rough estimate" in out and "count_tokens failed" in out
+
+    code, out = run("run", str(job))  # no budget cap: a rough estimate does not block it
+    assert code == 0, out
+    code, out = run("sql", "select job_name, batch_cost_usd, realtime_cost_usd from job_costs")
+    assert code == 0, out
+    assert re.search(r"\$0\.0\d{3}\b", out), out  # four decimals under a dollar
+    code, out = run("sql", "--csv", "select batch_cost_usd from job_costs")
+    assert code == 0 and re.fullmatch(r"batch_cost_usd\n0\.\d{12}\n", out), out  # exact

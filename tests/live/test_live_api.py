@@ -49,8 +49,9 @@ def test_three_rows_through_the_real_api(tmp_path: Path, monkeypatch: pytest.Mon
     )
     job = pipeline.prepare(None, spec, False, settings)
     extracted = pipeline.extract(job, settings)
+    cost = pipeline.estimate(job, settings)  # before the build: it decides the priming batch
+    assert cost is not None and cost.profile.counted
     pipeline.build(job, settings, 1)
-    assert pipeline.estimate(job, settings) is not None
     pipeline.submit(job, settings, 1, "main")
     deadline = time.monotonic() + 3600
     while not pipeline.check(job, settings, 1).all_ended:
@@ -61,6 +62,8 @@ def test_three_rows_through_the_real_api(tmp_path: Path, monkeypatch: pytest.Mon
     summary = pipeline.summarize(job, settings)
     assert summary.rows == 3 and summary.final_states == {"succeeded": 3}
     assert summary.batch_cost_usd is not None and summary.batch_cost_usd > 0
+    low, high = cost.batch.low, cost.batch.high  # the estimate brackets the real bill
+    assert low is not None and high is not None and low <= summary.batch_cost_usd <= high
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         labels = con.execute("select row_id, label from labels order by row_id").fetchall()
     assert [label for _, label in labels] == ["play_music", "get_weather", "book_restaurant"]

@@ -1,6 +1,7 @@
 """Every DDL and view runs on a fresh DuckDB file, twice; SQL files are found by name."""
 
 import csv
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -17,7 +18,7 @@ TABLES = {
     "labels": ["job_name", "row_id"],
     "job_rows": ["job_name", "row_id"],
     "quarantine": ["job_name", "row_number"],
-    "prices": ["model", "effective_from"],
+    "prices": ["model", "effective_from", "prompt_tokens_over"],
 }
 VIEWS = {
     "row_outcomes": ["job_name", "row_number"],
@@ -65,10 +66,29 @@ def test_prices_table_matches_the_csv(con: duckdb.DuckDBPyConnection) -> None:
         "select effective_from::varchar, cache_read from prices where model = 'claude-sonnet-5-5'"
         " order by effective_from"
     ).fetchall()
-    assert reads == [("2020-01-01", 0.2), ("2026-10-07", 0.1)]
+    assert reads == [("2020-01-01", Decimal("0.2")), ("2026-10-07", Decimal("0.1"))]
     assert con.execute(
         "select input, cache_read from prices where model = 'claude-opus-5-5'"
-    ).fetchall() == [(4.0, 0.2)]  # 0.05x read: not the 0.1x rule
+    ).fetchall() == [(Decimal(4), Decimal("0.2"))]  # 0.05x read: not the 0.1x rule
+    bands = con.execute(
+        "select prompt_tokens_over, input, cache_write_1h from prices"
+        " where model = 'claude-haiku-5-5' order by prompt_tokens_over"
+    ).fetchall()
+    assert bands == [(0, Decimal("0.1"), Decimal("0.2")), (100_000, Decimal("0.5"), None)]
+
+
+def test_an_old_prices_table_is_replaced_by_the_banded_one(tmp_path: Path) -> None:
+    con = connect(tmp_path / "old.duckdb", retry_seconds=0)
+    con.execute(
+        "create table prices (model varchar, effective_from date, input double, output double,"
+        " cache_write_5m double, cache_write_1h double, cache_read double,"
+        " batch_discount double, source varchar, primary key (model, effective_from))"
+    )
+    ensure_schema(con)  # a warehouse made before price bands: refreshed, not broken
+    assert con.execute("select count(*) from prices where prompt_tokens_over > 0").fetchone() == (
+        1,
+    )
+    con.close()
 
 
 @pytest.mark.parametrize("name", ["../secrets", "Schema/Jobs", "schema/jobs.sql", ""])

@@ -1,17 +1,22 @@
-"""Price lookups by date and cost estimates before submit."""
+"""Price bands by date and prompt length, model facts, and the bad-table errors."""
 
 from datetime import date
 
 import pytest
 
-from halfrate.pricing import estimate_cost, price_for, price_table
+from halfrate import pricing
+from halfrate.pricing import min_cacheable_tokens, price_for, price_list, price_table
+from halfrate_emulator import models as emulator_models
+
+DAY = date(2026, 11, 24)
 
 
-def test_every_model_has_one_price_per_date_and_sane_numbers() -> None:
-    keys = [(p.model, p.effective_from) for p in price_table()]
+def test_every_model_has_one_price_per_date_and_band_and_sane_numbers() -> None:
+    keys = [(p.model, p.effective_from, p.prompt_tokens_over) for p in price_table()]
     assert len(keys) == len(set(keys))
     for p in price_table():
         assert p.batch_discount == 0.5
+        assert p.cache_read is not None and p.cache_write_5m is not None
         assert 0 < p.cache_read < p.input < p.cache_write_5m <= (p.cache_write_1h or 1e9)
         assert p.input < p.output
 
@@ -23,9 +28,27 @@ def test_price_for_picks_the_row_in_effect_on_the_day() -> None:
     assert (before.cache_read, after.cache_read) == (0.20, 0.10)
 
 
+def test_haiku_5_5_bills_prompts_over_100k_tokens_at_the_long_context_band() -> None:
+    bands = price_list("claude-haiku-5-5", DAY)
+    assert [b.prompt_tokens_over for b in bands] == [0, 100_000]
+    at_limit = price_for("claude-haiku-5-5", DAY, prompt_tokens=100_000)
+    over = price_for("claude-haiku-5-5", DAY, prompt_tokens=100_001)
+    assert at_limit is not None and over is not None
+    assert (at_limit.input, at_limit.output, at_limit.cache_read) == (0.10, 0.50, 0.01)
+    assert (over.input, over.output, over.cache_write_5m, over.cache_read) == (
+        0.50,
+        2.50,
+        0.625,
+        0.05,
+    )
+    assert over.cache_write_1h is None  # not published: unpriced, never guessed
+    # models without a second band price every prompt length alike
+    assert price_for("claude-sonnet-5", DAY, 500_000) == price_for("claude-sonnet-5", DAY)
+
+
 def test_models_that_break_the_tenth_read_rule_are_priced_as_listed() -> None:
     reads = {
-        m: (price_for(m, date(2026, 11, 24)) or pytest.fail(m)).cache_read
+        m: (price_for(m, DAY) or pytest.fail(m)).cache_read
         for m in ("claude-opus-5-5", "claude-fable-5-1", "claude-haiku-5-5")
     }
     assert reads == {"claude-opus-5-5": 0.20, "claude-fable-5-1": 0.25, "claude-haiku-5-5": 0.01}
@@ -36,69 +59,47 @@ def test_unknown_model_or_date_before_any_price_has_no_price() -> None:
     assert price_for("claude-haiku-5-5", date(2026, 10, 6)) is None  # released 2026-10-07
 
 
-def test_estimate_with_a_primed_cache_by_hand() -> None:
-    # claude-sonnet-5: input 2, output 10, 1h write 4, read 0.20 USD/MTok; batch = 50%
-    est = estimate_cost(
-        "claude-sonnet-5",
-        n_requests=100,
-        prefix_tokens=2000,
-        mean_input_tokens=50,
-        max_tokens=64,
-        cache_ttl="1h",
-        primed=True,
-        expected_output_tokens=10,
-        on=date(2026, 11, 24),
+def test_every_priced_model_has_a_minimum_cacheable_length_shared_with_the_emulator() -> None:
+    facts = pricing.model_facts()
+    for p in price_table():
+        assert pricing.base_model(p.model) in facts, f"{p.model}: add it to halfrate/models.csv"
+    # the emulator reads the same file: one table, so the two cannot disagree
+    assert emulator_models.min_cacheable_table() == {
+        m: f.min_cacheable_tokens for m, f in facts.items()
+    }
+    for model in {p.model for p in price_table()}:
+        assert min_cacheable_tokens(model) == emulator_models.min_cacheable_tokens(model)
+    assert min_cacheable_tokens("claude-haiku-4-5-20251001") == 4096  # dated ids too
+    assert min_cacheable_tokens("claude-haiku-5-5") == 2048
+    assert min_cacheable_tokens("claude-future-9") == 4096  # unknown: the strictest
+
+
+def _table_from(monkeypatch: pytest.MonkeyPatch, lines: list[str]) -> None:
+    header = (
+        "model,effective_from,prompt_tokens_over,input,output,cache_write_5m,cache_write_1h,"
+        "cache_read,batch_discount,source"
     )
-    assert est.cache_used and est.billed_requests == 101 and est.min_cacheable_tokens == 1024
-    inputs = 101 * 50 * 2
-    low = inputs + 2000 * 4 + 100 * 2000 * 0.20 + 101 * 10 * 10
-    high = inputs + 101 * 2000 * 4 + 101 * 64 * 10
-    assert est.realtime_cost_usd_low == pytest.approx(low / 1e6)
-    assert est.realtime_cost_usd_high == pytest.approx(high / 1e6)
-    assert est.batch_cost_usd_low == pytest.approx(low / 2e6)
-    assert est.batch_cost_usd_high == pytest.approx(high / 2e6)
-    assert est.savings_usd_low == pytest.approx(low / 2e6)
-    assert any("every request reads it" in a for a in est.assumptions)
+    import csv
 
-
-def test_a_prefix_below_the_model_minimum_is_not_cached() -> None:
-    est = estimate_cost(
-        "claude-haiku-4-5", 10, prefix_tokens=3000, mean_input_tokens=0, max_tokens=1,
-        cache_ttl="5m", primed=False, expected_output_tokens=1, on=date(2026, 11, 24),
-    )  # fmt: skip
-    assert not est.cache_used and est.min_cacheable_tokens == 4096
-    assert (
-        est.batch_cost_usd_low
-        == est.batch_cost_usd_high
-        == pytest.approx((10 * 3000 * 1 + 10 * 1 * 5) / 2e6)
-    )
-    assert any("minimum cacheable length (4,096 tokens)" in a for a in est.assumptions)
-
-
-def test_unprimed_cache_writes_once_at_best() -> None:
-    est = estimate_cost(
-        "claude-opus-5", 3, prefix_tokens=1000, mean_input_tokens=0, max_tokens=1,
-        cache_ttl="5m", primed=False, expected_output_tokens=0, on=date(2026, 11, 24),
-    )  # fmt: skip
-    # opus 5: 5m write 6.25, read 0.50; low = 1 write + 2 reads, high = 3 writes (+ 1 output)
-    assert est.realtime_cost_usd_low == pytest.approx(1000 * (6.25 + 2 * 0.50) / 1e6)
-    assert est.realtime_cost_usd_high == pytest.approx((3 * 1000 * 6.25 + 3 * 25) / 1e6)
-
-
-def test_an_unpriced_model_gives_no_cost_and_says_so() -> None:
-    est = estimate_cost("claude-future-9", 5, 5000, 10, 16, "1h", True)
-    assert est.price is None and est.batch_cost_usd_low is None
-    assert any("no price" in a for a in est.assumptions)
+    rows = list(csv.DictReader([header, *lines]))
+    parsed = [(n, {k: v or None for k, v in r.items()}) for n, r in enumerate(rows, start=2)]
+    monkeypatch.setattr(pricing, "_read_csv", lambda name: parsed)
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [({"cache_ttl": "2h"}, "cache_ttl '2h'"), ({"n_requests": -1}, "must be >= 0")],
+    ("lines", "message"),
+    [
+        (["m,2026-01-01,0,0.12345,1,1,2,0.1,0.5,s"], "line 2: at most 4 decimals"),
+        (["m,2026-01-01,0,1,5,1.25,2,0.1,0.455,s"], "line 2: at most 4 decimals"),
+        (["m,2026-01-01,0,1,five,1.25,2,0.1,0.5,s"], "line 2: .*output"),
+        (["m,2026-01-01,100000,1,5,1.25,2,0.1,0.5,s"], "without a prompt_tokens_over=0 band"),
+        (["m,2026-01-01,0,1,5,1,2,0.1,0.5,s", "m,2026-01-01,0,1,5,1,2,0.1,0.5,s"], "duplicate"),
+    ],
+    ids=["price-too-precise", "discount-too-precise", "not-a-number", "no-base-band", "dup"],
 )
-def test_bad_arguments_are_named(kwargs: dict[str, object], message: str) -> None:
-    args: dict[str, object] = {
-        "model": "claude-sonnet-5", "n_requests": 1, "prefix_tokens": 1, "mean_input_tokens": 1,
-        "max_tokens": 1, "cache_ttl": "5m", "primed": False,
-    }  # fmt: skip
+def test_a_bad_price_table_names_the_line_and_the_fix(
+    monkeypatch: pytest.MonkeyPatch, lines: list[str], message: str
+) -> None:
+    _table_from(monkeypatch, lines)
     with pytest.raises(ValueError, match=message):
-        estimate_cost(**(args | kwargs))  # type: ignore[arg-type]
+        price_table.__wrapped__()
