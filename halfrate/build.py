@@ -24,20 +24,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from halfrate.config import CacheTTL, JobConfig, JobKind
+from halfrate.config import CacheTTL, JobConfig
+from halfrate.kinds import kind_of
 from halfrate.ledger import Ledger, RequestFile
 from halfrate.settings import Settings
 from halfrate.workspace import JobPaths
 
 if TYPE_CHECKING:  # importing anthropic costs seconds; the types are only for checking
-    from anthropic.types import MessageParam, TextBlockParam
-    from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
+    from anthropic.types import MessageParam
     from anthropic.types.messages.batch_create_params import Request
 
 log = logging.getLogger(__name__)
 
 BODY_OVERHEAD = len(b'{"requests":[') + len(b"]}") - 1  # body = file size + this
 RAW_KEY = re.compile(r"[A-Za-z0-9_-]{1,56}")
+REQUEST_KEY = re.compile(r"[a-z]{0,4}")
 BATCH_LINE_BYTES = 3 << 20  # rows are read and encoded in batches of about this many bytes
 READ_BATCH_ROWS = 4096  # the most rows in one batch
 MAX_BLOCKS_IN_FLIGHT = 3  # batches handed to the I/O thread but not yet written
@@ -49,46 +50,26 @@ class BuildError(ValueError):
     """Requests cannot be built; the message names the file or row and what to do."""
 
 
-def custom_id_for(row_id: str, attempt: int) -> str:
-    """The request's custom_id: the row id when it is short and plain, else a hash of it."""
+def custom_id_for(row_id: str, attempt: int, request: str = "") -> str:
+    """The request's custom_id: the row id when it is short and plain, else a hash of it.
+
+    `request` tells apart the requests of one row when a kind sends more than one per row
+    (a few lowercase letters, e.g. "ab" and "ba"); it sits before the `_`, so no row id can
+    make two requests share an id. The API allows 64 characters: "a10xxxx_" + 56.
+    """
+    if not REQUEST_KEY.fullmatch(request):
+        raise BuildError(f"request key {request!r}: use up to 4 lowercase letters")
     key = row_id if RAW_KEY.fullmatch(row_id) else "h" + _hash_key(row_id)
-    return f"a{attempt}_{key}"
+    return f"a{attempt}{request}_{key}"
 
 
 def _hash_key(row_id: str) -> str:
     return hashlib.blake2b(row_id.encode(), digest_size=12).hexdigest()
 
 
-def label_params(job: JobConfig, text: str) -> "MessageCreateParamsNonStreaming":
-    """Messages params for a `label` job: cached instructions, one label from an enum."""
-    system: TextBlockParam = {"type": "text", "text": job.instructions}
-    if job.cache_ttl is CacheTTL.one_hour:
-        system["cache_control"] = {"type": "ephemeral", "ttl": "1h"}
-    elif job.cache_ttl is CacheTTL.five_minutes:
-        system["cache_control"] = {"type": "ephemeral", "ttl": "5m"}
-    schema = {
-        "type": "object",
-        "properties": {"label": {"type": "string", "enum": list(job.labels or [])}},
-        "required": ["label"],
-        "additionalProperties": False,
-    }
-    return {
-        "model": job.model,
-        "max_tokens": job.max_tokens,
-        "system": [system],
-        "messages": [_message(text)],
-        "output_config": {"format": {"type": "json_schema", "schema": schema}},
-    }
-
-
-PARAMS_BUILDERS: dict[JobKind, Callable[[JobConfig, str], "MessageCreateParamsNonStreaming"]] = {
-    JobKind.label: label_params,
-}
-
-
-def request_for(job: JobConfig, custom_id: str, text: str) -> "Request":
+def request_for(job: JobConfig, custom_id: str, content: Any) -> "Request":
     """One batch request, as a plain dict (the reference the fast path must match)."""
-    return {"custom_id": custom_id, "params": PARAMS_BUILDERS[job.kind](job, text)}
+    return {"custom_id": custom_id, "params": kind_of(job).params(job, content)}
 
 
 class RequestTemplate:
@@ -104,7 +85,7 @@ class RequestTemplate:
         cid_slot, message_slot = orjson.dumps(_CUSTOM_ID_SLOT), orjson.dumps(_message(_TEXT_SLOT))
         if whole.count(cid_slot) != 1 or whole.count(message_slot) != 1:
             raise BuildError(
-                f"kind {job.kind.value!r}: the request must hold the row's text once, as the "
+                f"kind {job.kind!r}: the request must hold the row's text once, as the "
                 "user message, and the instructions must not contain NUL characters"
             )
         head, rest = whole.split(cid_slot)
@@ -205,8 +186,10 @@ def _read_rows(rows: Path, line_overhead: int) -> tuple[int, Iterator[pa.RecordB
     return meta.num_rows, batches
 
 
-def custom_ids_for(row_ids: pa.Array, attempt: int) -> pa.Array:
+def custom_ids_for(row_ids: pa.Array, attempt: int, request: str = "") -> pa.Array:
     """`custom_id_for` over an Arrow string array (the plain ids never leave Arrow)."""
+    if not REQUEST_KEY.fullmatch(request):
+        raise BuildError(f"request key {request!r}: use up to 4 lowercase letters")
     row_ids = row_ids.cast(pa.string())
     plain = pc.match_substring_regex(row_ids, f"^{RAW_KEY.pattern}$")
     keys = row_ids
@@ -216,7 +199,7 @@ def custom_ids_for(row_ids: pa.Array, attempt: int) -> pa.Array:
             for r, p in zip(row_ids.to_pylist(), plain.to_pylist(), strict=True)
         ]
         keys = pc.if_else(plain, row_ids, pa.array(hashed, pa.string()))
-    return pc.binary_join_element_wise(f"a{attempt}_", keys, "")
+    return pc.binary_join_element_wise(f"a{attempt}{request}_", keys, "")
 
 
 class _OpenFile:

@@ -1,6 +1,7 @@
--- one row per line of results/<batch_id>.jsonl, typed, with the structured
--- output validated and an outcome for retry decisions, written to
--- results/<batch_id>.parsed.parquet
+-- one row per line of results/<batch_id>.jsonl, typed, with the output
+-- checked against the job kind's output schema ($checks, $paths; nothing but
+-- non-empty text when $json_output is false) and an outcome for retry
+-- decisions, written to results/<batch_id>.parsed.parquet
 copy (
     with
 
@@ -116,20 +117,127 @@ copy (
         from flattened
     ),
 
+    -- the output checks of the job's kind (halfrate/output_checks.py): one
+    -- row; enum values normalised by DuckDB's own JSON writer, as outputs are
+    spec as (
+        select
+            list_transform(
+                $checks::struct(
+                    name varchar,
+                    path varchar,
+                    parent integer,
+                    required boolean,
+                    types varchar[],
+                    expected varchar,
+                    enum varchar[],
+                    enum_display varchar,
+                    range_display varchar,
+                    min_value double,
+                    min_exclusive boolean,
+                    max_value double,
+                    max_exclusive boolean,
+                    keys varchar[],
+                    item_types varchar[],
+                    item_expected varchar
+                )[],
+                lambda c: struct_insert(
+                    c,
+                    enum_json := list_transform(
+                        c.enum, lambda e: json(e)::varchar
+                    )
+                )
+            ) as checks
+    ),
+
     json_kinds as (
         select
             *,
-            case when json_valid(text) then json_type(text) end as json_kind
+            case
+                when $json_output and json_valid(text) then json_type(text)
+            end as json_kind
         from usage_columns
     ),
 
-    raw_labels as (
+    -- every checked path of an object output, extracted in one pass
+    output_values as (
         select
             *,
             case
-                when json_kind = 'OBJECT' then text ->> '$.label'
-            end as raw_label
+                when json_kind = 'OBJECT' then json_extract(text, $paths)
+            end as checked_values
         from json_kinds
+    ),
+
+    failures as (
+        select
+            output_values.*,
+            case when checked_values is not null then list_filter(
+                list_transform(
+                    list_zip(spec.checks, checked_values),
+                    lambda p: {
+                        'check': p[1],
+                        'value': p[2],
+                        'failure': case
+                            when p[2] is null
+                                then if(
+                                    p[1].required
+                                    and (
+                                        p[1].parent = 0
+                                        or checked_values[p[1].parent]
+                                        is not null
+                                    ),
+                                    'missing',
+                                    null
+                                )
+                            when
+                                p[1].types is not null
+                                and not list_contains(p[1].types, json_type(p[2]))
+                                then 'type'
+                            when
+                                p[1].enum_json is not null
+                                and not list_contains(p[1].enum_json, p[2]::varchar)
+                                then 'enum'
+                            when
+                                json_type(p[2]) not in ('BIGINT', 'UBIGINT', 'DOUBLE')
+                                then if(
+                                    p[1].keys is not null
+                                    and json_type(p[2]) = 'OBJECT'
+                                    and len(
+                                        list_filter(
+                                            json_keys(p[2]),
+                                            lambda k: not list_contains(p[1].keys, k)
+                                        )
+                                    ) > 0,
+                                    'key',
+                                    if(
+                                        p[1].item_types is not null
+                                        and json_type(p[2]) = 'ARRAY'
+                                        and len(
+                                            list_filter(
+                                                json_extract(p[2], '$[*]'),
+                                                lambda e: not list_contains(
+                                                    p[1].item_types, json_type(e)
+                                                )
+                                            )
+                                        ) > 0,
+                                        'item',
+                                        null
+                                    )
+                                )
+                            when
+                                p[2]::double < p[1].min_value
+                                or (p[1].min_exclusive and p[2]::double = p[1].min_value)
+                                then 'minimum'
+                            when
+                                p[2]::double > p[1].max_value
+                                or (p[1].max_exclusive and p[2]::double = p[1].max_value)
+                                then 'maximum'
+                        end
+                    }
+                ),
+                lambda f: f.failure is not null
+            )[1] end as failure
+        from output_values, spec
     ),
 
     checked as (
@@ -143,21 +251,68 @@ copy (
                     in ('max_tokens', 'model_context_window_exceeded')
                     then 'stop_reason ' || stop_reason || ': output truncated'
                 when text is null then 'no text or tool_use output'
+                when not $json_output then null
                 when json_kind is null then 'not JSON'
                 when json_kind <> 'OBJECT' then 'not a JSON object'
-                when $labels is null then null
-                when raw_label is null then 'no ''label'' field in the output'
-                when not list_contains($labels, raw_label)
-                    then 'label ''' || raw_label || ''' is not one of ['
-                    || array_to_string(
-                        list_transform(
-                            $labels, lambda l: '''' || l || ''''
-                        ),
-                        ', '
+                when failure is null then null
+                when failure.failure = 'missing'
+                    then 'no ''' || failure.check.name || ''' field in the output'
+                when failure.failure = 'type'
+                    then failure.check.name || ' is '
+                    || map {
+                        'VARCHAR': 'a string',
+                        'BIGINT': 'an integer',
+                        'UBIGINT': 'an integer',
+                        'DOUBLE': 'a number',
+                        'BOOLEAN': 'a boolean',
+                        'NULL': 'null',
+                        'ARRAY': 'an array',
+                        'OBJECT': 'an object'
+                    }[json_type(failure.value)]
+                    || ', expected ' || failure.check.expected
+                when failure.failure = 'enum'
+                    then failure.check.name || ' '
+                    || if(
+                        json_type(failure.value) = 'VARCHAR',
+                        '''' || (failure.value ->> '$') || '''',
+                        failure.value::varchar
                     )
-                    || ']'
+                    || ' is not one of ' || failure.check.enum_display
+                when failure.failure = 'key'
+                    then 'unexpected key '''
+                    || list_filter(
+                        json_keys(failure.value),
+                        lambda k: not list_contains(failure.check.keys, k)
+                    )[1]
+                    || ''' in ' || failure.check.name
+                when failure.failure = 'item'
+                    then failure.check.name || ' has an item that is '
+                    || map {
+                        'VARCHAR': 'a string',
+                        'BIGINT': 'an integer',
+                        'UBIGINT': 'an integer',
+                        'DOUBLE': 'a number',
+                        'BOOLEAN': 'a boolean',
+                        'NULL': 'null',
+                        'ARRAY': 'an array',
+                        'OBJECT': 'an object'
+                    }[list_filter(
+                            list_transform(
+                                json_extract(failure.value, '$[*]'),
+                                lambda e: json_type(e)
+                            ),
+                            lambda t: not list_contains(failure.check.item_types, t)
+                        )[1]]
+                    || ', expected ' || failure.check.item_expected
+                else
+                    failure.check.name || ' ' || if(
+                        json_type(failure.value) = 'VARCHAR',
+                        '''' || (failure.value ->> '$') || '''',
+                        failure.value::varchar
+                    )
+                    || ' is out of range (' || failure.check.range_display || ')'
             end as invalid_reason
-        from raw_labels
+        from failures
     ),
 
     final as (
@@ -179,11 +334,6 @@ copy (
             service_tier,
             error_type,
             error_message,
-            if(
-                is_succeeded and invalid_reason is null and $labels is not null,
-                raw_label,
-                null
-            ) as label,
             if(is_succeeded, invalid_reason is null, null) as output_valid,
             invalid_reason,
             case

@@ -220,7 +220,7 @@ def test_folder_errors(tmp_path: Path, paths: JobPaths) -> None:
     with pytest.raises(ExtractError, match=r"has no .* files"):
         extract_rows(make_job(folder), paths, Settings())
     write(folder, "a.txt", "x")
-    with pytest.raises(ExtractError, match="gold_column 'g' cannot be read"):
+    with pytest.raises(ExtractError, match=r"only the columns path, text, so column 'g' \(gold\)"):
         extract_rows(make_job(folder, gold_column="g"), paths, Settings())
     assert_no_outputs(paths)
 
