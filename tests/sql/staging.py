@@ -143,7 +143,7 @@ def stage_job(
         },
         schema={"row_number": pl.UInt32, "row_id": pl.Utf8, "text": pl.Utf8, "gold": pl.Utf8},
     )
-    if job.gold_column is None:
+    if getattr(job, "gold_column", None) is None:
         frame = frame.drop("gold")
     frame.write_parquet(paths.rows)
     pl.DataFrame(
