@@ -34,19 +34,31 @@ class SchemaCheckError(ValueError):
 
 @dataclass(frozen=True)
 class OutputChecks:
-    """The checks of one output schema, as the parse SQL's `$checks` and `$paths` parameters."""
+    """The checks of one output schema, as the parse SQL's parameters.
+
+    The output itself must be a JSON object (structured outputs always are); `root_keys` are
+    the keys it may have (None: any), `checks` what its properties must satisfy, in order.
+    """
 
     checks: list[dict[str, Any]] = field(default_factory=list)
+    root_keys: list[str] | None = None
 
     def params(self) -> dict[str, Any]:
-        return {"checks": self.checks, "paths": [c["path"] for c in self.checks]}
+        """$checks, $paths (one JSON Pointer per check) and $root_keys."""
+        paths = [c["path"] for c in self.checks]
+        return {"checks": self.checks, "paths": paths, "root_keys": self.root_keys}
 
 
 def compile_checks(schema: dict[str, Any]) -> OutputChecks:
     """Flatten `schema` (an object schema, as structured outputs require) into checks."""
     checks: list[dict[str, Any]] = []
     _walk(schema, schema, "the output", "$", 0, True, checks, 0)
-    return OutputChecks(checks)
+    nested_checks = checks[1:]
+    for check in nested_checks:  # indexes shift by one without the root
+        check["parent"] = max(check["parent"] - 1, 0)
+    if nested_checks and nested_checks[-1]["path"] == "$":  # the root's trailing keys check
+        nested_checks.pop()
+    return OutputChecks(nested_checks, _root_keys(schema))
 
 
 def _walk(
@@ -74,6 +86,13 @@ def _walk(
         _walk(sub, root, child_name, child_path, child_parent, is_required, checks, depth + 1)
     if check["keys"] is not None:  # after the properties: a missing field is the better reason
         checks.append(_check({}, root, name, path, parent, False) | {"keys": check["keys"]})
+
+
+def _root_keys(schema: dict[str, Any]) -> list[str] | None:
+    resolved = _resolve(schema, schema)
+    if resolved.get("additionalProperties") is False and "patternProperties" not in resolved:
+        return list(resolved.get("properties") or {})
+    return None
 
 
 def _check(

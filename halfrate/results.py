@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from halfrate.config import JobConfig
 from halfrate.kinds import kind_of
-from halfrate.output_checks import OutputChecks, compile_checks
+from halfrate.output_checks import OutputChecks
 from halfrate.sql import load_sql
 
 RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")
@@ -105,14 +105,8 @@ def parse_results(raw: Path, out: Path, job: JobConfig, batch_id: str) -> ParseS
 
 def _check_params(checks: OutputChecks | None) -> dict[str, Any]:
     """The parse SQL's output-check parameters ($json_output, $checks, $paths)."""
-    if checks is None:  # free text: the SQL skips JSON checks, the lists only fix their types
-        checks, json_output = OutputChecks([FREE_TEXT_CHECK]), False
-    else:
-        json_output = True
-    return {"json_output": json_output, **checks.params()}
-
-
-FREE_TEXT_CHECK = compile_checks({"type": "object"}).checks[0]
+    json_output = checks is not None
+    return {"json_output": json_output, **(checks or OutputChecks()).params()}
 
 
 def _explain(raw: Path) -> str | None:

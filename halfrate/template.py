@@ -8,8 +8,10 @@ are all empty or blank has nothing to send and is quarantined by extract.
 
 from dataclasses import dataclass
 from string import Formatter
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:  # the job models import this module; the parse and load steps need no Polars
+    import polars as pl
 
 
 class TemplateError(ValueError):
@@ -68,8 +70,10 @@ class PromptTemplate:
         """The template's columns that are not among `available`."""
         return [c for c in self.source_columns if c not in available]
 
-    def render(self) -> pl.Expr:
+    def render(self) -> "pl.Expr":
         """The rendered prompt of every row (nulls render as empty)."""
+        import polars as pl
+
         if self.literals == ("", "") and len(self.columns) == 1:
             return _value(self.columns[0])
         parts: list[pl.Expr] = []
@@ -80,14 +84,18 @@ class PromptTemplate:
                 parts.append(_value(column).fill_null(""))
         return pl.concat_str(parts)
 
-    def has_content(self) -> pl.Expr:
+    def has_content(self) -> "pl.Expr":
         """True where at least one placeholder's value holds a non-blank character."""
+        import polars as pl
+
         return pl.any_horizontal(
             _value(c).str.contains(r"\S").fill_null(False) for c in self.source_columns
         )
 
-    def chars(self) -> pl.Expr:
+    def chars(self) -> "pl.Expr":
         """The rendered prompt's length in characters, without building it."""
+        import polars as pl
+
         literal_chars = sum(len(text) for text in self.literals)
         lengths = [_value(c).str.len_chars().fill_null(0) for c in self.columns]
         return pl.sum_horizontal(*lengths) + literal_chars
@@ -100,5 +108,7 @@ class PromptTemplate:
         return f"missing text: the prompt's column(s) {shown} are all empty or blank"
 
 
-def _value(column: str) -> pl.Expr:
+def _value(column: str) -> "pl.Expr":
+    import polars as pl
+
     return pl.col(column).cast(pl.String)

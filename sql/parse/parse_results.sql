@@ -1,6 +1,6 @@
 -- one row per line of results/<batch_id>.jsonl, typed, with the output
--- checked against the job kind's output schema ($checks, $paths; nothing but
--- non-empty text when $json_output is false) and an outcome for retry
+-- checked against the job kind's output schema ($checks, $paths, $root_keys;
+-- nothing but non-empty text when $json_output is false) and an outcome for retry
 -- decisions, written to results/<batch_id>.parsed.parquet
 copy (
     with
@@ -117,11 +117,28 @@ copy (
         from flattened
     ),
 
-    -- the output checks of the job's kind (halfrate/output_checks.py): one
-    -- row; enum values normalised by DuckDB's own JSON writer, as outputs are
+    -- the output checks of the job's kind (halfrate/output_checks.py), one row:
+    -- one list per field, so a check's lambda reads only the fields it needs
+    -- (copying whole check structs per row cost ~25% of the parse); enum values
+    -- normalised by DuckDB's own JSON writer, as the outputs' values are
     spec as (
         select
+            checks,
+            list_transform(checks, lambda c: c.required) as required,
+            list_transform(checks, lambda c: c.parent) as parent,
+            list_transform(checks, lambda c: c.types) as types,
             list_transform(
+                checks,
+                lambda c: list_transform(c.enum, lambda e: json(e)::varchar)
+            ) as enum_json,
+            list_transform(checks, lambda c: c.keys) as keys,
+            list_transform(checks, lambda c: c.item_types) as item_types,
+            list_transform(checks, lambda c: c.min_value) as min_value,
+            list_transform(checks, lambda c: c.min_exclusive) as min_exclusive,
+            list_transform(checks, lambda c: c.max_value) as max_value,
+            list_transform(checks, lambda c: c.max_exclusive) as max_exclusive
+        from (
+            select
                 $checks::struct(
                     name varchar,
                     path varchar,
@@ -139,14 +156,8 @@ copy (
                     keys varchar[],
                     item_types varchar[],
                     item_expected varchar
-                )[],
-                lambda c: struct_insert(
-                    c,
-                    enum_json := list_transform(
-                        c.enum, lambda e: json(e)::varchar
-                    )
-                )
-            ) as checks
+                )[] as checks
+        )
     ),
 
     json_kinds as (
@@ -163,81 +174,111 @@ copy (
         select
             *,
             case
-                when json_kind = 'OBJECT' then json_extract(text, $paths)
+                when json_kind = 'OBJECT' and len($paths) > 0
+                    then json_extract(text, $paths::varchar[])
             end as checked_values
         from json_kinds
     ),
 
+    -- each checked value's JSON type, parsed once
+    output_types as (
+        select
+            *,
+            list_transform(checked_values, lambda v: json_type(v)) as checked_types
+        from output_values
+    ),
+
+    -- per check, what is wrong with its value (null: nothing)
     failures as (
         select
-            output_values.*,
-            case when checked_values is not null then list_filter(
-                list_transform(
-                    list_zip(spec.checks, checked_values),
-                    lambda p: {
-                        'check': p[1],
-                        'value': p[2],
-                        'failure': case
-                            when p[2] is null
-                                then if(
-                                    p[1].required
-                                    and (
-                                        p[1].parent = 0
-                                        or checked_values[p[1].parent]
-                                        is not null
-                                    ),
-                                    'missing',
-                                    null
+            output_types.*,
+            case when checked_values is not null then list_transform(
+                range(1, len(checked_values) + 1),
+                lambda i: case
+                    when checked_values[i] is null
+                        then if(
+                            spec.required[i]
+                            and (
+                                spec.parent[i] = 0
+                                or checked_values[spec.parent[i]] is not null
+                            ),
+                            'missing',
+                            null
+                        )
+                    when
+                        spec.types[i] is not null
+                        and not list_contains(spec.types[i], checked_types[i])
+                        then 'type'
+                    when
+                        spec.enum_json[i] is not null
+                        and not list_contains(spec.enum_json[i], checked_values[i]::varchar)
+                        then 'enum'
+                    when
+                        spec.keys[i] is not null
+                        and checked_types[i] = 'OBJECT'
+                        and len(
+                            list_filter(
+                                json_keys(checked_values[i]),
+                                lambda k: not list_contains(spec.keys[i], k)
+                            )
+                        ) > 0
+                        then 'key'
+                    when
+                        spec.item_types[i] is not null
+                        and checked_types[i] = 'ARRAY'
+                        and len(
+                            list_filter(
+                                json_extract(checked_values[i], '$[*]'),
+                                lambda e: not list_contains(
+                                    spec.item_types[i], json_type(e)
                                 )
-                            when
-                                p[1].types is not null
-                                and not list_contains(p[1].types, json_type(p[2]))
-                                then 'type'
-                            when
-                                p[1].enum_json is not null
-                                and not list_contains(p[1].enum_json, p[2]::varchar)
-                                then 'enum'
-                            when
-                                json_type(p[2]) not in ('BIGINT', 'UBIGINT', 'DOUBLE')
-                                then if(
-                                    p[1].keys is not null
-                                    and json_type(p[2]) = 'OBJECT'
-                                    and len(
-                                        list_filter(
-                                            json_keys(p[2]),
-                                            lambda k: not list_contains(p[1].keys, k)
-                                        )
-                                    ) > 0,
-                                    'key',
-                                    if(
-                                        p[1].item_types is not null
-                                        and json_type(p[2]) = 'ARRAY'
-                                        and len(
-                                            list_filter(
-                                                json_extract(p[2], '$[*]'),
-                                                lambda e: not list_contains(
-                                                    p[1].item_types, json_type(e)
-                                                )
-                                            )
-                                        ) > 0,
-                                        'item',
-                                        null
-                                    )
-                                )
-                            when
-                                p[2]::double < p[1].min_value
-                                or (p[1].min_exclusive and p[2]::double = p[1].min_value)
-                                then 'minimum'
-                            when
-                                p[2]::double > p[1].max_value
-                                or (p[1].max_exclusive and p[2]::double = p[1].max_value)
-                                then 'maximum'
-                        end
-                    }
-                ),
-                lambda f: f.failure is not null
-            )[1] end as failure
-        from output_values, spec
+                            )
+                        ) > 0
+                        then 'item'
+                    when
+                        checked_types[i] in ('BIGINT', 'UBIGINT', 'DOUBLE')
+                        and (
+                            checked_values[i]::double < spec.min_value[i]
+                            or (
+                                spec.min_exclusive[i]
+                                and checked_values[i]::double = spec.min_value[i]
+                            )
+                            or checked_values[i]::double > spec.max_value[i]
+                            or (
+                                spec.max_exclusive[i]
+                                and checked_values[i]::double = spec.max_value[i]
+                            )
+                        )
+                        then 'range'
+                end
+            ) end as check_failures
+        from output_types, spec
+    ),
+
+    first_failures as (
+        select
+            failures.*,
+            list_position(
+                list_transform(check_failures, lambda f: f is not null), true
+            ) as failed_check
+        from failures
+    ),
+
+    failed as (
+        select
+            first_failures.*,
+            check_failures[failed_check] as failure,
+            spec.checks[failed_check] as failed,
+            checked_values[failed_check] as failed_value,
+            case
+                when json_kind = 'OBJECT' and $root_keys is not null
+                    then
+                        list_filter(
+                            json_keys(text),
+                            lambda k: not list_contains($root_keys::varchar[], k)
+                        )[1]
+            end as unexpected_key
+        from first_failures, spec
     ),
 
     checked as (
@@ -254,11 +295,10 @@ copy (
                 when not $json_output then null
                 when json_kind is null then 'not JSON'
                 when json_kind <> 'OBJECT' then 'not a JSON object'
-                when failure is null then null
-                when failure.failure = 'missing'
-                    then 'no ''' || failure.check.name || ''' field in the output'
-                when failure.failure = 'type'
-                    then failure.check.name || ' is '
+                when failure = 'missing'
+                    then 'no ''' || failed.name || ''' field in the output'
+                when failure = 'type'
+                    then failed.name || ' is '
                     || map {
                         'VARCHAR': 'a string',
                         'BIGINT': 'an integer',
@@ -268,25 +308,29 @@ copy (
                         'NULL': 'null',
                         'ARRAY': 'an array',
                         'OBJECT': 'an object'
-                    }[json_type(failure.value)]
-                    || ', expected ' || failure.check.expected
-                when failure.failure = 'enum'
-                    then failure.check.name || ' '
+                    }[json_type(failed_value)]
+                    || ', expected ' || failed.expected
+                when failure in ('enum', 'range')
+                    then failed.name || ' '
                     || if(
-                        json_type(failure.value) = 'VARCHAR',
-                        '''' || (failure.value ->> '$') || '''',
-                        failure.value::varchar
+                        json_type(failed_value) = 'VARCHAR',
+                        '''' || (failed_value ->> '$') || '''',
+                        failed_value::varchar
                     )
-                    || ' is not one of ' || failure.check.enum_display
-                when failure.failure = 'key'
+                    || if(
+                        failure = 'enum',
+                        ' is not one of ' || failed.enum_display,
+                        ' is out of range (' || failed.range_display || ')'
+                    )
+                when failure = 'key'
                     then 'unexpected key '''
                     || list_filter(
-                        json_keys(failure.value),
-                        lambda k: not list_contains(failure.check.keys, k)
+                        json_keys(failed_value),
+                        lambda k: not list_contains(failed.keys, k)
                     )[1]
-                    || ''' in ' || failure.check.name
-                when failure.failure = 'item'
-                    then failure.check.name || ' has an item that is '
+                    || ''' in ' || failed.name
+                when failure = 'item'
+                    then failed.name || ' has an item that is '
                     || map {
                         'VARCHAR': 'a string',
                         'BIGINT': 'an integer',
@@ -296,23 +340,20 @@ copy (
                         'NULL': 'null',
                         'ARRAY': 'an array',
                         'OBJECT': 'an object'
-                    }[list_filter(
+                    }[
+                        list_filter(
                             list_transform(
-                                json_extract(failure.value, '$[*]'),
+                                json_extract(failed_value, '$[*]'),
                                 lambda e: json_type(e)
                             ),
-                            lambda t: not list_contains(failure.check.item_types, t)
-                        )[1]]
-                    || ', expected ' || failure.check.item_expected
-                else
-                    failure.check.name || ' ' || if(
-                        json_type(failure.value) = 'VARCHAR',
-                        '''' || (failure.value ->> '$') || '''',
-                        failure.value::varchar
-                    )
-                    || ' is out of range (' || failure.check.range_display || ')'
+                            lambda t: not list_contains(failed.item_types, t)
+                        )[1]
+                    ]
+                    || ', expected ' || failed.item_expected
+                when unexpected_key is not null
+                    then 'unexpected key ''' || unexpected_key || ''' in the output'
             end as invalid_reason
-        from failures
+        from failed
     ),
 
     final as (
