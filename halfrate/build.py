@@ -77,7 +77,8 @@ class RequestTemplate:
 
     `lines` fills them for a whole Arrow batch at once: Polars JSON-encodes the message
     `{"role":"user","content":<text>}` (byte-identical to orjson) and concatenates the constant
-    parts around it, so no Python code runs per row.
+    parts around it, so no Python code runs per row. Rows whose content is already JSON
+    (content blocks: rows.parquet's `content` column) are spliced in as they are.
     """
 
     def __init__(self, job: JobConfig) -> None:
@@ -92,9 +93,15 @@ class RequestTemplate:
         middle, tail = rest.split(message_slot)
         self.head, self.middle, self.tail = head + b'"', b'"' + middle, tail + b"\n"
 
-    def lines(self, custom_ids: pa.Array, texts: pa.Array) -> pa.Array:
-        """The JSONL lines of a batch of rows, as one Arrow large_binary array."""
-        message = pl.struct(role=pl.lit("user"), content=pl.col("text")).struct.json_encode()
+    def lines(self, custom_ids: pa.Array, texts: pa.Array, blocks: bool = False) -> pa.Array:
+        """The JSONL lines of a batch of rows, as one Arrow large_binary array.
+
+        `texts` are the message texts, or with `blocks` the JSON of each message's content.
+        """
+        if blocks:
+            message = pl.concat_str(pl.lit('{"role":"user","content":'), "text", pl.lit("}"))
+        else:
+            message = pl.struct(role=pl.lit("user"), content=pl.col("text")).struct.json_encode()
         line = pl.concat_str(
             pl.lit(self.head.decode()),
             pl.col("custom_id"),
@@ -130,7 +137,8 @@ def build_requests(
         paths: The job folder; files go to requests/a<attempt>/.
         ledger: The job's ledger.
         attempt: 1 for the first round, 2.. for retries.
-        rows: Parquet with at least row_id and text, in the order to send.
+        rows: Parquet with row_id and text (or content: the JSON of content blocks), in the
+            order to send.
         settings: `max_requests_per_batch` and `max_batch_bytes` cut the files.
         prime: Send the first row alone in prime.jsonl (to warm the prompt cache); ignored when
             caching is off or there are fewer than two rows.
@@ -148,10 +156,10 @@ def build_requests(
     folder = paths.requests_dir(attempt)
     _remove_unregistered(folder)
     template = RequestTemplate(job)
-    n_rows, batches = _read_rows(rows, len(template.head) + len(template.middle))
+    n_rows, column, batches = _read_rows(rows, len(template.head) + len(template.middle))
     prime = prime and n_rows >= 2 and job.cache_ttl is not CacheTTL.none
     folder.mkdir(parents=True, exist_ok=True)
-    builder = _Builder(paths, folder, attempt, settings, template)
+    builder = _Builder(paths, folder, attempt, settings, template, blocks=column == "content")
     try:
         files = builder.write_all(batches, prime)
         builder.check_unique()
@@ -165,25 +173,26 @@ def build_requests(
     return files
 
 
-def _read_rows(rows: Path, line_overhead: int) -> tuple[int, Iterator[pa.RecordBatch]]:
-    """The row count and a stream of (row_id, text) batches sized to bound memory."""
+def _read_rows(rows: Path, line_overhead: int) -> tuple[int, str, Iterator[pa.RecordBatch]]:
+    """The row count, the content column, and (row_id, content) batches that bound memory."""
     try:
         parquet = pq.ParquetFile(rows, pre_buffer=False, buffer_size=1 << 20)
     except (OSError, pa.ArrowException) as exc:
         raise BuildError(f"{rows}: cannot read the rows file ({exc}); rerun extract") from None
     names = parquet.schema_arrow.names
-    missing = [c for c in ("row_id", "text") if c not in names]
+    column = "content" if "content" in names else "text"
+    missing = [c for c in ("row_id", column) if c not in names]
     if missing:
         raise BuildError(f"{rows}: missing column(s) {missing}; it has {names}")
     meta = parquet.metadata
     text_bytes = sum(
-        meta.row_group(g).column(names.index("text")).total_uncompressed_size
+        meta.row_group(g).column(names.index(column)).total_uncompressed_size
         for g in range(meta.num_row_groups)
     )
     line_bytes = line_overhead + text_bytes // max(meta.num_rows, 1)
     batch_rows = max(1, min(READ_BATCH_ROWS, BATCH_LINE_BYTES // line_bytes))
-    batches = parquet.iter_batches(batch_size=batch_rows, columns=["row_id", "text"])
-    return meta.num_rows, batches
+    batches = parquet.iter_batches(batch_size=batch_rows, columns=["row_id", column])
+    return meta.num_rows, column, batches
 
 
 def custom_ids_for(row_ids: pa.Array, attempt: int, request: str = "") -> pa.Array:
@@ -235,8 +244,10 @@ class _Builder:
         attempt: int,
         settings: Settings,
         template: RequestTemplate,
+        blocks: bool,
     ) -> None:
         self.paths, self.folder, self.attempt, self.template = paths, folder, attempt, template
+        self.blocks = blocks
         self.max_requests = settings.max_requests_per_batch
         self.max_body = settings.max_batch_bytes
         self.io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="halfrate-build-io")
@@ -248,7 +259,7 @@ class _Builder:
         current = self._open("prime", 0, "prime", 1) if prime else self._open_next(None)
         for batch in batches:
             row_ids, custom_ids, texts = self._columns(batch)
-            lines = self.template.lines(custom_ids, texts)
+            lines = self.template.lines(custom_ids, texts, self.blocks)
             offsets = _offsets(lines)
             data = memoryview(lines.buffers()[2])
             start, end = 0, len(lines)

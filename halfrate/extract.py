@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from halfrate.config import JobConfig
 from halfrate.kinds import kind_of
+from halfrate.kinds.base import UserContent
 from halfrate.settings import Settings
 from halfrate.sources import ExtractError, Source, scan_source, source_fingerprint, unreadable
 from halfrate.template import PromptTemplate
@@ -142,6 +143,8 @@ class _Scanned:
     template: PromptTemplate
     extra: dict[str, str]
     """The kind's extra columns: our name -> the source's column (e.g. gold)."""
+    content: UserContent
+    """What each row sends (the rendered template, unless the kind builds content blocks)."""
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -167,7 +170,8 @@ def _scan_source(job: JobConfig, docs_tmp: Path) -> _Scanned:
     wanted = [id_column, *template.source_columns, *extra.values()]
     source = scan_source(job.source, wanted, docs_tmp)
     _check_columns(job, source, id_column, template, extra)
-    return _Scanned(source, id_column, template, extra)
+    content = kind_of(job).user_content(job, template)
+    return _Scanned(source, id_column, template, extra, content)
 
 
 def _check_columns(
@@ -217,7 +221,7 @@ def _rows(frame: FrameT, scanned: _Scanned, offset: int = 1) -> FrameT:
     return frame.with_row_index("row_number", offset=offset).select(
         "row_number",
         pl.col(scanned.id_column).cast(pl.String).alias("row_id"),
-        scanned.template.render().alias("text"),
+        scanned.content.expr.alias(scanned.content.column),
         *(pl.col(c).cast(pl.String).alias(name) for name, c in scanned.extra.items()),
     )
 

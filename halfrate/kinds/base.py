@@ -8,9 +8,10 @@ says how to add one.
 """
 
 import hashlib
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import duckdb
 import orjson
@@ -20,7 +21,8 @@ from halfrate.output_checks import OutputChecks, compile_checks
 from halfrate.sql import load_sql
 from halfrate.template import PromptTemplate
 
-if TYPE_CHECKING:  # importing anthropic costs seconds; the types are only for checking
+if TYPE_CHECKING:  # importing anthropic costs seconds, Polars a third of one
+    import polars as pl
     from anthropic.types import TextBlockParam
     from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
 
@@ -120,6 +122,17 @@ class SummaryDetail(BaseModel):
     """False for figures only machines read (they are still in JobSummary.details)."""
 
 
+@dataclass(frozen=True)
+class UserContent:
+    """How a row becomes the user message: a Polars expression over the source's columns."""
+
+    expr: "pl.Expr"
+    column: Literal["text", "content"] = "text"
+    """`text`: the expression is the message text. `content`: it is the JSON of the message's
+    content (a list of content blocks, e.g. a base64 `document` block and a `text` block);
+    extract stores it as rows.parquet's `content` column and build splices it in as it is."""
+
+
 class Kind:
     """A job kind. Subclasses set the class attributes and override what differs.
 
@@ -146,6 +159,10 @@ class Kind:
     def source_columns(self, job: JobBase) -> dict[str, str]:
         """Extra source columns extract carries into rows.parquet: our name -> source column."""
         return {}
+
+    def user_content(self, job: JobBase, template: PromptTemplate) -> UserContent:
+        """What each row sends: by default the job's prompt template, rendered."""
+        return UserContent(template.render())
 
     def output_schema(self, job: JobBase) -> dict[str, Any] | None:
         """The JSON Schema sent as `output_config.format`, or None for free text."""

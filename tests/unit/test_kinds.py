@@ -1,19 +1,27 @@
 """The kind plug-ins: the registry, the discriminated JobConfig union, and the override form."""
 
+import json
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
+import polars as pl
+import pyarrow as pa
 import pytest
 from pydantic import Field, ValidationError
 
 from halfrate import kinds
-from halfrate.build import request_for
+from halfrate.build import BuildError, build_requests, custom_id_for, custom_ids_for, request_for
 from halfrate.config import JobConfigError, JobSpec, parse_job, resolve_job
+from halfrate.extract import extract_rows
 from halfrate.kinds import KINDS, PLANNED, JobConfig, UnknownKindError, kind_named, kind_of
-from halfrate.kinds.base import JobBase, Kind
+from halfrate.kinds.base import JobBase, Kind, UserContent
 from halfrate.kinds.label import LABEL, LabelJob
+from halfrate.ledger import Ledger
+from halfrate.settings import Settings
+from halfrate.template import PromptTemplate
+from halfrate.workspace import JobPaths
 
 LABEL_KEYS = {"name": "t", "source": "x.csv", "instructions": "Label it.", "labels": ["a", "b"]}
 
@@ -172,3 +180,52 @@ def test_a_kind_without_output_schema_sends_no_output_config(
         "system": [{"type": "text", "text": "Write."}],
         "messages": [{"role": "user", "content": "hi"}],
     }
+
+
+class BlocksJob(JobBase):
+    kind: Literal["blocks"] = "blocks"
+
+
+class Blocks(Kind):
+    """A kind whose rows send content blocks (as a document kind would), built in Polars."""
+
+    name, config = "blocks", BlocksJob
+
+    def user_content(self, job: JobBase, template: PromptTemplate) -> UserContent:
+        block = pl.struct(type=pl.lit("text"), text=template.render())
+        blocks = pl.struct(c=pl.concat_list(block, block)).struct.json_encode()
+        return UserContent(blocks.str.slice(5, blocks.str.len_chars() - 6), "content")
+
+
+def test_a_kind_can_send_content_blocks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(kinds.KINDS, "blocks", Blocks())
+    source = tmp_path / "in.csv"
+    source.write_text('id,title,body\n1,Hi,"a ""quoted"" body"\n2,Zoë,\n')
+    job = BlocksJob(
+        name="b", source=source, instructions="Read.", prompt="{title}: {body}", cache_ttl="none"
+    )
+    paths = JobPaths(tmp_path / "job")
+    extract_rows(job, paths, Settings())
+    assert pl.read_parquet(paths.rows).columns == ["row_number", "row_id", "content"]
+    [file] = build_requests(job, paths, Ledger(paths.ledger), 1, paths.rows, Settings(), False)
+    lines = (paths.root / file.path).read_bytes().splitlines()
+    for line, (row_id, text) in zip(
+        lines, [("1", 'Hi: a "quoted" body'), ("2", "Zoë: ")], strict=True
+    ):
+        blocks = [{"type": "text", "text": text}] * 2
+        assert line == orjson.dumps(request_for(job, f"a1_{row_id}", blocks))
+    assert json.loads(lines[0])["params"]["messages"][0]["content"][1]["text"].endswith('" body')
+
+
+def test_custom_ids_can_tell_apart_several_requests_of_one_row() -> None:
+    ids = {custom_id_for(r, 1, q) for r in ("x", "x_ab", "ab_x") for q in ("", "ab", "ba")}
+    assert len(ids) == 9  # the request key sits before the `_`: no row id can collide
+    assert custom_id_for("x", 2, "ba") == "a2ba_x"
+    row_ids = pa.array(["x", "a.b"])
+    assert custom_ids_for(row_ids, 3, "ab").to_pylist() == [
+        custom_id_for("x", 3, "ab"),
+        custom_id_for("a.b", 3, "ab"),
+    ]
+    assert len(custom_id_for("k" * 56, 10, "abcd")) == 64  # the API's limit
+    with pytest.raises(BuildError, match="request key 'AB'"):
+        custom_id_for("x", 1, "AB")
