@@ -50,7 +50,11 @@ def _override_fields() -> dict[str, Any]:
         fields[name] = _optional(info, "")
     fields["kind"] = (
         Literal[tuple(KINDS)] | None,
-        FieldInfo.merge_field_infos(JobBase.model_fields["kind"], default=None),
+        FieldInfo.merge_field_infos(
+            JobBase.model_fields["kind"],
+            default=None,
+            description=f"What the job asks of Claude: {' | '.join(KINDS)}. Default: label.",
+        ),
     )
     for kind in KINDS.values():
         for name, info in kind.config.model_fields.items():

@@ -43,7 +43,7 @@ class JobBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=JOB_NAME_PATTERN, description="Job id: lowercase, digits, _ and -.")
-    kind: str = Field(description="What the job asks of Claude: label (extract, generate, judge).")
+    kind: str = Field(description="What the job asks of Claude (docs/kinds.md).")
     source: Path = Field(description="A .csv, .parquet, .jsonl/.ndjson file, or a folder of texts.")
     id_column: str = Field("id", min_length=1, description="Column with a unique, stable row id.")
     text_column: str = Field(
