@@ -160,11 +160,14 @@ copy (
         )
     ),
 
+    -- a valid JSON document is an object when it starts with { (cheaper than
+    -- json_type, which parses it again)
     json_kinds as (
         select
             *,
             case
-                when $json_output and json_valid(text) then json_type(text)
+                when $json_output and json_valid(text)
+                    then if(ltrim(text, e' \t\n\r')[1] = '{', 'OBJECT', 'OTHER')
             end as json_kind
         from usage_columns
     ),

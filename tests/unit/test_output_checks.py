@@ -99,6 +99,8 @@ def parse(
         (VALID[:-1] + ', "a/b~c": "yes"}', "a/b~c is a string, expected a boolean"),
         (VALID[:-1] + ', "extra": 1}', "unexpected key 'extra' in the output"),
         ("[1]", "not a JSON object"),
+        ('"a string"', "not a JSON object"),
+        ("\n\t " + VALID + "\n", None),
         ("title: t", "not JSON"),
     ],
 )
