@@ -183,31 +183,21 @@ def _check_columns(
 ) -> None:
     """Name every column the job reads that the source lacks, before anything is sent."""
     available = ", ".join(source.columns) or "(none)"
-    if source.folder:
-        missing = [c for c in extra.values() if c not in source.columns]
-        if missing:
-            keys = ", ".join(f"{c!r} ({k})" for k, c in extra.items() if c in missing)
-            raise ExtractError(
-                f"{job.source}: a folder source has only the columns {available}, so column "
-                f"{keys} cannot be read; remove it from the job"
-            )
-    elif template.shorthand:
-        missing = [c for c in (id_column, template.columns[0], *extra.values())]
-        missing = [c for c in dict.fromkeys(missing) if c not in source.columns]
-        if missing:
-            raise ExtractError(
-                f"{job.source}: column(s) {', '.join(map(repr, missing))} not found; available "
-                f"columns: {available}. Set id_column / text_column / gold_column"
-            )
-    else:
-        missing = [c for c in (id_column, *extra.values()) if c not in source.columns]
-        if missing:
-            raise ExtractError(
-                f"{job.source}: column(s) {', '.join(map(repr, missing))} not found; available "
-                f"columns: {available}. Set id_column / gold_column"
-            )
-    unknown = template.missing(source.columns)
-    if unknown and not template.shorthand:
+    named = [id_column, *(template.columns if template.shorthand else ()), *extra.values()]
+    missing = [c for c in dict.fromkeys(named) if c not in source.columns]
+    if missing and source.folder:
+        keys = ", ".join(f"{c!r} ({k})" for k, c in extra.items() if c in missing)
+        raise ExtractError(
+            f"{job.source}: a folder source has only the columns {available}, so column "
+            f"{keys} cannot be read; remove it from the job"
+        )
+    if missing:
+        raise ExtractError(
+            f"{job.source}: column(s) {', '.join(map(repr, missing))} not found; available "
+            f"columns: {available}. Set id_column / text_column / gold_column"
+        )
+    unknown = [] if template.shorthand else template.missing(source.columns)
+    if unknown:
         shown = ", ".join("{" + c + "}" for c in unknown)
         raise ExtractError(
             f"{job.source}: the prompt's placeholder(s) {shown} name no column of the source; "

@@ -83,7 +83,9 @@ class JobBase(BaseModel):
 
     @model_validator(mode="after")
     def _one_way_to_say_the_text(self) -> Self:
-        if self.prompt is not None and "text_column" in self.model_fields_set:
+        # The default text_column is harmless beside a prompt: a job's own dump holds both.
+        default = type(self).model_fields["text_column"].default
+        if self.prompt is not None and self.text_column != default:
             raise ValueError(
                 f"give either prompt or text_column, not both (text_column: "
                 f"{self.text_column} is the shorthand for prompt: '{{{self.text_column}}}')"

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from flows.batch_job import batch_job
+from halfrate import pipeline
 from halfrate.settings import get_settings
 from halfrate_emulator import EmulatorServer
 from halfrate_emulator.options import FaultConfig, HttpFault
@@ -95,6 +96,8 @@ def test_a_two_column_prompt_is_rendered_per_row_and_sent(
     assert warehouse_rows(
         "select row_id, reason from row_outcomes where final_state = 'quarantined'"
     ) == [("u0007", "missing text: the prompt's column(s) 'title', 'body' are all empty or blank")]
+    # the job reads back from its folder (status, `halfrate load`) with its prompt
+    assert pipeline.load_staged("intents-demo", get_settings()).loaded == []
 
 
 def test_rerun_resumes_without_submitting_again(

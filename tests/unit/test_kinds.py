@@ -105,6 +105,18 @@ def test_overrides_can_switch_the_text_to_a_prompt(tmp_path: Path) -> None:
         resolve_job(path, JobSpec(prompt="{subject}"))
 
 
+def test_a_job_reads_back_from_its_own_dump(tmp_path: Path) -> None:
+    """job.json holds model_dump(); status, load and resumes parse it again."""
+    for keys in (
+        LABEL_KEYS,
+        LABEL_KEYS | {"prompt": "{a}: {b}"},
+        LABEL_KEYS | {"gold_column": "g"},
+    ):
+        job = parse_job(keys)
+        assert parse_job(job.model_dump(mode="json")) == job
+        assert parse_job(orjson.loads(job.model_dump_json())).fingerprint() == job.fingerprint()
+
+
 def test_label_fingerprints_did_not_change_with_the_refactor() -> None:
     """A label job created before kinds were plug-ins resumes: same settings, same hash."""
     job = parse_job(
