@@ -13,7 +13,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
-import duckdb
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -22,6 +21,7 @@ from halfrate.sql import load_sql
 from halfrate.template import PromptTemplate
 
 if TYPE_CHECKING:  # importing anthropic costs seconds, Polars a third of one
+    import duckdb
     import polars as pl
     from anthropic.types import TextBlockParam
     from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
@@ -193,18 +193,18 @@ class Kind:
             params["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
         return params
 
-    def load_batch(self, con: duckdb.DuckDBPyConnection, job: JobBase, batch_id: str) -> None:
+    def load_batch(self, con: "duckdb.DuckDBPyConnection", job: JobBase, batch_id: str) -> None:
         """Land one batch in the kind's own tables (runs inside the batch's transaction)."""
         for name in self.batch_loads:
             con.execute(load_sql(name), {"job_name": job.name, "batch_id": batch_id})
 
     def delete_stale(
-        self, con: duckdb.DuckDBPyConnection, job: JobBase, batch_ids: list[str]
+        self, con: "duckdb.DuckDBPyConnection", job: JobBase, batch_ids: list[str]
     ) -> None:
         """Forget what the kind's tables hold of batches the job no longer has."""
         for name in self.stale_deletes:
             con.execute(load_sql(name), {"job_name": job.name, "batch_ids": batch_ids})
 
-    def summarize(self, con: duckdb.DuckDBPyConnection, job_name: str) -> list[SummaryDetail]:
+    def summarize(self, con: "duckdb.DuckDBPyConnection", job_name: str) -> list[SummaryDetail]:
         """What the kind adds to the job summary (read from the warehouse)."""
         return []

@@ -6,13 +6,15 @@ Requests: the rendered prompt after the cached instructions, with the output con
 the row's gold label, and the summary adds the accuracy against gold.
 """
 
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-import duckdb
 from pydantic import Field, model_validator
 
 from halfrate.kinds.base import JobBase, Kind, SummaryDetail
 from halfrate.sql import load_sql
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 class LabelJob(JobBase):
@@ -51,7 +53,7 @@ class LabelKind(Kind):
             "additionalProperties": False,
         }
 
-    def summarize(self, con: duckdb.DuckDBPyConnection, job_name: str) -> list[SummaryDetail]:
+    def summarize(self, con: "duckdb.DuckDBPyConnection", job_name: str) -> list[SummaryDetail]:
         row = con.execute(load_sql("kinds/label/accuracy"), {"job_name": job_name}).fetchone()
         gold_rows, accuracy = row or (0, None)
         details = [
