@@ -5,6 +5,7 @@ The text mixes quotes, newlines, tabs and accented names so that JSON escaping d
 
 import random
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -26,6 +27,15 @@ _PROSE = (
     "keeps crashing when I open settings thanks for the quick help yesterday it worked"
 )
 WORDS = _PROSE.split(" ")
+
+
+def label_job(**keys: Any) -> Any:
+    """A label job's config, on this code or on code from before kinds (bench --baseline)."""
+    try:
+        from halfrate.kinds.label import LabelJob
+    except ImportError:  # before job kinds were plug-ins
+        from halfrate.config import JobConfig as LabelJob  # type: ignore[assignment]
+    return LabelJob(**keys)
 
 
 def _sentence(rng: random.Random) -> str:

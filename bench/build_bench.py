@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def extract_child(source: Path, root: Path) -> None:
-    from halfrate.config import JobConfig
+    from bench._data import label_job as JobConfig
     from halfrate.extract import extract_rows
     from halfrate.settings import Settings
     from halfrate.workspace import JobPaths
@@ -46,8 +46,8 @@ def extract_child(source: Path, root: Path) -> None:
 
 
 def child(rows: int, root: Path) -> None:
+    from bench._data import label_job as JobConfig
     from halfrate.build import build_requests
-    from halfrate.config import JobConfig
     from halfrate.ledger import Ledger
     from halfrate.settings import Settings
     from halfrate.workspace import JobPaths
@@ -65,8 +65,8 @@ def child(rows: int, root: Path) -> None:
 
 def prompt_child(rows: int, root: Path, variant: str) -> None:
     """Extract then build: the source's one text column, or a template over two columns."""
+    from bench._data import label_job as JobConfig
     from halfrate.build import build_requests
-    from halfrate.config import JobConfig
     from halfrate.extract import extract_rows
     from halfrate.ledger import Ledger
     from halfrate.settings import Settings

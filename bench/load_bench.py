@@ -31,7 +31,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from halfrate.config import JobConfig
+from bench._data import label_job as JobConfig
 from halfrate.ledger import BatchStatus, Ledger, RequestFile
 from halfrate.workspace import JobPaths
 

@@ -10,6 +10,7 @@ import pytest
 from halfrate import extract
 from halfrate.config import JobConfig
 from halfrate.extract import ExtractError, extract_rows
+from halfrate.kinds.label import LabelJob
 from halfrate.settings import Settings
 from halfrate.workspace import JobPaths
 
@@ -23,7 +24,7 @@ def make_job(source: Path, **overrides: Any) -> JobConfig:
         "instructions": "Label the text.",
         "labels": ["a", "b"],
     }
-    return JobConfig(**(fields | overrides))
+    return LabelJob(**(fields | overrides))
 
 
 @pytest.fixture
