@@ -5,6 +5,7 @@ The text mixes quotes, newlines, tabs and accented names so that JSON escaping d
 
 import random
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -26,6 +27,15 @@ _PROSE = (
     "keeps crashing when I open settings thanks for the quick help yesterday it worked"
 )
 WORDS = _PROSE.split(" ")
+
+
+def label_job(**keys: Any) -> Any:
+    """A label job's config, on this code or on code from before kinds (bench --baseline)."""
+    try:
+        from halfrate.kinds.label import LabelJob
+    except ImportError:  # before job kinds were plug-ins
+        from halfrate.config import JobConfig as LabelJob  # type: ignore[assignment]
+    return LabelJob(**keys)
 
 
 def _sentence(rng: random.Random) -> str:
@@ -87,5 +97,27 @@ def make_docs_csv(n: int) -> Path:
     with pcsv.CSVWriter(tmp, source.schema_arrow) as writer:
         for batch in source.iter_batches(batch_size=8192):
             writer.write_batch(batch)
+    tmp.rename(path)
+    return path
+
+
+def make_titled_docs(n: int) -> Path:
+    """The rows of `make_docs(n)` split in two columns: title (the first ~80 chars) and body.
+
+    The same characters as the one-column file, so a two-column prompt template sends what the
+    one-column job sends plus the template's few literal characters.
+    """
+    path = OUT / f"titled-{n}.parquet"
+    if path.exists():
+        return path
+    source = pq.ParquetFile(make_docs(n))
+    schema = pa.schema([("row_id", pa.string()), ("title", pa.string()), ("body", pa.string())])
+    tmp = path.with_suffix(".tmp")
+    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for batch in source.iter_batches(batch_size=50_000):
+            texts = batch.column("text").to_pylist()
+            titles, bodies = [t[:80] for t in texts], [t[80:] for t in texts]
+            columns = [batch.column("row_id"), pa.array(titles), pa.array(bodies)]
+            writer.write_table(pa.table(columns, schema=schema))
     tmp.rename(path)
     return path

@@ -12,6 +12,8 @@ DuckDB file (CHECKPOINTed on close).
 
     .venv/bin/python -m bench.load_bench              # 100k (5 runs + warm-up) and 1M (2 runs)
     .venv/bin/python -m bench.load_bench --sizes 100000 --runs 3
+    .venv/bin/python -m bench.load_bench --outputs labels   # every output {"label": ...}
+    .venv/bin/python -m bench.load_bench --baseline /tmp/base   # and older code, alternately
 """
 
 import argparse
@@ -29,12 +31,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from halfrate.config import JobConfig
+from bench._data import label_job as JobConfig
 from halfrate.ledger import BatchStatus, Ledger, RequestFile
 from halfrate.workspace import JobPaths
 
 OUT = Path(__file__).resolve().parent / "out"
 BATCH_LINES = 100_000
+REPO = Path(__file__).resolve().parents[1]
 LABELS = ["billing", "card", "delivery", "account", "refund", "other"]
 _TEXT = (
     "the order arrived late and the box was damaged so I would like a refund or a replacement "
@@ -66,7 +69,7 @@ def _prose(rng: random.Random, chars: int) -> str:
     return "".join(out)[:chars]
 
 
-def _line(rng: random.Random, custom_id: str) -> bytes:
+def _line(rng: random.Random, custom_id: str, outputs: str = "mixed") -> bytes:
     if rng.random() < 0.02:
         kind = rng.choice(["overloaded_error", "api_error"])
         error = {
@@ -75,7 +78,10 @@ def _line(rng: random.Random, custom_id: str) -> bytes:
             "request_id": None,
         }
         return orjson.dumps({"custom_id": custom_id, "result": {"type": "errored", "error": error}})
-    if rng.random() < 0.4:
+    if outputs == "labels":  # what a label job gets back: {"label": ...}, 5 % not a label
+        label = rng.choice(LABELS) if rng.random() < 0.95 else "unknown"
+        text = orjson.dumps({"label": label}).decode()
+    elif rng.random() < 0.4:
         text = orjson.dumps({"label": rng.choice(LABELS), "reason": _prose(rng, 560)}).decode()
     else:
         text = _prose(rng, 600)
@@ -106,9 +112,9 @@ def _line(rng: random.Random, custom_id: str) -> bytes:
     )
 
 
-def stage(n: int) -> Path:
+def stage(n: int, outputs: str = "mixed") -> Path:
     """A job folder with n rows and ceil(n / 100,000) downloaded batches (cached on disk)."""
-    root = OUT / f"load-{n}"
+    root = OUT / (f"load-{n}" if outputs == "mixed" else f"load-{outputs}-{n}")
     done = root / ".complete"
     if done.exists():
         return root
@@ -171,7 +177,7 @@ def stage(n: int) -> Path:
             },
         )
         ledger.set_status(batch_id, BatchStatus.downloaded)
-        lines = [_line(rng, c) for c in custom_ids]
+        lines = [_line(rng, c, outputs) for c in custom_ids]
         rng.shuffle(lines)
         raw = paths.results_file(batch_id)
         raw.parent.mkdir(parents=True, exist_ok=True)
@@ -267,7 +273,7 @@ def yardstick(root: Path, db: Path) -> None:
     print(json.dumps({"results": loaded, "total_in_process": time.perf_counter() - started}))
 
 
-def measure(root: Path, n: int, mode: str = "--child") -> dict[str, float]:
+def measure(root: Path, n: int, mode: str = "--child", code: Path = REPO) -> dict[str, float]:
     paths = JobPaths(root / "jobs" / "bench")
     for parsed in paths.root.glob("results/*.parsed.parquet"):
         parsed.unlink()
@@ -278,7 +284,7 @@ def measure(root: Path, n: int, mode: str = "--child") -> dict[str, float]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.load_bench", mode, str(root), str(db)],
         stdout=subprocess.PIPE,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=code,
     )
     out = proc.stdout.read() if proc.stdout else b""
     _, status, usage = os.wait4(proc.pid, 0)
@@ -307,6 +313,19 @@ def main() -> None:
     parser.add_argument(
         "--runs", type=int, default=0, help="runs per size (default 5 at <=100k, else 2)"
     )
+    parser.add_argument(
+        "--outputs",
+        choices=["mixed", "labels"],
+        default="mixed",
+        help="mixed: 40%% JSON label objects with a long reason, 60%% prose (the figures below); "
+        'labels: every output {"label": ...} as a label job gets them, 5%% not a label',
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also measure the code in this checkout on the same data, alternately "
+        "(e.g. `git worktree add /tmp/base <commit>`)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("ROOT", "DB"), help=argparse.SUPPRESS)
     parser.add_argument("--yardstick", nargs=2, metavar=("ROOT", "DB"), help=argparse.SUPPRESS)
     parser.add_argument("--stage", type=int, help=argparse.SUPPRESS)
@@ -318,14 +337,25 @@ def main() -> None:
         yardstick(Path(args.yardstick[0]), Path(args.yardstick[1]))
         return
     if args.stage:
-        stage(args.stage)
+        stage(args.stage, args.outputs)
         return
     for n in args.sizes:
         t0 = time.perf_counter()
         # staging runs in its own process: a forked child inherits the parent's RSS, which
         # would otherwise show up in the measured child's peak
-        subprocess.run([sys.executable, "-m", "bench.load_bench", "--stage", str(n)], check=True)
-        root = OUT / f"load-{n}"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.load_bench",
+                "--stage",
+                str(n),
+                "--outputs",
+                args.outputs,
+            ],
+            check=True,
+        )
+        root = stage(n, args.outputs)
         raw_mb = sum(p.stat().st_size for p in root.glob("jobs/bench/results/*.jsonl")) / 1e6
         print(
             f"# {n:,} results, {raw_mb:,.1f} MB of JSONL (staged in {time.perf_counter() - t0:.1f} s)"
@@ -333,12 +363,16 @@ def main() -> None:
         runs = args.runs or (5 if n <= 100_000 else 2)
         if n <= 100_000:
             measure(root, n)  # warm-up
-        results, ratios = [], []
+        results, ratios, before = [], [], []
         for _ in range(runs):  # ours and the yardstick alternately: machine drift cancels
             ours = measure(root, n)
             base = measure(root, n, "--yardstick")
             results.append(ours)
             ratios.append(ours["wall_s"] / base["wall_s"])
+            if args.baseline is not None:
+                old = measure(root, n, code=args.baseline)
+                before.append(old)
+                print("  baseline: " + "  ".join(f"{k}={v:,.2f}" for k, v in old.items()))
             print("  " + "  ".join(f"{k}={v:,.2f}" for k, v in ours.items()))
             print(
                 f"  yardstick: wall_s={base['wall_s']:.2f}  cpu_s={base['cpu_s']:.2f}  "
@@ -352,6 +386,15 @@ def main() -> None:
             f"load {med['load_s']:.2f} s, load_job {med['load_job_s']:.2f} s, db {med['db_mb']:,.0f} MB; "
             f"paired wall ratio vs yardstick {statistics.median(ratios):.2f}"
         )
+        if before:
+            old = {k: statistics.median(r[k] for r in before) for k in before[0]}
+            print(
+                f"  baseline median: wall {old['wall_s']:.2f} s, cpu {old['cpu_s']:.2f} s, "
+                f"peak {old['peak_rss_mib']:,.0f} MiB, parse {old['parse_s']:.2f} s, "
+                f"load {old['load_s']:.2f} s; ours/baseline: wall "
+                f"{med['wall_s'] / old['wall_s']:.2f}x, cpu {med['cpu_s'] / old['cpu_s']:.2f}x, "
+                f"parse {med['parse_s'] / old['parse_s']:.2f}x, load {med['load_s'] / old['load_s']:.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -153,13 +153,14 @@ def print_summary(summary: Any) -> None:
     from halfrate.summary import JobSummary, format_usd
 
     s: JobSummary = summary
-    table = Table(title=f"halfrate job {s.job_name} ({s.model})", show_header=False)
+    table = Table(title=f"halfrate job {s.job_name} ({s.kind}, {s.model})", show_header=False)
     table.add_row("rows", f"{s.rows:,}")
     table.add_row("batches / attempts", f"{s.batches} / {s.attempts}")
     table.add_row("final states", ", ".join(f"{k} {v:,}" for k, v in s.final_states.items()))
     table.add_row("results", ", ".join(f"{k} {v:,}" for k, v in s.result_types.items()))
-    if s.accuracy is not None:
-        table.add_row("accuracy vs gold", f"{s.accuracy:.1%} of {s.gold_rows:,} rows")
+    for detail in s.details:
+        if detail.shown:
+            table.add_row(detail.title.lower(), detail.text)
     table.add_row(
         "tokens",
         f"input {s.input_tokens:,} · cache write {s.cache_write_5m_tokens + s.cache_write_1h_tokens:,}"

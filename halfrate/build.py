@@ -24,20 +24,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from halfrate.config import CacheTTL, JobConfig, JobKind
+from halfrate.config import CacheTTL, JobConfig
+from halfrate.kinds import kind_of
 from halfrate.ledger import Ledger, RequestFile
 from halfrate.settings import Settings
 from halfrate.workspace import JobPaths
 
 if TYPE_CHECKING:  # importing anthropic costs seconds; the types are only for checking
-    from anthropic.types import MessageParam, TextBlockParam
-    from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
+    from anthropic.types import MessageParam
     from anthropic.types.messages.batch_create_params import Request
 
 log = logging.getLogger(__name__)
 
 BODY_OVERHEAD = len(b'{"requests":[') + len(b"]}") - 1  # body = file size + this
 RAW_KEY = re.compile(r"[A-Za-z0-9_-]{1,56}")
+REQUEST_KEY = re.compile(r"[a-z]{0,4}")
 BATCH_LINE_BYTES = 3 << 20  # rows are read and encoded in batches of about this many bytes
 READ_BATCH_ROWS = 4096  # the most rows in one batch
 MAX_BLOCKS_IN_FLIGHT = 3  # batches handed to the I/O thread but not yet written
@@ -49,46 +50,26 @@ class BuildError(ValueError):
     """Requests cannot be built; the message names the file or row and what to do."""
 
 
-def custom_id_for(row_id: str, attempt: int) -> str:
-    """The request's custom_id: the row id when it is short and plain, else a hash of it."""
+def custom_id_for(row_id: str, attempt: int, request: str = "") -> str:
+    """The request's custom_id: the row id when it is short and plain, else a hash of it.
+
+    `request` tells apart the requests of one row when a kind sends more than one per row
+    (a few lowercase letters, e.g. "ab" and "ba"); it sits before the `_`, so no row id can
+    make two requests share an id. The API allows 64 characters: "a10xxxx_" + 56.
+    """
+    if not REQUEST_KEY.fullmatch(request):
+        raise BuildError(f"request key {request!r}: use up to 4 lowercase letters")
     key = row_id if RAW_KEY.fullmatch(row_id) else "h" + _hash_key(row_id)
-    return f"a{attempt}_{key}"
+    return f"a{attempt}{request}_{key}"
 
 
 def _hash_key(row_id: str) -> str:
     return hashlib.blake2b(row_id.encode(), digest_size=12).hexdigest()
 
 
-def label_params(job: JobConfig, text: str) -> "MessageCreateParamsNonStreaming":
-    """Messages params for a `label` job: cached instructions, one label from an enum."""
-    system: TextBlockParam = {"type": "text", "text": job.instructions}
-    if job.cache_ttl is CacheTTL.one_hour:
-        system["cache_control"] = {"type": "ephemeral", "ttl": "1h"}
-    elif job.cache_ttl is CacheTTL.five_minutes:
-        system["cache_control"] = {"type": "ephemeral", "ttl": "5m"}
-    schema = {
-        "type": "object",
-        "properties": {"label": {"type": "string", "enum": list(job.labels or [])}},
-        "required": ["label"],
-        "additionalProperties": False,
-    }
-    return {
-        "model": job.model,
-        "max_tokens": job.max_tokens,
-        "system": [system],
-        "messages": [_message(text)],
-        "output_config": {"format": {"type": "json_schema", "schema": schema}},
-    }
-
-
-PARAMS_BUILDERS: dict[JobKind, Callable[[JobConfig, str], "MessageCreateParamsNonStreaming"]] = {
-    JobKind.label: label_params,
-}
-
-
-def request_for(job: JobConfig, custom_id: str, text: str) -> "Request":
+def request_for(job: JobConfig, custom_id: str, content: Any) -> "Request":
     """One batch request, as a plain dict (the reference the fast path must match)."""
-    return {"custom_id": custom_id, "params": PARAMS_BUILDERS[job.kind](job, text)}
+    return {"custom_id": custom_id, "params": kind_of(job).params(job, content)}
 
 
 class RequestTemplate:
@@ -96,7 +77,8 @@ class RequestTemplate:
 
     `lines` fills them for a whole Arrow batch at once: Polars JSON-encodes the message
     `{"role":"user","content":<text>}` (byte-identical to orjson) and concatenates the constant
-    parts around it, so no Python code runs per row.
+    parts around it, so no Python code runs per row. Rows whose content is already JSON
+    (content blocks: rows.parquet's `content` column) are spliced in as they are.
     """
 
     def __init__(self, job: JobConfig) -> None:
@@ -104,16 +86,22 @@ class RequestTemplate:
         cid_slot, message_slot = orjson.dumps(_CUSTOM_ID_SLOT), orjson.dumps(_message(_TEXT_SLOT))
         if whole.count(cid_slot) != 1 or whole.count(message_slot) != 1:
             raise BuildError(
-                f"kind {job.kind.value!r}: the request must hold the row's text once, as the "
+                f"kind {job.kind!r}: the request must hold the row's text once, as the "
                 "user message, and the instructions must not contain NUL characters"
             )
         head, rest = whole.split(cid_slot)
         middle, tail = rest.split(message_slot)
         self.head, self.middle, self.tail = head + b'"', b'"' + middle, tail + b"\n"
 
-    def lines(self, custom_ids: pa.Array, texts: pa.Array) -> pa.Array:
-        """The JSONL lines of a batch of rows, as one Arrow large_binary array."""
-        message = pl.struct(role=pl.lit("user"), content=pl.col("text")).struct.json_encode()
+    def lines(self, custom_ids: pa.Array, texts: pa.Array, blocks: bool = False) -> pa.Array:
+        """The JSONL lines of a batch of rows, as one Arrow large_binary array.
+
+        `texts` are the message texts, or with `blocks` the JSON of each message's content.
+        """
+        if blocks:
+            message = pl.concat_str(pl.lit('{"role":"user","content":'), "text", pl.lit("}"))
+        else:
+            message = pl.struct(role=pl.lit("user"), content=pl.col("text")).struct.json_encode()
         line = pl.concat_str(
             pl.lit(self.head.decode()),
             pl.col("custom_id"),
@@ -149,7 +137,8 @@ def build_requests(
         paths: The job folder; files go to requests/a<attempt>/.
         ledger: The job's ledger.
         attempt: 1 for the first round, 2.. for retries.
-        rows: Parquet with at least row_id and text, in the order to send.
+        rows: Parquet with row_id and text (or content: the JSON of content blocks), in the
+            order to send.
         settings: `max_requests_per_batch` and `max_batch_bytes` cut the files.
         prime: Send the first row alone in prime.jsonl (to warm the prompt cache); ignored when
             caching is off or there are fewer than two rows.
@@ -167,10 +156,10 @@ def build_requests(
     folder = paths.requests_dir(attempt)
     _remove_unregistered(folder)
     template = RequestTemplate(job)
-    n_rows, batches = _read_rows(rows, len(template.head) + len(template.middle))
+    n_rows, column, batches = _read_rows(rows, len(template.head) + len(template.middle))
     prime = prime and n_rows >= 2 and job.cache_ttl is not CacheTTL.none
     folder.mkdir(parents=True, exist_ok=True)
-    builder = _Builder(paths, folder, attempt, settings, template)
+    builder = _Builder(paths, folder, attempt, settings, template, blocks=column == "content")
     try:
         files = builder.write_all(batches, prime)
         builder.check_unique()
@@ -184,29 +173,32 @@ def build_requests(
     return files
 
 
-def _read_rows(rows: Path, line_overhead: int) -> tuple[int, Iterator[pa.RecordBatch]]:
-    """The row count and a stream of (row_id, text) batches sized to bound memory."""
+def _read_rows(rows: Path, line_overhead: int) -> tuple[int, str, Iterator[pa.RecordBatch]]:
+    """The row count, the content column, and (row_id, content) batches that bound memory."""
     try:
         parquet = pq.ParquetFile(rows, pre_buffer=False, buffer_size=1 << 20)
     except (OSError, pa.ArrowException) as exc:
         raise BuildError(f"{rows}: cannot read the rows file ({exc}); rerun extract") from None
     names = parquet.schema_arrow.names
-    missing = [c for c in ("row_id", "text") if c not in names]
+    column = "content" if "content" in names else "text"
+    missing = [c for c in ("row_id", column) if c not in names]
     if missing:
         raise BuildError(f"{rows}: missing column(s) {missing}; it has {names}")
     meta = parquet.metadata
     text_bytes = sum(
-        meta.row_group(g).column(names.index("text")).total_uncompressed_size
+        meta.row_group(g).column(names.index(column)).total_uncompressed_size
         for g in range(meta.num_row_groups)
     )
     line_bytes = line_overhead + text_bytes // max(meta.num_rows, 1)
     batch_rows = max(1, min(READ_BATCH_ROWS, BATCH_LINE_BYTES // line_bytes))
-    batches = parquet.iter_batches(batch_size=batch_rows, columns=["row_id", "text"])
-    return meta.num_rows, batches
+    batches = parquet.iter_batches(batch_size=batch_rows, columns=["row_id", column])
+    return meta.num_rows, column, batches
 
 
-def custom_ids_for(row_ids: pa.Array, attempt: int) -> pa.Array:
+def custom_ids_for(row_ids: pa.Array, attempt: int, request: str = "") -> pa.Array:
     """`custom_id_for` over an Arrow string array (the plain ids never leave Arrow)."""
+    if not REQUEST_KEY.fullmatch(request):
+        raise BuildError(f"request key {request!r}: use up to 4 lowercase letters")
     row_ids = row_ids.cast(pa.string())
     plain = pc.match_substring_regex(row_ids, f"^{RAW_KEY.pattern}$")
     keys = row_ids
@@ -216,7 +208,7 @@ def custom_ids_for(row_ids: pa.Array, attempt: int) -> pa.Array:
             for r, p in zip(row_ids.to_pylist(), plain.to_pylist(), strict=True)
         ]
         keys = pc.if_else(plain, row_ids, pa.array(hashed, pa.string()))
-    return pc.binary_join_element_wise(f"a{attempt}_", keys, "")
+    return pc.binary_join_element_wise(f"a{attempt}{request}_", keys, "")
 
 
 class _OpenFile:
@@ -252,8 +244,10 @@ class _Builder:
         attempt: int,
         settings: Settings,
         template: RequestTemplate,
+        blocks: bool,
     ) -> None:
         self.paths, self.folder, self.attempt, self.template = paths, folder, attempt, template
+        self.blocks = blocks
         self.max_requests = settings.max_requests_per_batch
         self.max_body = settings.max_batch_bytes
         self.io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="halfrate-build-io")
@@ -265,7 +259,7 @@ class _Builder:
         current = self._open("prime", 0, "prime", 1) if prime else self._open_next(None)
         for batch in batches:
             row_ids, custom_ids, texts = self._columns(batch)
-            lines = self.template.lines(custom_ids, texts)
+            lines = self.template.lines(custom_ids, texts, self.blocks)
             offsets = _offsets(lines)
             data = memoryview(lines.buffers()[2])
             start, end = 0, len(lines)

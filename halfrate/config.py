@@ -1,104 +1,83 @@
-"""A job, as one pydantic model: read from a YAML job file, overridable field by field."""
+"""A job, as one pydantic model per kind: read from a YAML job file, overridable field by field.
 
-import hashlib
-from enum import StrEnum
+`JobConfig` is the union of the kinds' job models (halfrate/kinds/), told apart by `kind`.
+`JobSpec` is the flow's form of overrides: every field of every kind, optional, generated from
+the same field definitions (descriptions, limits), never copied by hand.
+"""
+
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal
 
-import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
-JOB_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+from halfrate.kinds import KINDS, JobConfig, UnknownKindError, kind_named
+from halfrate.kinds.base import JOB_NAME_PATTERN, CacheTTL, JobBase
 
+__all__ = [
+    "JOB_NAME_PATTERN",
+    "CacheTTL",
+    "JobBase",
+    "JobConfig",
+    "JobConfigError",
+    "JobOverrides",
+    "JobSpec",
+    "parse_job",
+    "read_job_file",
+    "resolve_job",
+]
 
-class JobKind(StrEnum):
-    """What the job asks of Claude. Only `label` is implemented so far."""
-
-    label = "label"
-    extract = "extract"
-    generate = "generate"
-    judge = "judge"
-
-
-IMPLEMENTED_KINDS = frozenset({JobKind.label})
-
-
-class CacheTTL(StrEnum):
-    """Prompt-cache lifetime for the shared instructions (`none` disables caching)."""
-
-    none = "none"
-    five_minutes = "5m"
-    one_hour = "1h"
-
-
-class JobConfig(BaseModel):
-    """Everything that defines one bulk job. Its `name` identifies it: rerunning resumes it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=JOB_NAME_PATTERN, description="Job id: lowercase, digits, _ and -.")
-    kind: JobKind = Field(JobKind.label, description="label | extract | generate | judge")
-    source: Path = Field(description="A .csv, .parquet, .jsonl/.ndjson file, or a folder of texts.")
-    id_column: str = Field("id", min_length=1, description="Column with a unique, stable row id.")
-    text_column: str = Field("text", min_length=1, description="Column with the text to process.")
-    gold_column: str | None = Field(None, description="Optional column with the expected label.")
-    model: str = Field("claude-sonnet-5", min_length=1, description="Claude model id.")
-    max_tokens: int = Field(256, ge=1, le=128_000, description="Output cap per request.")
-    instructions: str = Field(min_length=1, description="Shared prefix, cached across requests.")
-    labels: list[str] | None = Field(None, description="Allowed labels (kind: label).")
-    cache_ttl: CacheTTL = Field(CacheTTL.one_hour, description="none | 5m | 1h")
-    prime_cache: bool = Field(
-        True, description="Send a 1-request batch first so the main batches read a warm cache."
-    )
-    max_attempts: int = Field(3, ge=1, le=10, description="Tries per row for retriable failures.")
-    max_cost_usd: float | None = Field(
-        None, gt=0, description="Budget: refuse to submit if the expected batch cost is higher."
-    )
-
-    @model_validator(mode="after")
-    def _check_kind(self) -> Self:
-        if self.kind not in IMPLEMENTED_KINDS:
-            raise ValueError(f"kind {self.kind.value!r} is not implemented yet; use 'label'")
-        if self.kind is JobKind.label:
-            labels = self.labels or []
-            if len(labels) < 2:
-                raise ValueError("labels: a label job needs at least two labels")
-            if len(set(labels)) != len(labels) or any(not x.strip() for x in labels):
-                raise ValueError("labels: labels must be unique, non-empty strings")
-        return self
-
-    def fingerprint(self) -> str:
-        """A hash of what changes the requests; `name` and `max_attempts` do not."""
-        data = self.model_dump(
-            mode="json", exclude={"name", "max_attempts", "prime_cache", "max_cost_usd"}
-        )
-        return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
-
-
-class JobSpec(BaseModel):
-    """Field-by-field overrides of a job file (every field optional); the Prefect UI form."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = None
-    kind: JobKind | None = None
-    source: str | None = None
-    id_column: str | None = None
-    text_column: str | None = None
-    gold_column: str | None = None
-    model: str | None = None
-    max_tokens: int | None = None
-    instructions: str | None = None
-    labels: list[str] | None = None
-    cache_ttl: CacheTTL | None = None
-    prime_cache: bool | None = None
-    max_attempts: int | None = None
-    max_cost_usd: float | None = None
+DEFAULT_KIND = "label"  # job files written before `kind` existed are label jobs
+_ADAPTER: TypeAdapter[JobConfig] = TypeAdapter(JobConfig)
 
 
 class JobConfigError(ValueError):
     """A job file or override that cannot become a JobConfig; the message says what to fix."""
+
+
+class JobOverrides(BaseModel):
+    """Field-by-field overrides of a job file (every field optional); JobSpec fills it in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _override_fields() -> dict[str, Any]:
+    """Every kind's fields, optional (None: keep the job file's value), with their limits."""
+    fields: dict[str, Any] = {}
+    for name, info in JobBase.model_fields.items():
+        fields[name] = _optional(info, "")
+    fields["kind"] = (
+        Literal[tuple(KINDS)] | None,
+        FieldInfo.merge_field_infos(
+            JobBase.model_fields["kind"],
+            default=None,
+            description=f"What the job asks of Claude: {' | '.join(KINDS)}. Default: label.",
+        ),
+    )
+    for kind in KINDS.values():
+        for name, info in kind.config.model_fields.items():
+            if name not in JobBase.model_fields and name not in fields:
+                fields[name] = _optional(info, f"(kind {kind.name}) ")
+    return fields
+
+
+def _optional(info: FieldInfo, prefix: str) -> tuple[Any, FieldInfo]:
+    default = "" if info.default in (None, PydanticUndefined) else f" Default: {info.default}."
+    description = f"{prefix}{info.description or ''}{default}".strip()
+    annotation: Any = info.annotation
+    return annotation | None, FieldInfo.merge_field_infos(
+        info, default=None, description=description
+    )
+
+
+JobSpec: type[JobOverrides] = create_model(
+    "JobSpec",
+    __base__=JobOverrides,
+    __doc__="Field-by-field overrides of a job file (every field optional); the Prefect UI form.",
+    **_override_fields(),
+)
 
 
 def read_job_file(path: Path) -> dict[str, Any]:
@@ -118,25 +97,44 @@ def read_job_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def resolve_job(job_file: Path | None = None, spec: JobSpec | None = None) -> JobConfig:
+def resolve_job(job_file: Path | None = None, spec: JobOverrides | None = None) -> JobConfig:
     """Merge a job file with overrides and validate, naming the file and key on error."""
     data: dict[str, Any] = read_job_file(job_file) if job_file else {}
     if spec is not None:
         data |= spec.model_dump(exclude_none=True)
+    return parse_job(data, f"{job_file}" if job_file else "job parameters")
+
+
+def parse_job(data: dict[str, Any], where: str = "job") -> JobConfig:
+    """Validate a job's keys as the model of its `kind`; errors name `where` and each key."""
+    data = {"kind": DEFAULT_KIND} | data
     try:
-        return JobConfig.model_validate(data)
+        kind_named(data["kind"])
+        return _ADAPTER.validate_python(data)
+    except UnknownKindError as exc:
+        raise JobConfigError(f"{where}: invalid job configuration\n  - kind: {exc}") from None
     except ValidationError as exc:
-        raise JobConfigError(_describe(exc, job_file)) from None
+        raise JobConfigError(_describe(exc, where, str(data["kind"]))) from None
 
 
-def _describe(exc: ValidationError, job_file: Path | None) -> str:
-    where = f"{job_file}" if job_file else "job parameters"
+def _describe(exc: ValidationError, where: str, kind: str) -> str:
     lines = [f"{where}: invalid job configuration"]
+    model = KINDS[kind].config
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(job)"
-        msg = err["msg"]
+        loc = list(err["loc"])
+        if loc and loc[0] == kind:  # the union's tag
+            loc = loc[1:]
+        key = ".".join(str(p) for p in loc) or "(job)"
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            known = ", ".join(JobConfig.model_fields)
-            msg = f"unknown key; known keys are: {known}"
+            msg = f"kind {kind} has no key {key!r}{_owner(key)}; its keys are: " + ", ".join(
+                model.model_fields
+            )
         lines.append(f"  - {key}: {msg}")
     return "\n".join(lines)
+
+
+def _owner(key: str) -> str:
+    """A hint when the key belongs to another kind."""
+    owners = [k.name for k in KINDS.values() if key in k.config.model_fields]
+    return f" (it is a key of kind {', '.join(owners)})" if owners else ""

@@ -1,12 +1,13 @@
 """Extract: read the job's source with Polars, keep valid rows, quarantine the rest with a reason.
 
-Writes extract/rows.parquet (row_number, row_id, text[, gold]) and extract/quarantine.parquet
-(row_number, row_id, reason), then extract/source.json (the source fingerprint and the summary)
-as the commit point. A rerun against an unchanged source reuses the files; a changed source is
+Writes extract/rows.parquet (row_number, row_id, text, and the kind's extra columns such as
+label's gold) and extract/quarantine.parquet (row_number, row_id, reason), then
+extract/source.json (the source fingerprint and the summary) as the commit point. `text` is
+the job's prompt template rendered over the source's columns (halfrate/template.py), so it is
+exactly what each request sends. A rerun against an unchanged source reuses the files; a changed source is
 an error, because requests already built from the old rows must never mix with new ones.
 """
 
-import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -22,27 +23,20 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
 from halfrate.config import JobConfig
+from halfrate.kinds import kind_of
+from halfrate.kinds.base import UserContent
 from halfrate.settings import Settings
+from halfrate.sources import ExtractError, Source, scan_source, source_fingerprint, unreadable
+from halfrate.template import PromptTemplate
 from halfrate.workspace import JobPaths, write_atomic
+
+__all__ = ["ExtractError", "ExtractSummary", "extract_rows", "source_fingerprint"]
 
 log = logging.getLogger(__name__)
 
-FILE_FORMATS = {
-    ".csv": "CSV",
-    ".parquet": "Parquet",
-    ".jsonl": "JSON Lines",
-    ".ndjson": "JSON Lines",
-}
-FULL_HASH_MAX_BYTES = 256 << 20  # above this, fingerprint size + mtime + first/last MiB
-SAMPLE_BYTES = 1 << 20
 DUPLICATE_ROWS_SHOWN = 10
-DOCS_PER_CHUNK = 512
 BATCH_BYTES = 8 << 20  # rows per batch when copying a Parquet source: about this many bytes
 FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
-
-
-class ExtractError(ValueError):
-    """The source cannot be extracted; the message names the file and what to do."""
 
 
 class ExtractSummary(BaseModel):
@@ -66,7 +60,8 @@ def extract_rows(job: JobConfig, paths: JobPaths, settings: Settings) -> Extract
     """Extract the job's source into rows.parquet and quarantine.parquet (or reuse them).
 
     Args:
-        job: The job; `source`, `id_column`, `text_column` and `gold_column` are used.
+        job: The job; its `source`, `id_column`, prompt (or `text_column`) and its kind's
+            extra columns (label: `gold_column`) are used.
         paths: The job folder.
         settings: `max_text_chars` is the longest text kept.
 
@@ -74,8 +69,9 @@ def extract_rows(job: JobConfig, paths: JobPaths, settings: Settings) -> Extract
         Row counts and quarantine reasons.
 
     Raises:
-        ExtractError: The source is missing, unsupported, empty, lacks a column, cannot be
-            parsed, or changed since this job first extracted it.
+        ExtractError: The source is missing, unsupported, empty, lacks a column (or a
+            column the prompt names), cannot be parsed, or changed since this job first
+            extracted it.
     """
     source = job.source
     fingerprint = source_fingerprint(source)
@@ -105,30 +101,6 @@ def extract_rows(job: JobConfig, paths: JobPaths, settings: Settings) -> Extract
     return summary
 
 
-def source_fingerprint(source: Path) -> dict[str, Any]:
-    """Identify the source's content: a hash of a file, or of a folder's file list."""
-    if not source.exists():
-        raise ExtractError(f"{source}: source not found; check the job's `source` path")
-    if source.is_dir():
-        listing = [[name, p.stat().st_size, p.stat().st_mtime_ns] for name, p in _documents(source)]
-        digest = hashlib.sha256(orjson.dumps(listing)).hexdigest()
-        return {"kind": "folder", "files": len(listing), "listing_sha256": digest}
-    if source.suffix.lower() not in FILE_FORMATS:
-        raise ExtractError(
-            f"{source}: unsupported file type {source.suffix!r}; use .csv, .parquet, "
-            ".jsonl or .ndjson, or a folder of text documents"
-        )
-    stat = source.stat()
-    if stat.st_size <= FULL_HASH_MAX_BYTES:
-        return {"kind": "file", "size": stat.st_size, "sha256": _sha256(source)}
-    with open(source, "rb") as fh:
-        head = fh.read(SAMPLE_BYTES)
-        fh.seek(-SAMPLE_BYTES, os.SEEK_END)
-        tail = fh.read(SAMPLE_BYTES)
-    sample = hashlib.sha256(head + tail).hexdigest()
-    return {"kind": "file", "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sample": sample}
-
-
 def _check_same_source(
     source: Path, state: dict[str, Any], fingerprint: dict[str, Any], settings: Settings
 ) -> None:
@@ -149,14 +121,6 @@ def _fsync(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @contextmanager
 def _temp_files(paths: JobPaths) -> Iterator[tuple[Path, Path, Path]]:
     folder = paths.rows.parent
@@ -172,112 +136,84 @@ def _temp_files(paths: JobPaths) -> Iterator[tuple[Path, Path, Path]]:
 
 @dataclass(frozen=True)
 class _Scanned:
-    """The source as a lazy frame of row_number, row_id, text (+ gold), in source order."""
+    """The source's frame and how each of our columns is made from its columns."""
 
-    frame: pl.LazyFrame
-    columns: dict[str, str]
-    """Our column name -> the source's column name."""
-    parquet: Path | None
-    """The Parquet file behind the frame, if any (read in bounded batches with pyarrow)."""
+    source: Source
+    id_column: str
+    template: PromptTemplate
+    extra: dict[str, str]
+    """The kind's extra columns: our name -> the source's column (e.g. gold)."""
+    content: UserContent
+    """What each row sends (the rendered template, unless the kind builds content blocks)."""
+
+    @property
+    def frame(self) -> pl.LazyFrame:
+        return self.source.frame
+
+    @property
+    def parquet(self) -> Path | None:
+        return self.source.parquet
+
+    @property
+    def wanted(self) -> list[str]:
+        """The source columns the job reads."""
+        columns = [self.id_column, *self.template.source_columns, *self.extra.values()]
+        return list(dict.fromkeys(columns))
 
 
 def _scan_source(job: JobConfig, docs_tmp: Path) -> _Scanned:
-    source = job.source
-    parquet: Path | None = None
-    if source.is_dir():
-        if job.gold_column:
-            raise ExtractError(
-                f"{source}: a folder source has no columns, so gold_column "
-                f"{job.gold_column!r} cannot be read; remove gold_column from the job"
-            )
-        _stage_documents(source, docs_tmp)
-        frame, parquet = pl.scan_parquet(docs_tmp), docs_tmp
-        columns = {"row_id": "row_id", "text": "text"}
-    else:
-        frame = _scan_file(source, job)
-        parquet = source if FILE_FORMATS[source.suffix.lower()] == "Parquet" else None
-        columns = {"row_id": job.id_column, "text": job.text_column}
-        if job.gold_column:
-            columns["gold"] = job.gold_column
-    return _Scanned(_select(frame, columns, offset=1), columns, parquet)
+    extra = kind_of(job).source_columns(job)
+    template = job.template
+    if job.source.is_dir() and job.prompt is None:
+        template = PromptTemplate.column("text")  # a folder's documents are its texts
+    id_column = "path" if job.source.is_dir() else job.id_column
+    wanted = [id_column, *template.source_columns, *extra.values()]
+    source = scan_source(job.source, wanted, docs_tmp)
+    _check_columns(job, source, id_column, template, extra)
+    content = kind_of(job).user_content(job, template)
+    return _Scanned(source, id_column, template, extra, content)
 
 
-def _select(frame: FrameT, columns: dict[str, str], offset: int) -> FrameT:
-    selected = frame.select(
-        *(pl.col(col).cast(pl.String).alias(name) for name, col in columns.items())
-    )
-    return selected.with_row_index("row_number", offset=offset)
-
-
-def _scan_file(source: Path, job: JobConfig) -> pl.LazyFrame:
-    wanted = [c for c in (job.id_column, job.text_column, job.gold_column) if c]
-    kind = FILE_FORMATS[source.suffix.lower()]
-    if source.stat().st_size == 0:
-        raise ExtractError(f"{source}: the file is empty; give it rows (and a header for CSV)")
-    try:
-        if kind == "CSV":
-            frame = pl.scan_csv(source, infer_schema=False, raise_if_empty=True)
-        elif kind == "Parquet":
-            frame = pl.scan_parquet(source)
-        else:
-            frame = pl.scan_ndjson(source)
-        available = frame.collect_schema().names()
-        if kind == "JSON Lines":  # inference sees only the first lines: read our columns as text
-            overrides = {c: pl.String for c in wanted if c in available}
-            frame = pl.scan_ndjson(source, schema_overrides=overrides)
-    except pl.exceptions.NoDataError:
-        raise ExtractError(f"{source}: the file is empty; give it a header and rows") from None
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise _unreadable(source, exc) from None
-    missing = [c for c in wanted if c not in available]
+def _check_columns(
+    job: JobConfig,
+    source: Source,
+    id_column: str,
+    template: PromptTemplate,
+    extra: dict[str, str],
+) -> None:
+    """Name every column the job reads that the source lacks, before anything is sent."""
+    available = ", ".join(source.columns) or "(none)"
+    named = [id_column, *(template.columns if template.shorthand else ()), *extra.values()]
+    missing = [c for c in dict.fromkeys(named) if c not in source.columns]
+    if missing and source.folder:
+        keys = ", ".join(f"{c!r} ({k})" for k, c in extra.items() if c in missing)
+        raise ExtractError(
+            f"{job.source}: a folder source has only the columns {available}, so column "
+            f"{keys} cannot be read; remove it from the job"
+        )
     if missing:
         raise ExtractError(
-            f"{source}: column(s) {', '.join(map(repr, missing))} not found; available columns: "
-            f"{', '.join(available) or '(none)'}. Set id_column / text_column / gold_column"
+            f"{job.source}: column(s) {', '.join(map(repr, missing))} not found; available "
+            f"columns: {available}. Set id_column / text_column / gold_column"
         )
-    return frame
+    unknown = [] if template.shorthand else template.missing(source.columns)
+    if unknown:
+        shown = ", ".join("{" + c + "}" for c in unknown)
+        raise ExtractError(
+            f"{job.source}: the prompt's placeholder(s) {shown} name no column of the source; "
+            f"available columns: {available}. Fix the prompt (write {{{{ and }}}} for literal "
+            "braces)"
+        )
 
 
-def _unreadable(source: Path, exc: Exception) -> ExtractError:
-    kind = FILE_FORMATS.get(source.suffix.lower(), "documents")
-    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    hint = "check that it is valid, UTF-8 encoded " + kind
-    if "utf-8" in first_line.lower():
-        hint = "it is not UTF-8: convert it (e.g. iconv -f latin1 -t utf-8) and rerun"
-    return ExtractError(f"{source}: could not read it as {kind} ({first_line}); {hint}")
-
-
-def _documents(folder: Path) -> list[tuple[str, Path]]:
-    """Non-hidden files under a folder, sorted by their relative path."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if not name.startswith("."):
-                path = Path(dirpath, name)
-                found.append((path.relative_to(folder).as_posix(), path))
-    return sorted(found)
-
-
-def _stage_documents(folder: Path, target: Path) -> None:
-    """Write a folder's documents (one row each) to a Parquet file, a chunk at a time."""
-    schema = pa.schema([("row_id", pa.string()), ("text", pa.string())])
-    docs = _documents(folder)
-    if not docs:
-        raise ExtractError(f"{folder}: the folder has no (non-hidden) files; nothing to extract")
-    with pq.ParquetWriter(target, schema) as writer:
-        for start in range(0, len(docs), DOCS_PER_CHUNK):
-            chunk = docs[start : start + DOCS_PER_CHUNK]
-            texts = [_decode(path.read_bytes()) for _, path in chunk]
-            ids = [name for name, _ in chunk]
-            writer.write_table(pa.table({"row_id": ids, "text": texts}, schema=schema))
-
-
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+def _rows(frame: FrameT, scanned: _Scanned, offset: int = 1) -> FrameT:
+    """Our columns, in source order: row_number, row_id, text (the rendered prompt), extras."""
+    return frame.with_row_index("row_number", offset=offset).select(
+        "row_number",
+        pl.col(scanned.id_column).cast(pl.String).alias("row_id"),
+        scanned.content.expr.alias(scanned.content.column),
+        *(pl.col(c).cast(pl.String).alias(name) for name, c in scanned.extra.items()),
+    )
 
 
 def _validate_and_write(
@@ -288,18 +224,19 @@ def _validate_and_write(
         # Duplicate detection needs every id at once: this collects the id column and small
         # per-row facts (never the texts), then streams the valid rows straight to Parquet.
         if scanned.parquet is None:
-            facts = _facts(frame).collect(engine="streaming")
+            facts = _facts(frame, scanned).collect(engine="streaming")
         else:
-            facts = pl.concat([_facts(rows) for rows in _parquet_batches(scanned)], rechunk=True)
+            batches = _parquet_batches(scanned)
+            facts = pl.concat([_facts(b, scanned, offset) for b, offset in batches], rechunk=True)
         if facts.height == 0:
             raise ExtractError(f"{job.source}: the file has no rows; add rows below the header")
-        quarantine = _quarantine(facts, job, settings)
+        quarantine = _quarantine(facts, scanned, settings)
         mean_chars = facts["text_chars"].mean()
         row_bytes = 64 + 2 * int(mean_chars if isinstance(mean_chars, float) else 0)
         group_rows = max(64, min(65_536, BATCH_BYTES // row_bytes))
         _write_rows(scanned, quarantine["row_number"], rows_tmp, group_rows)
     except (pl.exceptions.PolarsError, pa.ArrowException) as exc:
-        raise _unreadable(job.source, exc) from None
+        raise unreadable(job.source, exc) from None
     quarantine.drop("kinds").write_parquet(quarantine_tmp)
     kinds = quarantine["kinds"].explode().value_counts(sort=True)
     return ExtractSummary(
@@ -310,19 +247,21 @@ def _validate_and_write(
     )
 
 
-def _facts(frame: FrameT) -> FrameT:
+def _facts(frame: FrameT, scanned: _Scanned, offset: int = 1) -> FrameT:
     """Small per-row facts for validation (never the texts themselves)."""
-    return frame.select(
+    row_id = pl.col(scanned.id_column).cast(pl.String)
+    template = scanned.template
+    return frame.with_row_index("row_number", offset=offset).select(
         "row_number",
-        "row_id",
-        id_ok=pl.col("row_id").str.contains(r"\S").fill_null(False),
-        text_ok=pl.col("text").str.contains(r"\S").fill_null(False),
-        text_chars=pl.col("text").str.len_chars(),
+        row_id.alias("row_id"),
+        id_ok=row_id.str.contains(r"\S").fill_null(False),
+        text_ok=template.has_content(),
+        text_chars=template.chars(),
     )
 
 
-def _parquet_batches(scanned: _Scanned) -> Iterator[pl.DataFrame]:
-    """The Parquet source as selected frames of a few MB each.
+def _parquet_batches(scanned: _Scanned) -> Iterator[tuple[pl.DataFrame, int]]:
+    """The Parquet source's wanted columns as frames of a few MB each, with their first row number.
 
     Polars' streaming Parquet reader reads far ahead (a 1.4 GB peak measured for 1M rows of
     1.5 KB); pyarrow's batch reader holds one batch at a time.
@@ -332,10 +271,9 @@ def _parquet_batches(scanned: _Scanned) -> Iterator[pl.DataFrame]:
     meta = source.metadata
     row_bytes = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
     batch_rows = max(1, min(16_384, BATCH_BYTES * max(meta.num_rows, 1) // max(row_bytes, 1)))
-    wanted = list(dict.fromkeys(scanned.columns.values()))
     offset = 1
-    for batch in source.iter_batches(batch_size=batch_rows, columns=wanted):
-        yield _select(pl.DataFrame(batch), scanned.columns, offset)
+    for batch in source.iter_batches(batch_size=batch_rows, columns=scanned.wanted):
+        yield pl.DataFrame(batch), offset
         offset += batch.num_rows
 
 
@@ -347,15 +285,16 @@ def _write_rows(scanned: _Scanned, bad: pl.Series, target: Path, group_rows: int
     """
     keep = ~pl.col("row_number").is_in(bad.implode())
     if scanned.parquet is None:
-        scanned.frame.filter(keep).sink_parquet(target, row_group_size=group_rows)
+        _rows(scanned.frame, scanned).filter(keep).sink_parquet(target, row_group_size=group_rows)
         return
-    schema = scanned.frame.head(0).collect().to_arrow().schema
+    schema = _rows(scanned.frame, scanned).head(0).collect().to_arrow().schema
     with pq.ParquetWriter(target, schema) as writer:
-        for rows in _parquet_batches(scanned):
-            writer.write_table(rows.filter(keep).to_arrow().cast(schema))
+        for frame, offset in _parquet_batches(scanned):
+            rows = _rows(frame, scanned, offset).filter(keep)
+            writer.write_table(rows.to_arrow().cast(schema))
 
 
-def _quarantine(facts: pl.DataFrame, job: JobConfig, settings: Settings) -> pl.DataFrame:
+def _quarantine(facts: pl.DataFrame, scanned: _Scanned, settings: Settings) -> pl.DataFrame:
     """One row per rejected source row: row_number, row_id, reason (and its kinds)."""
     limit = settings.max_text_chars
     # Group only ids whose 8-byte hash repeats: grouping all the strings costs ~200 MB per 1M.
@@ -382,12 +321,10 @@ def _quarantine(facts: pl.DataFrame, job: JobConfig, settings: Settings) -> pl.D
     )
     checks = {
         "missing id": pl.when(~pl.col("id_ok")).then(
-            pl.lit(f"missing id: column {job.id_column!r} is empty")
+            pl.lit(f"missing id: column {scanned.id_column!r} is empty")
         ),
         "duplicate id": pl.col("duplicate"),
-        "missing text": pl.when(~pl.col("text_ok")).then(
-            pl.lit(f"missing text: column {job.text_column!r} is empty or blank")
-        ),
+        "missing text": pl.when(~pl.col("text_ok")).then(pl.lit(scanned.template.empty_reason())),
         "text too long": pl.when(pl.col("text_chars") > limit).then(
             pl.format(f"text too long: {{}} characters, the limit is {limit}", "text_chars")
         ),

@@ -14,6 +14,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from halfrate.config import JobConfig
+from halfrate.kinds import kind_of
 from halfrate.ledger import BatchRecord, Ledger
 from halfrate.results import parse_results
 from halfrate.sql import load_sql
@@ -61,7 +62,7 @@ def load_job(
             "load/upsert_job",
             {
                 **params,
-                "kind": job.kind.value,
+                "kind": job.kind,
                 "model": job.model,
                 "fingerprint": job.fingerprint(),
                 "config": job.model_dump_json(),
@@ -77,10 +78,10 @@ def load_job(
         run_sql(con, insert_rows, {**params, "path": str(paths.rows)})
         run_sql(con, "load/delete_quarantine", params)
         run_sql(con, "load/insert_quarantine", {**params, "path": str(paths.quarantine)})
-        run_sql(con, "load/refresh_label_gold", params)
-        known = {"batch_ids": sorted(ledger.known_batch_ids()), **params}
-        for table in ("results", "requests", "labels", "batches"):
-            run_sql(con, f"load/delete_stale_{table}", known)
+        batch_ids = sorted(ledger.known_batch_ids())
+        for table in ("results", "requests", "outcomes", "batches"):
+            run_sql(con, f"load/delete_stale_{table}", {"batch_ids": batch_ids, **params})
+        kind_of(job).delete_stale(con, job, batch_ids)
         for record in ledger.records():
             if record.batch_id is not None:
                 _upsert_batch(con, job, record)
@@ -89,7 +90,9 @@ def load_job(
 def load_batch(
     con: duckdb.DuckDBPyConnection, job: JobConfig, paths: JobPaths, record: BatchRecord
 ) -> int:
-    """Load one downloaded batch (its row, requests and results) and refresh its rows' labels.
+    """Load one downloaded batch (its row, requests and results) and refresh its rows' outcomes.
+
+    The job's kind then lands the batch in its own tables, if it has any.
 
     Parses results/<batch_id>.jsonl first if its parsed file is missing. Returns the number of
     results loaded. Loading the same batch again replaces its rows with identical ones.
@@ -119,8 +122,9 @@ def load_batch(
                 f"(e.g. {example!r}); the results do not belong to this request file: "
                 "check the ledger's batch id for it, then download the batch again"
             )
-        run_sql(con, "load/delete_batch_labels", params)
-        run_sql(con, "load/insert_batch_labels", batch)
+        run_sql(con, "load/delete_batch_outcomes", params)
+        run_sql(con, "load/insert_batch_outcomes", batch)
+        kind_of(job).load_batch(con, job, batch_id)
     return int(pq.read_metadata(parsed).num_rows)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from halfrate.build import build_requests
-from halfrate.config import CacheTTL, JobConfig, JobSpec, resolve_job
+from halfrate.config import CacheTTL, JobConfig, JobOverrides, JobSpec, resolve_job
 from halfrate.cost_model import CostEstimate
 from halfrate.download import DownloadSummary, download_ended
 from halfrate.estimate import check_budget, estimate_job, load_estimate, save_estimate
@@ -60,7 +60,7 @@ class LoadResult:
 
 
 def prepare(
-    job_file: str | None, spec: JobSpec | None, restart: bool, settings: Settings
+    job_file: str | None, spec: JobOverrides | None, restart: bool, settings: Settings
 ) -> JobConfig:
     """Resolve the job and open (or resume) its folder."""
     job = resolve_job(Path(job_file) if job_file else None, spec)
@@ -221,7 +221,7 @@ def summarize(job: JobConfig, settings: Settings) -> JobSummary:
     except WarehouseBusyError as exc:
         return staged_summary(job, settings, records, str(exc))
     with con:
-        summary = summarize_job(con, job.name, job.model, settings.warehouse)
+        summary = summarize_job(con, job, settings.warehouse)
     return summary.model_copy(update={"staged_not_loaded": staged})
 
 
@@ -233,7 +233,7 @@ def staged_summary(
     for r in records:
         for key, value in (r.request_counts or {}).items():
             counts[key] = counts.get(key, 0) + value
-    return JobSummary.empty(job.name, job.model, str(settings.warehouse)).model_copy(
+    return JobSummary.empty(job.name, job.kind, job.model, str(settings.warehouse)).model_copy(
         update={
             "result_types": {k: v for k, v in counts.items() if v},
             "batches": sum(1 for r in records if r.batch_id),

@@ -3,8 +3,9 @@
 DuckDB's `read_json` with explicit columns does the parsing (11-18x faster than the SDK's
 iterator; see shared/reference/perf-baseline.md section C). Each of the four result types
 (succeeded, errored, canceled, expired) becomes one row. A succeeded row's output is checked
-(JSON object, label in the job's labels, not truncated, not a refusal) and every row gets an
-`outcome` that drives retries:
+(not truncated, not a refusal, and, when the job's kind has an output schema, a JSON object
+that passes the schema's checks: halfrate/output_checks.py) and every row gets an `outcome`
+that drives retries:
 
   succeeded       valid output
   invalid_output  succeeded, but the output is not usable (invalid_reason says why)
@@ -14,12 +15,15 @@ iterator; see shared/reference/perf-baseline.md section C). Each of the four res
 
 import os
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from halfrate.config import JobConfig, JobKind
+from halfrate.config import JobConfig
+from halfrate.kinds import kind_of
+from halfrate.output_checks import OutputChecks
 from halfrate.sql import load_sql
 
 RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")
@@ -52,7 +56,7 @@ def parse_results(raw: Path, out: Path, job: JobConfig, batch_id: str) -> ParseS
     """Write `out` (Parquet, one typed row per line of `raw`) atomically and summarize it."""
     if not raw.is_file():
         raise FileNotFoundError(f"{raw}: results file not found; download the batch first")
-    labels = list(job.labels) if job.kind is JobKind.label and job.labels else None
+    checks = kind_of(job).output_checks(job)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
@@ -66,7 +70,7 @@ def parse_results(raw: Path, out: Path, job: JobConfig, batch_id: str) -> ParseS
                     "out": str(tmp),
                     "batch_id": batch_id,
                     "job_name": job.name,
-                    "labels": labels,
+                    **_check_params(checks),
                 },
             )
         except duckdb.Error as exc:
@@ -97,6 +101,12 @@ def parse_results(raw: Path, out: Path, job: JobConfig, batch_id: str) -> ParseS
         retriable=counts["retriable"],
         failed=counts["failed"],
     )
+
+
+def _check_params(checks: OutputChecks | None) -> dict[str, Any]:
+    """The parse SQL's output-check parameters ($json_output, $checks, $paths)."""
+    json_output = checks is not None
+    return {"json_output": json_output, **(checks or OutputChecks()).params()}
 
 
 def _explain(raw: Path) -> str | None:

@@ -23,7 +23,7 @@ class RetryPlanError(RuntimeError):
 
 
 def plan_retry(paths: JobPaths, ledger: Ledger, attempt: int) -> Path | None:
-    """Write the rows attempt `attempt` must resend (row_id, text) and return that file.
+    """Write the rows attempt `attempt` must resend (row_id, text or content) and return it.
 
     Returns None when nothing needs another try. Idempotent: a plan already written is reused,
     so a resumed job resends exactly the rows it planned before.
@@ -46,7 +46,9 @@ def plan_retry(paths: JobPaths, ledger: Ledger, attempt: int) -> Path | None:
 
 
 def _retry_rows(paths: JobPaths, batches: list[tuple[str, str]]) -> pl.DataFrame:
-    empty = pl.DataFrame(schema={"row_id": pl.Utf8, "text": pl.Utf8})
+    rows = pl.scan_parquet(paths.rows)
+    content = "content" if "content" in rows.collect_schema().names() else "text"
+    empty = pl.DataFrame(schema={"row_id": pl.Utf8, content: pl.Utf8})
     if not batches:
         return empty
     index = pl.concat([pl.scan_parquet(paths.index_file(f)) for f, _ in batches])
@@ -58,10 +60,10 @@ def _retry_rows(paths: JobPaths, batches: list[tuple[str, str]]) -> pl.DataFrame
         .join(index.select("custom_id", "row_id"), on="custom_id", how="inner")
         .select("row_id")
     )
-    rows = pl.scan_parquet(paths.rows).select("row_id", "text", "row_number")
     return (
-        rows.join(retry_ids, on="row_id", how="semi")
+        rows.select("row_id", content, "row_number")
+        .join(retry_ids, on="row_id", how="semi")
         .sort("row_number")
-        .select("row_id", "text")
+        .select("row_id", content)
         .collect()
     )

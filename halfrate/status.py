@@ -5,7 +5,7 @@ from pathlib import Path
 
 import orjson
 
-from halfrate.config import JobConfig
+from halfrate.config import JobConfig, parse_job
 from halfrate.ledger import Ledger
 from halfrate.workspace import job_paths
 
@@ -16,7 +16,7 @@ def read_job(workdir: Path, name: str) -> JobConfig:
     if not paths.job_file.exists():
         known = ", ".join(sorted(p.parent.name for p in workdir.glob("*/job.json"))) or "none"
         raise FileNotFoundError(f"no job named {name!r} in {workdir} (jobs: {known})")
-    return JobConfig.model_validate(orjson.loads(paths.job_file.read_bytes())["config"])
+    return parse_job(orjson.loads(paths.job_file.read_bytes())["config"], str(paths.job_file))
 
 
 def list_jobs(workdir: Path) -> list[tuple[str, str, str, str]]:

@@ -1,4 +1,4 @@
-"""A job's outcome in one typed record: rows, states, accuracy, tokens, cost and savings."""
+"""A job's outcome in one typed record: rows, states, tokens, cost, savings and what its kind adds."""
 
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -6,6 +6,9 @@ from pathlib import Path
 import duckdb
 from pydantic import BaseModel, ConfigDict
 
+from halfrate.config import JobConfig
+from halfrate.kinds import kind_of
+from halfrate.kinds.base import SummaryDetail
 from halfrate.sql import load_sql
 
 FAILURE_ROWS = 200
@@ -27,6 +30,7 @@ class JobSummary(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     job_name: str
+    kind: str
     model: str
     warehouse: str
     rows: int
@@ -34,8 +38,6 @@ class JobSummary(BaseModel):
     result_types: dict[str, int]
     batches: int
     attempts: int
-    gold_rows: int
-    accuracy: float | None
     input_tokens: int
     cache_write_5m_tokens: int
     cache_write_1h_tokens: int
@@ -47,14 +49,17 @@ class JobSummary(BaseModel):
     cache_hit_rate: float | None
     rows_not_succeeded: int
     failures: list[FailureRow]
+    details: list[SummaryDetail] = []
+    """What the job's kind adds (label: accuracy against gold)."""
     staged_not_loaded: int = 0
     note: str | None = None
 
     @classmethod
-    def empty(cls, job_name: str, model: str, warehouse: str) -> "JobSummary":
+    def empty(cls, job_name: str, kind: str, model: str, warehouse: str) -> "JobSummary":
         """A summary with nothing known yet (filled from the ledger when the warehouse is busy)."""
         return cls(
             job_name=job_name,
+            kind=kind,
             model=model,
             warehouse=warehouse,
             rows=0,
@@ -62,8 +67,6 @@ class JobSummary(BaseModel):
             result_types={},
             batches=0,
             attempts=0,
-            gold_rows=0,
-            accuracy=None,
             input_tokens=0,
             cache_write_5m_tokens=0,
             cache_write_1h_tokens=0,
@@ -77,18 +80,17 @@ class JobSummary(BaseModel):
             failures=[],
         )
 
+    def detail(self, name: str) -> float | int | str | None:
+        """The value of one of the kind's details (None if the kind has no such figure)."""
+        return next((d.value for d in self.details if d.name == name), None)
 
-def summarize(
-    con: duckdb.DuckDBPyConnection, job_name: str, model: str, warehouse: Path
-) -> JobSummary:
-    """Read a job's summary from the warehouse views (row_outcomes, job_costs, labels)."""
+
+def summarize(con: duckdb.DuckDBPyConnection, job: JobConfig, warehouse: Path) -> JobSummary:
+    """Read a job's summary from the warehouse views (row_outcomes, job_costs) and its kind's."""
+    job_name = job.name
     params = {"job_name": job_name}
     states = dict(con.execute(load_sql("report/job_states"), params).fetchall())
     types = dict(con.execute(load_sql("report/job_result_types"), params).fetchall())
-    gold_rows, accuracy = con.execute(load_sql("report/job_accuracy"), params).fetchone() or (
-        0,
-        None,
-    )
     n_batches, attempts = con.execute(load_sql("report/job_batches"), params).fetchone() or (0, 0)
     costs = _costs(con, job_name)
     failures = [
@@ -99,15 +101,15 @@ def summarize(
     ]
     return JobSummary(
         job_name=job_name,
-        model=model,
+        kind=job.kind,
+        model=job.model,
         warehouse=str(warehouse),
         rows=sum(states.values()),
         final_states=states,
         result_types=types,
         batches=n_batches,
         attempts=attempts,
-        gold_rows=gold_rows or 0,
-        accuracy=accuracy,
+        details=kind_of(job).summarize(con, job_name),
         rows_not_succeeded=sum(n for s, n in states.items() if s != "succeeded"),
         failures=failures,
         **costs,
@@ -145,13 +147,12 @@ def render_markdown(s: JobSummary) -> str:
     lines = [
         f"# halfrate job `{s.job_name}`",
         "",
-        f"Model `{s.model}` · {s.rows} rows · {s.batches} batches over {s.attempts} attempt(s)",
+        f"Kind `{s.kind}` · model `{s.model}` · {s.rows} rows · {s.batches} batches over {s.attempts} attempt(s)",
         "",
         f"**Final states:** {states}  ",
         f"**Results (all attempts):** {types}  ",
     ]
-    if s.accuracy is not None:
-        lines.append(f"**Accuracy vs gold:** {s.accuracy:.1%} of {s.gold_rows} rows")
+    lines += [f"**{d.title}:** {d.text}  " for d in s.details if d.shown]
     lines += [
         "",
         "| tokens | input | cache write 5m | cache write 1h | cache read | output |",

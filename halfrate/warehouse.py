@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 
+from halfrate.kinds import KINDS
 from halfrate.sql import load_sql
 
 # DDL in dependency order; each is a file in sql/ (tables first, then views).
@@ -21,12 +22,14 @@ SCHEMA_TABLES = (
     "schema/batches",
     "schema/requests",
     "schema/results",
-    "schema/labels",
+    "schema/outcomes",
     "schema/job_rows",
     "schema/quarantine",
     "schema/prices",
 )
 SCHEMA_VIEWS = ("marts/row_outcomes", "marts/batch_costs", "marts/job_costs")
+KIND_TABLES = tuple(name for kind in KINDS.values() for name in kind.tables)
+KIND_VIEWS = tuple(name for kind in KINDS.values() for name in kind.views)
 
 
 class WarehouseBusyError(RuntimeError):
@@ -76,17 +79,31 @@ def run_sql(
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the tables (if missing), refresh the price table and (re)create the views."""
+    """Create the tables (if missing), refresh the price table and (re)create the views.
+
+    Every kind's tables and views are created, whichever kinds the warehouse's jobs have, so
+    queries on them (e.g. `labels`) work on any warehouse.
+    """
     con.begin()
     try:
-        for name in SCHEMA_TABLES:
+        for name in SCHEMA_TABLES + KIND_TABLES:
             run_sql(con, name)
+        _migrate(con)
         with resources.as_file(resources.files("halfrate") / "prices.csv") as prices:
             run_sql(con, "load/delete_prices")
             run_sql(con, "load/insert_prices", {"path": str(prices)})
-        for name in SCHEMA_VIEWS:
+        for name in SCHEMA_VIEWS + KIND_VIEWS:
             run_sql(con, name)
     except BaseException:
         con.rollback()
         raise
     con.commit()
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a warehouse written before job kinds up to date (its `labels` table -> outcomes)."""
+    (old,) = con.execute(load_sql("migrate/labels_is_a_table")).fetchone() or (False,)
+    if old:
+        run_sql(con, "migrate/copy_labels_to_outcomes")
+        run_sql(con, "migrate/drop_labels_table")
+        run_sql(con, "migrate/drop_results_label")

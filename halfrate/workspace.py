@@ -3,7 +3,8 @@
 data/jobs/<name>/
   job.json                       resolved JobConfig + fingerprint (written once)
   ledger.sqlite                  request files and batches: the source of truth for resume
-  extract/rows.parquet           valid rows: row_id, text (+ gold) in source order
+  extract/rows.parquet           valid rows in source order: row_id, text (the rendered prompt) or
+                                 content (JSON content blocks), + the kind's columns (label: gold)
   extract/quarantine.parquet     rejected rows: row_number, row_id, reason
   requests/a<N>/part-<NNNN>.jsonl     one request per line, one file per batch
   requests/a<N>/part-<NNNN>.index.parquet   custom_id, row_id for each line

@@ -19,7 +19,7 @@ def prepare_job(job_file: str | None, spec: JobSpec | None, restart: bool) -> Jo
     # A retried flow run resumes: `restart` only applies to a run's first try.
     first_try = (flow_run.get_run_count() or 1) <= 1
     job = pipeline.prepare(job_file, spec, restart and first_try, get_settings())
-    get_run_logger().info("job %s (%s, model %s)", job.name, job.kind.value, job.model)
+    get_run_logger().info("job %s (%s, model %s)", job.name, job.kind, job.model)
     return job
 
 

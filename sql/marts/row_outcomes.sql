@@ -1,5 +1,5 @@
 -- grain: one row per input row, quarantined too (key: job_name, row_number)
--- final_state comes from the latest attempt's outcome (the labels table):
+-- final_state comes from the latest attempt's outcome (the outcomes table):
 --   succeeded       valid output
 --   invalid_output  output failed validation at the last allowed attempt
 --   failed          invalid_request_error: final, its message is the reason
@@ -14,6 +14,7 @@ with
 jobs as (
     select
         job_name,
+        kind,
         max_attempts
     from jobs
 ),
@@ -36,7 +37,7 @@ quarantine as (
     from quarantine
 ),
 
-labels as (
+outcomes as (
     select
         job_name,
         row_id,
@@ -44,11 +45,11 @@ labels as (
         attempt,
         result_type,
         outcome,
-        label,
+        output,
         invalid_reason,
         error_type,
         error_message
-    from labels
+    from outcomes
 ),
 
 valid_rows as (
@@ -57,33 +58,35 @@ valid_rows as (
         job_rows.row_number,
         job_rows.row_id,
         case
-            when labels.outcome is null then 'pending'
-            when labels.outcome in ('succeeded', 'failed') then labels.outcome
-            when labels.attempt < jobs.max_attempts then 'pending'
-            when labels.outcome = 'invalid_output' then 'invalid_output'
+            when outcomes.outcome is null then 'pending'
+            when outcomes.outcome in ('succeeded', 'failed') then outcomes.outcome
+            when outcomes.attempt < jobs.max_attempts then 'pending'
+            when outcomes.outcome = 'invalid_output' then 'invalid_output'
             else 'exhausted'
         end as final_state,
         case
-            when labels.outcome = 'invalid_output' then labels.invalid_reason
-            when labels.outcome in ('failed', 'retriable')
+            when outcomes.outcome = 'invalid_output' then outcomes.invalid_reason
+            when outcomes.outcome in ('failed', 'retriable')
                 then coalesce(
-                    labels.error_type || ': ' || labels.error_message,
-                    labels.error_type,
-                    labels.result_type
+                    outcomes.error_type || ': ' || outcomes.error_message,
+                    outcomes.error_type,
+                    outcomes.result_type
                 )
         end as reason,
-        coalesce(labels.attempt, 0) as attempts,
+        coalesce(outcomes.attempt, 0) as attempts,
         jobs.max_attempts,
-        labels.custom_id,
-        labels.label,
+        outcomes.custom_id,
+        outcomes.output,
+        -- kept for queries written when every job was a label job
+        if(jobs.kind = 'label', outcomes.output ->> '$.label', null) as label,
         job_rows.gold
     from job_rows
     inner join jobs
         on job_rows.job_name = jobs.job_name
-    left join labels
+    left join outcomes
         on
-            job_rows.job_name = labels.job_name
-            and job_rows.row_id = labels.row_id
+            job_rows.job_name = outcomes.job_name
+            and job_rows.row_id = outcomes.row_id
 ),
 
 quarantined_rows as (
@@ -96,6 +99,7 @@ quarantined_rows as (
         0 as attempts,
         jobs.max_attempts,
         null as custom_id,
+        null as output,
         null as label,
         null as gold
     from quarantine

@@ -19,7 +19,6 @@ create table if not exists results (
     service_tier varchar,
     error_type varchar,
     error_message varchar,
-    label varchar,
     output_valid boolean,
     invalid_reason varchar,
     outcome varchar not null

@@ -15,6 +15,7 @@ import polars as pl
 from anthropic.types.messages import MessageBatchIndividualResponse
 
 from halfrate.config import JobConfig
+from halfrate.kinds.label import LabelJob
 from halfrate.ledger import BatchRecord, BatchStatus, Ledger, RequestFile
 from halfrate.workspace import JobPaths, job_paths
 
@@ -113,7 +114,7 @@ def make_job(tmp_path: Path, name: str = "intents", **overrides: Any) -> JobConf
         "gold_column": "intent",
         "max_attempts": 2,
     }
-    return JobConfig(**(fields | overrides))
+    return LabelJob(**(fields | overrides))
 
 
 @dataclass
@@ -143,7 +144,7 @@ def stage_job(
         },
         schema={"row_number": pl.UInt32, "row_id": pl.Utf8, "text": pl.Utf8, "gold": pl.Utf8},
     )
-    if job.gold_column is None:
+    if getattr(job, "gold_column", None) is None:
         frame = frame.drop("gold")
     frame.write_parquet(paths.rows)
     pl.DataFrame(

@@ -8,14 +8,14 @@ import duckdb
 import pytest
 
 from halfrate.sql import SQL_DIR, SqlFileError, load_sql
-from halfrate.warehouse import SCHEMA_TABLES, SCHEMA_VIEWS, connect, ensure_schema
+from halfrate.warehouse import KIND_VIEWS, SCHEMA_TABLES, SCHEMA_VIEWS, connect, ensure_schema
 
 TABLES = {
     "jobs": ["job_name"],
     "batches": ["batch_id"],
     "requests": ["batch_id", "custom_id"],
     "results": ["batch_id", "custom_id"],
-    "labels": ["job_name", "row_id"],
+    "outcomes": ["job_name", "row_id"],
     "job_rows": ["job_name", "row_id"],
     "quarantine": ["job_name", "row_number"],
     "prices": ["model", "effective_from", "prompt_tokens_over"],
@@ -24,6 +24,7 @@ VIEWS = {
     "row_outcomes": ["job_name", "row_number"],
     "batch_costs": ["batch_id"],
     "job_costs": ["job_name"],
+    "labels": ["job_name", "row_id"],
 }
 
 
@@ -44,7 +45,7 @@ def test_schema_creates_every_table_and_view_on_a_fresh_file(tmp_path: Path) -> 
 
 
 def test_every_schema_file_starts_with_its_grain() -> None:
-    for name in SCHEMA_TABLES + SCHEMA_VIEWS:
+    for name in SCHEMA_TABLES + SCHEMA_VIEWS + KIND_VIEWS:
         first = load_sql(name).splitlines()[0]
         assert first.startswith("-- grain: one row per"), name
 

@@ -2,12 +2,15 @@
 
 import random
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 import pytest
 import staging
 from test_schema import TABLES, VIEWS
 
+from halfrate.kinds import KINDS
+from halfrate.kinds.base import JobBase, Kind
 from halfrate.load import LoadError, load_batch, load_job
 
 ROWS = [
@@ -211,3 +214,47 @@ def test_the_cache_priming_batch_answers_its_row(
     assert got == [("p", "succeeded", 1, "card"), ("q", "pending", 1, None)]
     purposes = con.execute("select batch_id, purpose from batches order by batch_id").fetchall()
     assert purposes == [("msgbatch_main", "main"), ("msgbatch_prime", "prime")]
+
+
+class _EchoJob(JobBase):
+    kind: Literal["echo"] = "echo"
+
+
+class _Echo(Kind):
+    """A kind with a table of its own, filled per batch and cleaned of forgotten batches."""
+
+    name, config = "echo", _EchoJob
+
+    def load_batch(self, con: duckdb.DuckDBPyConnection, job: JobBase, batch_id: str) -> None:
+        con.execute("create table if not exists echoes (job_name varchar, batch_id varchar)")
+        con.execute("delete from echoes where batch_id = ?", [batch_id])
+        con.execute("insert into echoes values (?, ?)", [job.name, batch_id])
+
+    def delete_stale(
+        self, con: duckdb.DuckDBPyConnection, job: JobBase, batch_ids: list[str]
+    ) -> None:
+        con.execute("create table if not exists echoes (job_name varchar, batch_id varchar)")
+        con.execute(
+            "delete from echoes where job_name = ? and not list_contains(?, batch_id)",
+            [job.name, batch_ids],
+        )
+
+
+def test_a_kind_lands_batches_in_its_own_tables(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(KINDS, "echo", _Echo())
+    job = _EchoJob(name="e", source=tmp_path / "x.csv", instructions="Say it.")
+    s = staging.stage_job(tmp_path, job, [("x", None), ("y", None)])
+    first = staging.stage_batch(s, "b1", ["x"], [staging.succeeded("a1_x", "free text")])
+    load_job(con, s.job, s.paths, s.ledger, s)
+    load_batch(con, s.job, s.paths, first)
+    load_batch(con, s.job, s.paths, first)  # loaded twice: still one row
+    assert con.execute("select job_name, batch_id from echoes").fetchall() == [("e", "b1")]
+    assert con.execute("select output, outcome from outcomes").fetchall() == [
+        ("free text", "succeeded")
+    ]
+    assert con.execute("select count(*) from labels").fetchone() == (0,)  # not a label job
+    s.paths.ledger.unlink()  # as after a restart: the job's ledger knows no batch any more
+    load_job(con, s.job, s.paths, staging.Ledger(s.paths.ledger), s)
+    assert con.execute("select count(*) from echoes").fetchone() == (0,)

@@ -17,6 +17,7 @@ from halfrate import build
 from halfrate.build import BuildError, build_requests, custom_id_for, custom_ids_for, request_for
 from halfrate.config import JobConfig
 from halfrate.extract import extract_rows
+from halfrate.kinds.label import LabelJob
 from halfrate.ledger import Ledger, RequestFile
 from halfrate.settings import Settings
 from halfrate.workspace import JobPaths
@@ -38,7 +39,7 @@ def make_job(source: Path, **overrides: Any) -> JobConfig:
         "instructions": 'Label the text. Use "billing" for money matters.\nBe brief.',
         "labels": ["billing", "access", "other"],
     }
-    return JobConfig(**(fields | overrides))
+    return LabelJob(**(fields | overrides))
 
 
 @pytest.fixture

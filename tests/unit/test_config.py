@@ -38,14 +38,15 @@ def test_unknown_key_and_wrong_type_are_named(tmp_path: Path) -> None:
         resolve_job(path)
     text = str(err.value)
     assert str(path) in text
-    assert "labelz: unknown key" in text
+    assert "labelz: kind label has no key 'labelz'; its keys are: name, kind," in text
     assert "max_tokens: Input should be a valid integer" in text
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ("kind: judge\n", "not implemented yet"),
+        ("kind: judge\n", "kind 'judge' is not implemented yet; this version runs: label"),
+        ("kind: summarise\n", "kind 'summarise' is unknown; use one of: label"),
         ("cache_ttl: 2h\n", "cache_ttl"),
         ("name: Bad Name\n", "name"),
     ],

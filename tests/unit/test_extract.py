@@ -10,6 +10,7 @@ import pytest
 from halfrate import extract
 from halfrate.config import JobConfig
 from halfrate.extract import ExtractError, extract_rows
+from halfrate.kinds.label import LabelJob
 from halfrate.settings import Settings
 from halfrate.workspace import JobPaths
 
@@ -23,7 +24,7 @@ def make_job(source: Path, **overrides: Any) -> JobConfig:
         "instructions": "Label the text.",
         "labels": ["a", "b"],
     }
-    return JobConfig(**(fields | overrides))
+    return LabelJob(**(fields | overrides))
 
 
 @pytest.fixture
@@ -220,7 +221,7 @@ def test_folder_errors(tmp_path: Path, paths: JobPaths) -> None:
     with pytest.raises(ExtractError, match=r"has no .* files"):
         extract_rows(make_job(folder), paths, Settings())
     write(folder, "a.txt", "x")
-    with pytest.raises(ExtractError, match="gold_column 'g' cannot be read"):
+    with pytest.raises(ExtractError, match=r"only the columns path, text, so column 'g' \(gold\)"):
         extract_rows(make_job(folder, gold_column="g"), paths, Settings())
     assert_no_outputs(paths)
 

@@ -55,12 +55,13 @@ def test_all_four_result_types_become_typed_rows(tmp_path: Path) -> None:
     }
     ok = rows["a1_ok"]
     assert ok["batch_id"] == "msgbatch_01" and ok["job_name"] == "intents"
-    assert (ok["result_type"], ok["outcome"], ok["label"], ok["output_valid"]) == (
+    assert (ok["result_type"], ok["outcome"], ok["text"], ok["output_valid"]) == (
         "succeeded",
         "succeeded",
-        "billing",
+        '{"label":"billing"}',
         True,
     )
+    assert "label" not in ok  # kinds read their fields from the output (sql/kinds/)
     assert ok["message_id"].startswith("msg_01") and ok["model"] == "claude-sonnet-5"
     assert (ok["stop_reason"], ok["service_tier"]) == ("end_turn", "batch")
     assert (ok["input_tokens"], ok["output_tokens"]) == (120, 9)
@@ -84,7 +85,7 @@ def test_forced_tool_use_output_is_its_input_as_json(tmp_path: Path) -> None:
     line = staging.succeeded("a1_t", None, stop_reason="tool_use", tool_input={"label": "card"})
     _, rows = _parse(tmp_path, [line])
     assert rows["a1_t"]["text"] == '{"label":"card"}'
-    assert (rows["a1_t"]["label"], rows["a1_t"]["outcome"]) == ("card", "succeeded")
+    assert rows["a1_t"]["outcome"] == "succeeded"
 
 
 @pytest.mark.parametrize(
@@ -94,6 +95,12 @@ def test_forced_tool_use_output_is_its_input_as_json(tmp_path: Path) -> None:
         ('{"label": "billing"', "end_turn", "not JSON"),
         ('["billing"]', "end_turn", "not a JSON object"),
         ('{"answer": "billing"}', "end_turn", "no 'label' field in the output"),
+        ('{"label": 3}', "end_turn", "label is an integer, expected a string"),
+        (
+            '{"label": "card", "why": "x"}',
+            "end_turn",
+            "unexpected key 'why' in the output",
+        ),
         (
             '{"label": "refund"}',
             "end_turn",
@@ -114,7 +121,7 @@ def test_invalid_outputs_are_kept_with_the_reason(
         False,
         reason,
     )
-    assert row["label"] is None and row["text"] == text
+    assert row["text"] == text
     assert summary.invalid_outputs == 1 and summary.valid_outputs == 0
 
 
@@ -122,7 +129,7 @@ def test_text_blocks_are_concatenated(tmp_path: Path) -> None:
     line = staging.succeeded("a1_x", '{"label":')
     line["result"]["message"]["content"].append({"type": "text", "text": ' "other"}'})
     _, rows = _parse(tmp_path, [line])
-    assert rows["a1_x"]["text"] == '{"label": "other"}' and rows["a1_x"]["label"] == "other"
+    assert rows["a1_x"]["text"] == '{"label": "other"}' and rows["a1_x"]["output_valid"]
 
 
 def test_older_usage_without_cache_fields_gives_zero(tmp_path: Path) -> None:
@@ -160,18 +167,7 @@ def test_shuffled_results_parse_to_the_same_rows(tmp_path: Path) -> None:
     random.Random(7).shuffle(lines)
     _, shuffled = _parse(tmp_path / "two", lines)
     assert shuffled == in_order
-    assert shuffled["a1_r4"]["label"] == "card"
-
-
-def test_non_label_job_checks_only_for_a_json_object(tmp_path: Path) -> None:
-    raw = staging.write_jsonl(
-        tmp_path / "r.jsonl",
-        [staging.succeeded("a1_a", '{"anything": 1}'), staging.succeeded("a1_b", "plain")],
-    )
-    job = staging.make_job(tmp_path).model_copy(update={"labels": None})
-    out = tmp_path / "r.parquet"
-    summary = parse_results(raw, out, job, "b")
-    assert (summary.valid_outputs, summary.invalid_outputs) == (1, 1)
+    assert shuffled["a1_r4"]["text"] == '{"label":"card"}' and shuffled["a1_r4"]["output_valid"]
 
 
 def _raw(tmp_path: Path, text: str) -> Path:

@@ -69,6 +69,18 @@ def test_plans_retriable_and_invalid_rows_in_source_order(job: tuple[JobPaths, L
     ]
 
 
+def test_rows_with_content_blocks_are_resent_with_them(job: tuple[JobPaths, Ledger]) -> None:
+    paths, ledger = job
+    rows = pl.read_parquet(paths.rows)
+    blocks = rows["text"].map_elements(lambda t: f'[{{"type":"text","text":"{t}"}}]', pl.String)
+    rows.drop("text").with_columns(content=blocks).write_parquet(paths.rows)
+    ledger.set_status(BATCH["id"], BatchStatus.downloaded)
+    todo = plan_retry(paths, ledger, 2)
+    assert todo is not None
+    assert pl.read_parquet(todo).columns == ["row_id", "content"]
+    assert pl.read_parquet(todo)["content"][0] == '[{"type":"text","text":"t2"}]'
+
+
 def test_plan_is_reused_on_resume(job: tuple[JobPaths, Ledger]) -> None:
     paths, ledger = job
     ledger.set_status(BATCH["id"], BatchStatus.loaded)

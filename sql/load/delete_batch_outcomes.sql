@@ -1,5 +1,5 @@
--- the labels of the rows this batch answered, before they are recomputed
-delete from labels
+-- the outcomes of the rows this batch answered, before they are recomputed
+delete from outcomes
 where
     job_name = $job_name
     and row_id in (

@@ -1,6 +1,6 @@
 -- the latest result of each row this batch answered: highest attempt, a main
 -- batch before the cache-priming one, then the most recent batch
-insert into labels by name
+insert into outcomes by name
 
 with
 
@@ -28,7 +28,7 @@ results as (
         custom_id,
         result_type,
         outcome,
-        label,
+        text,
         output_valid,
         invalid_reason,
         error_type,
@@ -44,14 +44,6 @@ batches as (
     from batches
 ),
 
-job_rows as (
-    select
-        job_name,
-        row_id,
-        gold
-    from job_rows
-),
-
 answered as (
     select
         requests.job_name,
@@ -63,7 +55,7 @@ answered as (
         batches.created_at,
         results.result_type,
         results.outcome,
-        results.label,
+        if(results.output_valid, results.text, null) as output,
         results.output_valid,
         results.invalid_reason,
         results.error_type,
@@ -96,25 +88,19 @@ latest as (
 
 final as (
     select
-        latest.job_name,
-        latest.row_id,
-        latest.custom_id,
-        latest.batch_id,
-        latest.attempt,
-        latest.result_type,
-        latest.outcome,
-        latest.label,
-        job_rows.gold,
-        latest.label = job_rows.gold as correct,
-        latest.output_valid,
-        latest.invalid_reason,
-        latest.error_type,
-        latest.error_message
+        job_name,
+        row_id,
+        custom_id,
+        batch_id,
+        attempt,
+        result_type,
+        outcome,
+        output,
+        output_valid,
+        invalid_reason,
+        error_type,
+        error_message
     from latest
-    left join job_rows
-        on
-            latest.job_name = job_rows.job_name
-            and latest.row_id = job_rows.row_id
 )
 
 select * from final

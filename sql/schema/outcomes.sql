@@ -1,7 +1,10 @@
 -- grain: one row per answered source row, latest result (key: job_name, row_id)
+-- the generic record of where each row stands, whatever the job's kind: the
+-- outcome drives row_outcomes; output is the validated output (null unless
+-- output_valid); kinds read their fields from it (sql/kinds/<kind>/)
 -- key kept by the loads (delete + insert per batch, job), tested in tests/sql;
 -- no primary-key index: it makes bulk loads and reloads several times slower
-create table if not exists labels (
+create table if not exists outcomes (
     job_name varchar not null,
     row_id varchar not null,
     custom_id varchar not null,
@@ -9,9 +12,7 @@ create table if not exists labels (
     attempt utinyint not null,
     result_type varchar not null,
     outcome varchar not null,
-    label varchar,
-    gold varchar,
-    correct boolean,
+    output varchar,
     output_valid boolean,
     invalid_reason varchar,
     error_type varchar,

@@ -1,0 +1,210 @@
+"""The face of a job kind: the config fields every kind shares, and the Kind base class.
+
+A kind (label, extract, generate, judge) is one module in this package providing a `JobBase`
+subclass (its config fields, `kind: Literal[...]`) and a `Kind` subclass (its requests, output
+schema, warehouse tables and views, and what its summary adds). Everything else (extract,
+build, submit, wait, download, parse, load, retries, costs, CLI) is generic. docs/kinds.md
+says how to add one.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from halfrate.output_checks import OutputChecks, compile_checks
+from halfrate.sql import load_sql
+from halfrate.template import PromptTemplate
+
+if TYPE_CHECKING:  # importing anthropic costs seconds, Polars a third of one
+    import duckdb
+    import polars as pl
+    from anthropic.types import TextBlockParam
+    from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
+
+JOB_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+
+
+class CacheTTL(StrEnum):
+    """Prompt-cache lifetime for the shared instructions (`none` disables caching)."""
+
+    none = "none"
+    five_minutes = "5m"
+    one_hour = "1h"
+
+
+class JobBase(BaseModel):
+    """The fields every kind of job has. Its `name` identifies it: rerunning resumes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=JOB_NAME_PATTERN, description="Job id: lowercase, digits, _ and -.")
+    kind: str = Field(description="What the job asks of Claude (docs/kinds.md).")
+    source: Path = Field(description="A .csv, .parquet, .jsonl/.ndjson file, or a folder of texts.")
+    id_column: str = Field("id", min_length=1, description="Column with a unique, stable row id.")
+    text_column: str = Field(
+        "text", min_length=1, description="Column with the text to send (shorthand for prompt)."
+    )
+    prompt: str | None = Field(
+        None,
+        min_length=1,
+        description="Template over the source's columns, e.g. 'Title: {title}\\n\\n{body}' "
+        "({{ and }} are literal braces); replaces text_column.",
+    )
+    model: str = Field("claude-sonnet-5", min_length=1, description="Claude model id.")
+    max_tokens: int = Field(256, ge=1, le=128_000, description="Output cap per request.")
+    instructions: str = Field(min_length=1, description="Shared prefix, cached across requests.")
+    cache_ttl: CacheTTL = Field(CacheTTL.one_hour, description="none | 5m | 1h")
+    prime_cache: bool = Field(
+        True, description="Send a 1-request batch first so the main batches read a warm cache."
+    )
+    max_attempts: int = Field(3, ge=1, le=10, description="Tries per row for retriable failures.")
+    max_cost_usd: float | None = Field(
+        None, gt=0, description="Budget: refuse to submit if the expected batch cost is higher."
+    )
+
+    # Settings that do not change the requests, and fields added after jobs already existed
+    # (left out while unset, so those jobs keep their fingerprint and resume).
+    _NOT_FINGERPRINTED: ClassVar[frozenset[str]] = frozenset(
+        {"name", "max_attempts", "prime_cache", "max_cost_usd"}
+    )
+    _FINGERPRINTED_ONLY_WHEN_SET: ClassVar[frozenset[str]] = frozenset({"prompt"})
+
+    @field_validator("prompt")
+    @classmethod
+    def _parse_prompt(cls, value: str | None) -> str | None:
+        if value is not None:
+            PromptTemplate.parse(value)  # raises TemplateError (a ValueError) with the fix
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_say_the_text(self) -> Self:
+        # The default text_column is harmless beside a prompt: a job's own dump holds both.
+        default = type(self).model_fields["text_column"].default
+        if self.prompt is not None and self.text_column != default:
+            raise ValueError(
+                f"give either prompt or text_column, not both (text_column: "
+                f"{self.text_column} is the shorthand for prompt: '{{{self.text_column}}}')"
+            )
+        return self
+
+    @property
+    def template(self) -> PromptTemplate:
+        """What each row sends: the prompt template, or the text_column shorthand."""
+        if self.prompt is not None:
+            return PromptTemplate.parse(self.prompt)
+        return PromptTemplate.column(self.text_column)
+
+    def fingerprint(self) -> str:
+        """A hash of what changes the requests; `name` and `max_attempts` do not."""
+        data = self.model_dump(mode="json", exclude=set(self._NOT_FINGERPRINTED))
+        for key in self._FINGERPRINTED_ONLY_WHEN_SET:
+            if data.get(key) is None:
+                data.pop(key, None)
+        return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+class SummaryDetail(BaseModel):
+    """One figure a kind adds to the job summary (e.g. label's accuracy against gold)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    """Machine name: the key in JobSummary.details."""
+    title: str
+    """What the summary shows before it, e.g. "Accuracy vs gold"."""
+    value: float | int | str | None
+    text: str
+    """The value as people read it, e.g. "71.0% of 693 rows"."""
+    shown: bool = True
+    """False for figures only machines read (they are still in JobSummary.details)."""
+
+
+@dataclass(frozen=True)
+class UserContent:
+    """How a row becomes the user message: a Polars expression over the source's columns."""
+
+    expr: "pl.Expr"
+    column: Literal["text", "content"] = "text"
+    """`text`: the expression is the message text. `content`: it is the JSON of the message's
+    content (a list of content blocks, e.g. a base64 `document` block and a `text` block);
+    extract stores it as rows.parquet's `content` column and build splices it in as it is."""
+
+
+class Kind:
+    """A job kind. Subclasses set the class attributes and override what differs.
+
+    The defaults describe a kind that sends the rendered prompt as the user message after the
+    cached instructions, expects the output `output_schema` describes (validated in the parse
+    step) and lands in the generic `outcomes` table only.
+    """
+
+    name: ClassVar[str]
+    """The `kind:` value in job files."""
+    config: ClassVar[type[JobBase]]
+    """Its job model: JobBase plus the kind's fields, with `kind: Literal[name]`."""
+    tables: ClassVar[tuple[str, ...]] = ()
+    """DDL files (sql/kinds/<kind>/...) ensure_schema runs for every warehouse."""
+    views: ClassVar[tuple[str, ...]] = ()
+    """View files (sql/kinds/<kind>/...) ensure_schema (re)creates after the generic marts."""
+    batch_loads: ClassVar[tuple[str, ...]] = ()
+    """SQL run, in order, in each batch's load transaction after `outcomes` is refreshed
+    (parameters $job_name, $batch_id)."""
+    stale_deletes: ClassVar[tuple[str, ...]] = ()
+    """SQL that drops a job's rows of batches its ledger no longer knows (the job was
+    restarted), run in load_job's transaction (parameters $job_name, $batch_ids)."""
+
+    def source_columns(self, job: JobBase) -> dict[str, str]:
+        """Extra source columns extract carries into rows.parquet: our name -> source column."""
+        return {}
+
+    def user_content(self, job: JobBase, template: PromptTemplate) -> UserContent:
+        """What each row sends: by default the job's prompt template, rendered."""
+        return UserContent(template.render())
+
+    def output_schema(self, job: JobBase) -> dict[str, Any] | None:
+        """The JSON Schema sent as `output_config.format`, or None for free text."""
+        return None
+
+    def output_checks(self, job: JobBase) -> OutputChecks | None:
+        """What the parse step checks every output against (None: any non-empty text)."""
+        schema = self.output_schema(job)
+        return None if schema is None else compile_checks(schema)
+
+    def params(self, job: JobBase, content: Any) -> "MessageCreateParamsNonStreaming":
+        """The Messages params of one request whose user message is `content`."""
+        system: TextBlockParam = {"type": "text", "text": job.instructions}
+        if job.cache_ttl is CacheTTL.one_hour:
+            system["cache_control"] = {"type": "ephemeral", "ttl": "1h"}
+        elif job.cache_ttl is CacheTTL.five_minutes:
+            system["cache_control"] = {"type": "ephemeral", "ttl": "5m"}
+        params: MessageCreateParamsNonStreaming = {
+            "model": job.model,
+            "max_tokens": job.max_tokens,
+            "system": [system],
+            "messages": [{"role": "user", "content": content}],
+        }
+        schema = self.output_schema(job)
+        if schema is not None:
+            params["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+        return params
+
+    def load_batch(self, con: "duckdb.DuckDBPyConnection", job: JobBase, batch_id: str) -> None:
+        """Land one batch in the kind's own tables (runs inside the batch's transaction)."""
+        for name in self.batch_loads:
+            con.execute(load_sql(name), {"job_name": job.name, "batch_id": batch_id})
+
+    def delete_stale(
+        self, con: "duckdb.DuckDBPyConnection", job: JobBase, batch_ids: list[str]
+    ) -> None:
+        """Forget what the kind's tables hold of batches the job no longer has."""
+        for name in self.stale_deletes:
+            con.execute(load_sql(name), {"job_name": job.name, "batch_ids": batch_ids})
+
+    def summarize(self, con: "duckdb.DuckDBPyConnection", job_name: str) -> list[SummaryDetail]:
+        """What the kind adds to the job summary (read from the warehouse)."""
+        return []

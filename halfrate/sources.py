@@ -1,0 +1,156 @@
+"""Sources: a job's `source` as a lazy Polars frame of its columns, and its fingerprint.
+
+A file (.csv, .parquet, .jsonl/.ndjson) is scanned as it is. A folder of documents is staged
+to a Parquet file first, one row per non-hidden file, with the columns `path` (relative to the
+folder: the row id) and `text`. Nothing here knows about job kinds or prompts: extract picks
+the columns it needs and checks they exist.
+"""
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FILE_FORMATS = {
+    ".csv": "CSV",
+    ".parquet": "Parquet",
+    ".jsonl": "JSON Lines",
+    ".ndjson": "JSON Lines",
+}
+FOLDER_COLUMNS = ("path", "text")
+"""The columns of a folder source: the file's path relative to the folder, and its text."""
+FULL_HASH_MAX_BYTES = 256 << 20  # above this, fingerprint size + mtime + first/last MiB
+SAMPLE_BYTES = 1 << 20
+DOCS_PER_CHUNK = 512
+
+
+class ExtractError(ValueError):
+    """The source cannot be extracted; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A scanned source: its frame, the columns it has, and the Parquet file behind it."""
+
+    frame: pl.LazyFrame
+    columns: list[str]
+    parquet: Path | None
+    """The Parquet file behind the frame, if any (read in bounded batches with pyarrow)."""
+    folder: bool
+
+
+def scan_source(source: Path, wanted: list[str], docs_tmp: Path) -> Source:
+    """Scan a file, or stage a folder's documents to `docs_tmp` and scan that.
+
+    `wanted` are the columns the job reads: JSON Lines reads them as text (schema inference
+    sees only the first lines).
+    """
+    if source.is_dir():
+        _stage_documents(source, docs_tmp)
+        return Source(pl.scan_parquet(docs_tmp), list(FOLDER_COLUMNS), docs_tmp, True)
+    frame, available = _scan_file(source, wanted)
+    parquet = source if FILE_FORMATS[source.suffix.lower()] == "Parquet" else None
+    return Source(frame, available, parquet, False)
+
+
+def source_fingerprint(source: Path) -> dict[str, Any]:
+    """Identify the source's content: a hash of a file, or of a folder's file list."""
+    if not source.exists():
+        raise ExtractError(f"{source}: source not found; check the job's `source` path")
+    if source.is_dir():
+        listing = [[name, p.stat().st_size, p.stat().st_mtime_ns] for name, p in _documents(source)]
+        digest = hashlib.sha256(orjson.dumps(listing)).hexdigest()
+        return {"kind": "folder", "files": len(listing), "listing_sha256": digest}
+    if source.suffix.lower() not in FILE_FORMATS:
+        raise ExtractError(
+            f"{source}: unsupported file type {source.suffix!r}; use .csv, .parquet, "
+            ".jsonl or .ndjson, or a folder of text documents"
+        )
+    stat = source.stat()
+    if stat.st_size <= FULL_HASH_MAX_BYTES:
+        return {"kind": "file", "size": stat.st_size, "sha256": _sha256(source)}
+    with open(source, "rb") as fh:
+        head = fh.read(SAMPLE_BYTES)
+        fh.seek(-SAMPLE_BYTES, os.SEEK_END)
+        tail = fh.read(SAMPLE_BYTES)
+    sample = hashlib.sha256(head + tail).hexdigest()
+    return {"kind": "file", "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sample": sample}
+
+
+def unreadable(source: Path, exc: Exception) -> ExtractError:
+    """The error for a source Polars or Arrow could not read, with a hint how to fix it."""
+    kind = FILE_FORMATS.get(source.suffix.lower(), "documents")
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    hint = "check that it is valid, UTF-8 encoded " + kind
+    if "utf-8" in first_line.lower():
+        hint = "it is not UTF-8: convert it (e.g. iconv -f latin1 -t utf-8) and rerun"
+    return ExtractError(f"{source}: could not read it as {kind} ({first_line}); {hint}")
+
+
+def _scan_file(source: Path, wanted: list[str]) -> tuple[pl.LazyFrame, list[str]]:
+    kind = FILE_FORMATS[source.suffix.lower()]
+    if source.stat().st_size == 0:
+        raise ExtractError(f"{source}: the file is empty; give it rows (and a header for CSV)")
+    try:
+        if kind == "CSV":
+            frame = pl.scan_csv(source, infer_schema=False, raise_if_empty=True)
+        elif kind == "Parquet":
+            frame = pl.scan_parquet(source)
+        else:
+            frame = pl.scan_ndjson(source)
+        available = frame.collect_schema().names()
+        if kind == "JSON Lines":  # inference sees only the first lines: read our columns as text
+            overrides = {c: pl.String for c in wanted if c in available}
+            frame = pl.scan_ndjson(source, schema_overrides=overrides)
+    except pl.exceptions.NoDataError:
+        raise ExtractError(f"{source}: the file is empty; give it a header and rows") from None
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise unreadable(source, exc) from None
+    return frame, available
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _documents(folder: Path) -> list[tuple[str, Path]]:
+    """Non-hidden files under a folder, sorted by their relative path."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if not name.startswith("."):
+                path = Path(dirpath, name)
+                found.append((path.relative_to(folder).as_posix(), path))
+    return sorted(found)
+
+
+def _stage_documents(folder: Path, target: Path) -> None:
+    """Write a folder's documents (one row each) to a Parquet file, a chunk at a time."""
+    schema = pa.schema([(FOLDER_COLUMNS[0], pa.string()), (FOLDER_COLUMNS[1], pa.string())])
+    docs = _documents(folder)
+    if not docs:
+        raise ExtractError(f"{folder}: the folder has no (non-hidden) files; nothing to extract")
+    with pq.ParquetWriter(target, schema) as writer:
+        for start in range(0, len(docs), DOCS_PER_CHUNK):
+            chunk = docs[start : start + DOCS_PER_CHUNK]
+            texts = [_decode(path.read_bytes()) for _, path in chunk]
+            ids = [name for name, _ in chunk]
+            writer.write_table(pa.table([ids, texts], schema=schema))
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")

@@ -1,0 +1,2 @@
+-- after copy_labels_to_outcomes: `labels` becomes a view over outcomes
+drop table labels
