@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 import polars as pl
-from anthropic import Anthropic
 
 from halfrate.config import JobConfig
+from halfrate.gateway import BatchGateway
 from halfrate.pricing import CostEstimate, estimate_cost
 
 SAMPLE_ROWS = 50
@@ -24,7 +24,7 @@ class BudgetExceededError(RuntimeError):
 
 
 def estimate_job(
-    client: Anthropic, job: JobConfig, first_request_file: Path, rows: Path
+    client: BatchGateway, job: JobConfig, first_request_file: Path, rows: Path
 ) -> CostEstimate:
     """Estimate the job's cost from its built request file and its rows."""
     params = _first_params(first_request_file)
@@ -88,11 +88,11 @@ def _first_params(path: Path) -> dict[str, Any]:
     return params
 
 
-def _count(client: Anthropic, params: dict[str, Any], text: str) -> int:
+def _count(client: BatchGateway, params: dict[str, Any], text: str) -> int:
     kwargs = {
         k: v for k, v in params.items() if k in ("system", "tools", "tool_choice", "output_config")
     }
-    result = client.messages.count_tokens(
-        model=params["model"], messages=[{"role": "user", "content": text}], **kwargs
+    # Through the gateway: its errors carry no SDK object (and so no API key) to Prefect.
+    return client.count_tokens(
+        {"model": params["model"], "messages": [{"role": "user", "content": text}], **kwargs}
     )
-    return int(result.input_tokens)
