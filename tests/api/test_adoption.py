@@ -83,6 +83,27 @@ def test_an_adoption_its_results_disprove_is_released_and_the_file_sent_again(
     assert api.gateway.retrieve(theirs[0]).request_counts.canceled == 0
 
 
+def test_after_a_crash_another_clients_batch_is_adopted_then_released(
+    api: Api, make_job: Callable[..., Job]
+) -> None:
+    """The process died after recording its intent, before its create left; meanwhile another
+    client made a batch of the same size. The rerun adopts it, then its results disprove it."""
+    job = make_job([3])
+    file = job.files[0]
+    job.ledger.record_intent(file.path)
+    theirs = other_client_batch(api, 3)
+    [record] = submit(api, job)
+    assert record.batch_id == theirs
+    assert end_and_download(api, job) == []
+    assert job.ledger.foreign_batch_ids() == {theirs}
+    [record] = submit(api, job)
+    [summary] = end_and_download(api, job)
+    assert summary.batch_id == record.batch_id != theirs
+    assert sorted(c for e in api.admin.audit(custom_ids=True) for c in e["custom_ids"]) == sorted(
+        job.all_custom_ids() + [f"theirs_{i}" for i in range(3)]
+    )
+
+
 def test_adopt_attaches_a_batch_to_a_file_with_no_record(
     api: Api, make_job: Callable[..., Job]
 ) -> None:
