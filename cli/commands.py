@@ -202,7 +202,7 @@ def status(
         return
     try:
         rows = job_status_rows(settings.workdir, job)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, RuntimeError) as exc:
         raise fail(str(exc)) from None
     table = Table("attempt", "purpose", "file", "requests", "batch", "status", "counts", "expires")
     for row in rows:
@@ -263,7 +263,7 @@ def load(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
 
     try:
         result = pipeline.load_staged(job, get_settings())
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, RuntimeError) as exc:
         raise fail(str(exc)) from None
     if result.deferred:
         raise fail(result.message or "warehouse busy", code=1)

@@ -66,15 +66,23 @@ class LoadResult:
 
 
 def prepare(
-    job_file: str | None, spec: JobSpec | None, restart: bool, settings: Settings
+    job_file: str | None,
+    spec: JobSpec | None,
+    restart: bool,
+    settings: Settings,
+    *,
+    run: bool = False,
 ) -> JobConfig:
-    """Resolve the job and open (or resume) its folder."""
+    """Resolve the job and open (or resume) its folder.
+
+    `run`: this starts a run of the job, which resumes rows an earlier cancel stopped.
+    """
     job = resolve_job(Path(job_file) if job_file else None, spec)
     if restart:
         _refuse_restart_in_flight(job.name, settings)
     paths = open_job(settings.workdir, job, restart=restart)
     ledger = Ledger(paths.ledger)
-    if ledger.cancel_requested():  # a new run resumes what the user canceled
+    if run and ledger.cancel_requested():
         log.info("job %s: resuming after the user's cancel", job.name)
         ledger.set_meta(CANCEL_KEY, None)
     return job

@@ -50,6 +50,7 @@ from anthropic.types.messages import MessageBatch
 from halfrate.errors import APIError, ErrorKind
 from halfrate.gateway import BatchGateway, RequestFileError, total_requests
 from halfrate.ledger import UNSENT, BatchRecord, BatchStatus, Ledger
+from halfrate.progress import cancel_batches
 from halfrate.split import split_request_file
 from halfrate.workspace import JobPaths, job_lock
 
@@ -139,6 +140,8 @@ def submit_pending(
                 log.warning("job canceled by the user: %s is not sent", record.file.path)
                 break
             submitter.submit(record)
+        if ledger.cancel_requested():  # a cancel that came while a create was on its way
+            cancel_batches(ledger, gateway)
         return ledger.records(attempt=attempt, purpose=purpose)
 
 
