@@ -80,7 +80,7 @@ def _run(
 
 
 def _api_records(api_url: str) -> str:
-    """What the Prefect API keeps of the runs: flow and task run states, and every log line."""
+    """What the Prefect API keeps of the runs: states, logs, artifacts and events."""
     dumps = []
     with httpx.Client(base_url=api_url, timeout=30) as http:
         for path in ("/flow_runs/filter", "/task_runs/filter", "/logs/filter", "/artifacts/filter"):
@@ -91,6 +91,11 @@ def _api_records(api_url: str) -> str:
                 if len(page) < 200:
                     break
                 offset += 200
+        events = http.post("/events/filter", json={"limit": 50}).json()
+        dumps.append(repr(events))
+        while events.get("next_page"):
+            events = http.get(events["next_page"]).json()
+            dumps.append(repr(events))
     return "\n".join(dumps)
 
 
@@ -117,7 +122,10 @@ def test_no_failure_writes_the_api_key_anywhere(prefect_api: str, tmp_path: Path
     assert (home / "storage").is_dir(), "Prefect persisted nothing: the search would prove nothing"
     hits = find_secret([tmp_path], key)  # PREFECT_HOME, every workdir and warehouse are in it
     assert hits == [], "the API key reached the disk:\n" + "\n".join(hits)
-    assert key not in _api_records(prefect_api), "the Prefect API stored the key"
+    records = _api_records(prefect_api)
+    assert "Task run failed with exception" in records  # the search saw the failures' logs
+    assert "prefect.flow-run.Failed" in records  # ... and their events
+    assert key not in records, "the Prefect API stored the key"
 
 
 def test_the_search_finds_a_key_hidden_in_a_pickled_exception(tmp_path: Path) -> None:
