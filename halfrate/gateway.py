@@ -356,8 +356,20 @@ def _call(endpoint: str, call: Callable[[], _T]) -> _T:
     try:
         return call()
     except (anthropic.AnthropicError, httpx2.HTTPError) as exc:
-        error = to_api_error(endpoint, exc)
+        error: Exception = _own_cause(exc) or to_api_error(endpoint, exc)
     raise error  # outside the except block: no __context__ links back to the SDK exception
+
+
+def _own_cause(exc: BaseException) -> RequestFileError | None:
+    """A RequestFileError our body iterator raised, which the SDK wrapped: nothing was sent."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, RequestFileError):
+            return RequestFileError(str(current))
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def to_api_error(endpoint: str, exc: BaseException) -> APIError:

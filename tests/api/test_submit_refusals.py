@@ -198,3 +198,17 @@ def test_a_crash_in_the_middle_of_a_split_resumes_without_a_duplicate(
     assert records[0].note == RECONCILED_NOTE and records[1].note is None
     assert len(api.admin.audit()) == 2
     assert_each_custom_id_submitted_once(api, job)
+
+
+def test_a_request_file_broken_mid_stream_is_refused_not_reconciled(
+    api: Api, make_job: Callable[..., Job]
+) -> None:
+    job = make_job([3])
+    path = job.paths.root / job.files[0].path
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = lines[1][:-1] + b"\n"  # same size, a blank line inside the body
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(SubmissionRefusedError, match="blank line"):
+        submit(api, job)
+    assert listings(api) == 0 and api.admin.audit() == []
+    assert job.ledger.records()[0].status is None
