@@ -12,8 +12,8 @@ can be rebuilt without sending anything:
 3. each batch the warehouse knows is attached to its request file after a retrieve (its size
    must match), and every other file of those attempts gets an intent dated at the job's first
    batch: the next run reconciles it with the API's batch list (same request count, an id no
-   ledger knows) before it sends anything, and custom_ids verify any batch adopted that way
-   once it ends.
+   ledger knows) before it sends anything. Every batch attached either way is verified by its
+   custom_ids once it ends (released and sent again on a mismatch, as any adoption).
 """
 
 import logging
@@ -33,12 +33,11 @@ from halfrate.settings import Settings
 from halfrate.split import split_request_file
 from halfrate.sql import load_sql
 from halfrate.status import read_job
+from halfrate.submit import RECOVERED_NOTE
 from halfrate.warehouse import connect
 from halfrate.workspace import JobPaths, job_paths, open_job
 
 log = logging.getLogger(__name__)
-
-RECOVERED_NOTE = "recovered from the warehouse"
 
 
 class RecoverError(RuntimeError):

@@ -58,8 +58,10 @@ log = logging.getLogger(__name__)
 
 RECONCILED_NOTE = "reconciled after lost create response"
 ADOPTED_NOTE = "adopted by hand"
-ADOPTED_NOTES = (RECONCILED_NOTE, ADOPTED_NOTE)
-"""Notes of batches that were adopted, not created by us: verified by custom_ids at download."""
+RECOVERED_NOTE = "recovered from the warehouse"
+ADOPTED_NOTES = (RECONCILED_NOTE, ADOPTED_NOTE, RECOVERED_NOTE)
+"""Notes of batches this ledger did not see created: a hypothesis until their custom_ids check
+out at download (a mismatch releases them as foreign and sends the file again)."""
 MAX_RETRY_AFTER = 600.0
 """The longest retry-after honoured within one call; a longer one ends the call (retry later)."""
 

@@ -114,3 +114,17 @@ def test_deleting_the_workdir_mid_wait_never_pays_twice(
     with duckdb.connect(str(get_settings().warehouse), read_only=True) as con:
         batches = con.execute("select count(*) from batches where job_name = ?", [JOB]).fetchone()
     assert batches == (len(audit),)  # the bill and the warehouse agree
+
+
+def test_recover_refuses_what_it_cannot_rebuild(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["recover", "nope"])
+    assert result.exit_code == 2 and "knows no batch of job 'nope'" in result.output
+
+    options = EmulatorOptions(processing_seconds=0.2)
+    with running_emulator(tmp_path, monkeypatch, options):
+        batch_job(job_file=str(write_job(tmp_path, rows=5, prime_cache=False)))
+        result = runner.invoke(app, ["recover", JOB])
+    assert result.exit_code == 2 and "nothing to recover" in result.output
