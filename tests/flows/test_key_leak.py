@@ -117,7 +117,10 @@ def test_no_failure_writes_the_api_key_anywhere(prefect_api: str, tmp_path: Path
         outcomes = dict(zip(SCENARIOS, pool.map(scenario, SCENARIOS), strict=True))
 
     for name, (code, output) in outcomes.items():
-        assert code != 0, f"{name}: the job did not fail:\n{output[-3000:]}"
+        # (A count_tokens failure may one day be survived by an estimate fallback: then that
+        # job completes, and what it wrote is searched all the same.)
+        must_fail = name != "count-tokens-529"
+        assert code != 0 or not must_fail, f"{name}: the job did not fail:\n{output[-3000:]}"
         assert key not in output, f"{name}: the key is in the process output"
     assert (home / "storage").is_dir(), "Prefect persisted nothing: the search would prove nothing"
     hits = find_secret([tmp_path], key)  # PREFECT_HOME, every workdir and warehouse are in it
