@@ -57,7 +57,9 @@ def child(rows: int, root: Path) -> None:
     job = JobConfig(name="bench", source=source, instructions=make_instructions(), labels=labels)
     paths = JobPaths(root)
     started = time.perf_counter()
-    files = build_requests(job, paths, Ledger(paths.ledger), 1, source, Settings(), prime=True)
+    files = build_requests(
+        job, paths, Ledger.create(paths.ledger), 1, source, Settings(), prime=True
+    )
     wall = time.perf_counter() - started
     body = sum(f.body_bytes for f in files)
     print(json.dumps({"build_wall": wall, "files": len(files), "body_bytes": body}))

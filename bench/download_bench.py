@@ -70,7 +70,7 @@ def build_job(root: Path, n: int) -> tuple[Any, Any]:
         {"custom_id": ids, "row_id": [c[3:] for c in ids], "attempt": [1] * n},
         schema={"custom_id": pl.Utf8, "row_id": pl.Utf8, "attempt": pl.UInt8},
     ).write_parquet(paths.index_file(paths.relative(path)))
-    ledger = Ledger(paths.ledger)
+    ledger = Ledger.create(paths.ledger)
     ledger.add_request_files(
         [
             RequestFile(

@@ -40,7 +40,7 @@ elif step == "submit": print(len(pipeline.submit(job, s, 1, "main")))
 elif step == "await":
     while not (p := pipeline.check(job, s, 1)).all_ended: time.sleep(s.poll_interval)
     print(p.request_counts)
-elif step == "download": print(sum(d.lines for d in pipeline.download(job, s, 1)))
+elif step == "download": print(sum(d.lines for d in pipeline.download(job, s, 1).batches))
 elif step == "load": print(len(pipeline.load(job, s, pipeline.extract(job, s)).loaded))
 """
 

@@ -144,7 +144,7 @@ def stage(n: int, outputs: str = "mixed") -> Path:
         ),
         paths.quarantine,
     )
-    ledger = Ledger(paths.ledger)
+    ledger = Ledger.create(paths.ledger)
     for part, start in enumerate(range(0, n, BATCH_LINES), start=1):
         ids = row_ids[start : start + BATCH_LINES]
         custom_ids = [f"a1_{r}" for r in ids]
@@ -194,7 +194,7 @@ def child(root: Path, db: Path) -> None:
 
     paths = JobPaths(root / "jobs" / "bench")
     job = _job(root)
-    ledger = Ledger(paths.ledger)
+    ledger = Ledger.create(paths.ledger)
     rows = pq.read_metadata(paths.rows).num_rows
 
     class Counts:

@@ -125,10 +125,15 @@ def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool) -> Any:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     atexit.register(_quiet_teardown)  # before prefect registers its own handlers
+    from prefect.exceptions import CancelledRun
+
     from flows.batch_job import batch_job
 
     try:
         return batch_job(job_file=job_file, job=spec, restart=restart)
+    except CancelledRun as exc:  # the user canceled the job while it ran
+        err.print(f"[bold yellow]canceled:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
     except (JobConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
         raise fail(str(exc)) from None
 
@@ -197,7 +202,7 @@ def status(
         return
     try:
         rows = job_status_rows(settings.workdir, job)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, RuntimeError) as exc:
         raise fail(str(exc)) from None
     table = Table("attempt", "purpose", "file", "requests", "batch", "status", "counts", "expires")
     for row in rows:
@@ -206,14 +211,34 @@ def status(
 
 
 def cancel(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
-    """Cancel every unfinished batch of a job (stops further spend)."""
+    """Cancel every unfinished batch of a job (stops further spend); a run waiting on it ends
+    Cancelled and sends nothing more. `halfrate run` later resumes the canceled rows."""
     from halfrate import pipeline
 
     try:
         canceled = pipeline.cancel(job, get_settings())
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, RuntimeError) as exc:
         raise fail(str(exc)) from None
     console.print(f"canceled {len(canceled)} batch(es): {', '.join(canceled) or '-'}")
+
+
+def recover(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
+    """Rebuild a job's lost ledger (its folder was deleted) from the warehouse and the API."""
+    from halfrate.recover import recover as recover_job
+
+    try:
+        done = recover_job(job, get_settings())
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        raise fail(str(exc)) from None
+    console.print(
+        f"recovered {done.job_name}: {len(done.attached)} batch(es) attached"
+        + (
+            f", {len(done.to_reconcile)} file(s) to reconcile with the batch list"
+            if done.to_reconcile
+            else ""
+        )
+        + "; rerun the job to continue"
+    )
 
 
 def adopt(
@@ -221,7 +246,8 @@ def adopt(
     request_file: Annotated[str, typer.Argument(help="Request file, as the error names it.")],
     batch_id: Annotated[str, typer.Argument(help="The batch that holds that file's requests.")],
 ) -> None:
-    """Resolve an ambiguous submission: say which batch holds a request file's requests."""
+    """Say which batch holds a request file's requests (after an ambiguous lost create, a
+    wrong adoption, or for a file with no record); checked against the file where possible."""
     from halfrate import pipeline
 
     try:
@@ -237,7 +263,7 @@ def load(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
 
     try:
         result = pipeline.load_staged(job, get_settings())
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, RuntimeError) as exc:
         raise fail(str(exc)) from None
     if result.deferred:
         raise fail(result.message or "warehouse busy", code=1)

@@ -1,9 +1,11 @@
 """The halfrate pipeline: extract, build-requests, submit, await-completion, download, load."""
 
 import math
+from typing import Any
 
 from prefect import Flow, flow
 from prefect.client.schemas.objects import FlowRun, State
+from prefect.states import Cancelled
 
 from halfrate import pipeline
 from halfrate.config import JobSpec
@@ -14,16 +16,18 @@ from tasks.download import download
 from tasks.estimate import estimate
 from tasks.extract import extract, prepare_job
 from tasks.load import load
-from tasks.report import report
+from tasks.preflight import preflight
+from tasks.report import report, user_cancel
 from tasks.reporting import emit_job_event
 from tasks.runtime import settings as get_settings  # env key, else the Secret block
 from tasks.submit import submit
 
-MAX_WAIT_SECONDS = 26 * 3600  # a batch expires 24 h after creation; allow for queueing
+SENDS_PER_PHASE = 3  # an adoption its results prove wrong sends the file again
 
 
 def cancel_batches_hook(flow: Flow[..., object], flow_run: FlowRun, state: State) -> None:
-    """Cancelling the run (UI, CLI, timeout) cancels its batches so they stop billing."""
+    """Cancelling the run (UI, CLI) cancels its batches so they stop billing, as the user's
+    cancel: the ledger records it, and a later run resumes the canceled rows."""
     job = pipeline.job_name_of(flow_run.parameters, get_settings())
     if job is not None:
         pipeline.cancel(job, get_settings())
@@ -42,7 +46,7 @@ def failed_hook(flow: Flow[..., object], flow_run: FlowRun, state: State) -> Non
 )
 def batch_job(
     job_file: str | None = None, job: JobSpec | None = None, restart: bool = False
-) -> JobSummary:
+) -> JobSummary | State[Any]:
     """Run one bulk Claude job at batch prices and land every row in DuckDB.
 
     Args:
@@ -50,23 +54,31 @@ def batch_job(
         job: Values that override the job file's (or the whole job, without a file).
         restart: Start the job over instead of resuming it (first try of a run only).
     """
-    poll = get_settings().poll_interval
+    settings = get_settings()
+    poll = settings.poll_interval
     wait = await_completion.with_options(
-        retries=math.ceil(MAX_WAIT_SECONDS / poll), retry_delay_seconds=poll
+        retries=math.ceil(settings.max_wait_hours * 3600 / poll), retry_delay_seconds=poll
     )
     # Retries of a create of unknown outcome reconcile first; pace them like the polling.
     send = submit.with_options(retry_delay_seconds=[poll, 5 * poll, 20 * poll, 60 * poll])
+    fetch = download.with_options(retry_delay_seconds=[poll / 6, poll, 4 * poll])
     config = prepare_job(job_file, job, restart)
+    preflight(config)
     extracted = extract(config)
     for attempt in range(1, config.max_attempts + 1):
         if attempt == 1:
-            estimate(config)  # before building: it decides whether a priming batch pays
+            # before building: it decides whether a priming batch pays
+            estimate.with_options(retry_delay_seconds=poll / 3)(config)
         files = build_requests(config, attempt)
         if not files:
-            break  # nothing (left) to send: a later attempt would have nothing either
+            break  # nothing (left) to send, or the user canceled: no further attempt
         for purpose in pipeline.phases(files):
-            send(config, attempt, purpose)
-            wait(config, attempt)
-            download(config, attempt)
+            for _ in range(SENDS_PER_PHASE):
+                send(config, attempt, purpose)
+                wait(config, attempt)
+                if not fetch(config, attempt).released:
+                    break
             load(config, extracted)
-    return report(config)
+    summary = report(config)
+    canceled = user_cancel(config)
+    return Cancelled(message=canceled) if canceled else summary

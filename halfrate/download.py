@@ -8,9 +8,12 @@ the batch holds requests, and per-type counts equal to the batch's `request_coun
 
 A cut stream (the SDK neither retries nor even wraps `httpx2.RemoteProtocolError`) or a
 failed check deletes the `.part` and downloads again, a bounded number of times. Results with
-custom_ids the file never sent are not a transfer problem: the batch is not this file's (a
-wrong reconciliation in `submit`), and the error says so at once. A verified results file on
-disk is never downloaded again.
+custom_ids the file never sent (or a batch of another size) are not a transfer problem: the
+batch is not this file's. For a batch that was *adopted* (reconciled after a lost create, or
+adopted by hand), that is the adoption proven wrong: the ledger releases it as foreign (never
+adopted again, never canceled) and puts the file back to an intent, so the next submit
+reconciles again and sends it if no batch of its own turns up. For a batch we created it is an
+error that names the batch. A verified results file on disk is never downloaded again.
 """
 
 import logging
@@ -21,16 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import anthropic
-import httpx2
 import orjson
 import polars as pl
 from anthropic.types.messages import MessageBatch
 from pydantic import BaseModel, ConfigDict
 
+from halfrate.errors import APIError, ErrorKind
 from halfrate.gateway import BatchGateway, total_requests
 from halfrate.ledger import BatchRecord, BatchStatus, Ledger
-from halfrate.submit import RECONCILED_NOTE
+from halfrate.submit import ADOPTED_NOTES
 from halfrate.workspace import JobPaths
 
 log = logging.getLogger(__name__)
@@ -172,8 +174,28 @@ def download_ended(
         if record.status is BatchStatus.downloaded and final.exists():
             summaries.append(_summary(record, paths, final, record.request_counts or {}, 0))
         elif record.status in (BatchStatus.ended, BatchStatus.downloaded):
-            summaries.append(downloader.download(record))
+            try:
+                summaries.append(downloader.download(record))
+            except _NotThisFilesBatch as wrong:
+                if record.note not in ADOPTED_NOTES:
+                    raise DownloadVerificationError(
+                        f"{wrong}. halfrate created this batch for this file, so the file "
+                        "changed after it was sent: check `halfrate status`; `halfrate adopt` "
+                        "can attach the right batch"
+                    ) from None
+                ledger.release_foreign(record.file.path, record.batch_id, str(wrong))
+                log.warning(
+                    "%s: released batch %s as foreign (%s); the file will be reconciled and "
+                    "sent again",
+                    record.file.path,
+                    record.batch_id,
+                    wrong,
+                )
     return summaries
+
+
+class _NotThisFilesBatch(Exception):
+    """The batch's results (or size) prove it holds another file's requests."""
 
 
 class _Downloader:
@@ -221,13 +243,13 @@ class _Downloader:
             counts = batch.request_counts.model_dump()
             try:
                 self.gateway.download_results(batch_id, part, batch=batch)
-            except Exception as exc:
+            except APIError as exc:
                 part.unlink(missing_ok=True)
-                if _is_gone(exc):
-                    raise self._unavailable(record, batch, exc) from exc
-                if not _is_transient(exc):
+                if exc.kind is ErrorKind.not_found:
+                    raise self._unavailable(record, batch, exc) from None
+                if not exc.transient:
                     raise
-                last = f"download cut or failed ({_describe(exc)})"
+                last = f"download cut or failed ({exc})"
                 log.warning("batch %s: %s; downloading again", batch_id, last)
                 continue
             check = verify_results(part, index, counts)
@@ -239,7 +261,7 @@ class _Downloader:
             part.unlink(missing_ok=True)
             last = "; ".join(check.problems)
             if check.unexpected:
-                raise DownloadVerificationError(_wrong_batch(record, batch, check))
+                raise _NotThisFilesBatch(_wrong_batch(record, batch, check))
             log.warning(
                 "batch %s: results failed verification (%s); downloading again", batch_id, last
             )
@@ -253,16 +275,17 @@ class _Downloader:
         assert record.batch_id is not None
         try:
             batch = self.gateway.retrieve(record.batch_id, created_at=record.created_at)
-        except anthropic.NotFoundError as exc:
-            raise self._unavailable(record, None, exc) from exc
+        except APIError as exc:
+            if exc.kind is not ErrorKind.not_found:
+                raise
+            raise self._unavailable(record, None, exc) from None
         self.ledger.update_progress(batch.model_dump(mode="json"))
         if batch.archived_at is not None:
             raise self._unavailable(record, batch, None)
         if total_requests(batch) != record.file.n_requests:
-            raise DownloadVerificationError(
+            raise _NotThisFilesBatch(
                 f"batch {record.batch_id} is not the batch of {record.file.path}: it holds "
-                f"{total_requests(batch)} requests and the file {record.file.n_requests}. "
-                "Correct the ledger entry of this file (see `halfrate status`)."
+                f"{total_requests(batch)} requests and the file {record.file.n_requests}"
             )
         if batch.processing_status != "ended":
             raise DownloadError(
@@ -278,7 +301,7 @@ class _Downloader:
         why = (
             f"archived at {batch.archived_at.isoformat()}"
             if batch is not None and batch.archived_at is not None
-            else f"the API answered {_describe(exc)}"
+            else f"the API answered {exc}"
             if exc is not None
             else "not available"
         )
@@ -302,20 +325,12 @@ def _durable_replace(part: Path, final: Path) -> None:
 
 
 def _wrong_batch(record: BatchRecord, batch: MessageBatch, check: Verification) -> str:
-    adopted = (
-        " It was adopted by reconciliation after a lost create response, and that guess was wrong."
-        if record.note == RECONCILED_NOTE
-        else ""
-    )
     return (
         f"batch {batch.id} is not the batch of {record.file.path}: its results carry "
         f"{len(check.unexpected)} custom_ids the file never sent (e.g. "
         f"{_examples(check.unexpected)}) and miss {len(check.missing)} of the file's (e.g. "
         f"{_examples(check.missing)}); {check.lines} lines, counts "
-        f"{dict(check.counts)} vs {batch.request_counts.model_dump()}.{adopted} The file's "
-        "own batch may still exist: look for it in the batch list (same request count, "
-        "created around the file's intent time) and adopt it with "
-        "`halfrate.submit.adopt_batch`, or submit the file again."
+        f"{dict(check.counts)} vs {batch.request_counts.model_dump()}"
     )
 
 
@@ -343,22 +358,6 @@ def _index_custom_ids(index: Path) -> list[str]:
     except Exception as exc:
         raise DownloadError(f"{index}: cannot read the custom_id column ({exc})") from exc
     return [str(c) for c in frame["custom_id"].to_list()]
-
-
-def _is_gone(exc: BaseException) -> bool:
-    return isinstance(exc, anthropic.APIStatusError) and exc.status_code in (404, 410)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, anthropic.APIStatusError):
-        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
-    return isinstance(exc, (anthropic.APIConnectionError, httpx2.TransportError))
-
-
-def _describe(exc: BaseException | None) -> str:
-    if isinstance(exc, anthropic.APIStatusError):
-        return f"{exc.status_code} {exc.message}"
-    return repr(exc)
 
 
 def _examples(items: list[str] | list[int]) -> str:

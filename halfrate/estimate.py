@@ -17,14 +17,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-import anthropic
-import httpx2
 import orjson
 import polars as pl
 
 from halfrate.build import request_for
 from halfrate.config import JobConfig
 from halfrate.cost_model import CostEstimate, TokenProfile, estimate_cost, plan_prime
+from halfrate.errors import APIError
 from halfrate.gateway import BatchGateway
 from halfrate.summary import format_usd
 from halfrate.workspace import write_atomic
@@ -38,7 +37,7 @@ CHARS_PER_TOKEN = 4
 SHORTEST_ANSWER_SHARE = 0.8  # low output: the shortest answer's share of the mean, with slack
 UNKNOWN_OUTPUT_SHARE = 0.5  # expected output of a job whose answers are not known in advance
 PREFIX_KEYS = ("system", "tools", "tool_choice")  # the cached prefix (tools, then system)
-COUNT_ERRORS: tuple[type[Exception], ...] = (anthropic.APIError, httpx2.TransportError)
+COUNT_ERRORS: tuple[type[Exception], ...] = (APIError,)
 """count_tokens failures that make the estimate rough (after the SDK's own retries)."""
 
 

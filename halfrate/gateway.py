@@ -13,6 +13,11 @@ Two SDK 2.10 behaviours shape it (shared/reference/anthropic-batches.md sections
   with an exact Content-Length (perf-baseline.md section B).
 Status calls keep the SDK's retries (429, 5xx, connection errors) and also retry a 404 that
 arrives within a minute of a batch's creation (anthropics/anthropic-sdk-python#1432).
+
+No SDK exception leaves this module: each one carries its request, API key header included,
+and Prefect pickles a failed run's exception to disk. `_call` converts every failure of an
+SDK call (and of the results stream) into `halfrate.errors.APIError`, plain data with no
+cause or context chained, so nothing of the SDK can be reached from what a task raises.
 """
 
 import logging
@@ -26,6 +31,8 @@ import anthropic
 import httpx2
 from anthropic.types import MessageTokensCount
 from anthropic.types.messages import MessageBatch
+
+from halfrate.errors import APIError, ErrorKind, classify
 
 if TYPE_CHECKING:  # importing settings (pydantic-settings) costs the client ~3 MiB
     from halfrate.settings import Settings
@@ -163,14 +170,20 @@ class BatchGateway:
         """Stream a request file as one create call. Never retried here: see `submit`."""
         check_request_file(path, body_bytes)
         body = RequestBody(path, self.block_size)
-        batch = self.client.post(
-            "/v1/messages/batches",
-            content=body,
-            cast_to=MessageBatch,
-            options={
-                "max_retries": 0,
-                "headers": {"Content-Type": "application/json", "Content-Length": str(body.size)},
-            },
+        batch = _call(
+            "create",
+            lambda: self.client.post(
+                "/v1/messages/batches",
+                content=body,
+                cast_to=MessageBatch,
+                options={
+                    "max_retries": 0,
+                    "headers": {
+                        "Content-Type": "application/json",
+                        "Content-Length": str(body.size),
+                    },
+                },
+            ),
         )
         self._born[batch.id] = self._monotonic()
         return batch
@@ -180,12 +193,14 @@ class BatchGateway:
     def retrieve(self, batch_id: str, *, created_at: datetime | str | None = None) -> MessageBatch:
         """The batch's current state (a 404 within a minute of creation is retried)."""
         return self._retry_fresh_404(
-            batch_id, created_at, lambda: self.client.messages.batches.retrieve(batch_id)
+            batch_id,
+            created_at,
+            lambda: _call("retrieve", lambda: self.client.messages.batches.retrieve(batch_id)),
         )
 
     def iter_recent(self, since: datetime, *, page_size: int = 1000) -> Iterator[MessageBatch]:
         """Batches of the workspace created at or after `since`, newest first."""
-        page = self.client.messages.batches.list(limit=page_size)
+        page = _call("list", lambda: self.client.messages.batches.list(limit=page_size))
         while True:
             for batch in page.data:
                 if batch.created_at < since:
@@ -193,11 +208,15 @@ class BatchGateway:
                 yield batch
             if not page.has_next_page():
                 return
-            page = page.get_next_page()
+            page = _call("list", page.get_next_page)
+
+    def check_key(self) -> None:
+        """One cheap authenticated call (list one batch): raises APIError if the key is refused."""
+        _call("list", lambda: self.client.messages.batches.list(limit=1))
 
     def cancel(self, batch_id: str) -> MessageBatch:
         """Ask the API to cancel a batch (it goes to `canceling`, then `ended`)."""
-        return self.client.messages.batches.cancel(batch_id)
+        return _call("cancel", lambda: self.client.messages.batches.cancel(batch_id))
 
     def note_fresh(self, batch_id: str) -> None:
         """Treat early 404s of this batch as propagation delay (e.g. just adopted)."""
@@ -210,8 +229,11 @@ class BatchGateway:
         request line's params can be passed as they are.
         """
         body = {k: v for k, v in params.items() if k in COUNT_TOKENS_KEYS}
-        counted = self.client.post(
-            "/v1/messages/count_tokens", body=body, cast_to=MessageTokensCount
+        counted = _call(
+            "count_tokens",
+            lambda: self.client.post(
+                "/v1/messages/count_tokens", body=body, cast_to=MessageTokensCount
+            ),
         )
         return counted.input_tokens
 
@@ -225,8 +247,8 @@ class BatchGateway:
         `batch` is a fresh retrieve of it (fetched here when not given). Its `results_url` is
         followed only when it points at the configured base URL (or the client talks to the
         production API); otherwise its path is joined to the base URL, so an emulator or a
-        proxy never sends the key to api.anthropic.com. A dropped connection raises
-        `httpx2.TransportError` (or `anthropic.APIConnectionError`): the caller redoes it.
+        proxy never sends the key to api.anthropic.com. A dropped connection raises an
+        `APIError` of kind `no_response`: the caller redoes it.
         """
         if batch is None:
             batch = self.retrieve(batch_id)
@@ -239,24 +261,23 @@ class BatchGateway:
         created_at = batch.created_at
 
         def open_stream() -> httpx2.Response:
-            return self.client.get(
-                url,
-                cast_to=httpx2.Response,
-                options={"headers": {"Accept": "application/binary"}},
-                stream=True,
+            return _call(
+                "results",
+                lambda: self.client.get(
+                    url,
+                    cast_to=httpx2.Response,
+                    options={"headers": {"Accept": "application/binary"}},
+                    stream=True,
+                ),
             )
 
         response = self._retry_fresh_404(batch_id, created_at, open_stream)
-        written = 0
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             with dest.open("wb") as fh:
-                for chunk in response.iter_bytes():
-                    fh.write(chunk)
-                    written += len(chunk)
+                return _call("results", lambda: _copy(response, fh))
         finally:
             response.close()
-        return written
 
     def _results_url(self, results_url: str) -> str:
         target = httpx2.URL(results_url)
@@ -293,7 +314,9 @@ class BatchGateway:
         while True:
             try:
                 return call()
-            except anthropic.NotFoundError:
+            except APIError as exc:
+                if exc.kind is not ErrorKind.not_found:
+                    raise
                 if age is None:
                     age = self._age_s(batch_id, created_at)
                 if age is None or age + slept + delay > self._fresh_grace_s:
@@ -318,3 +341,88 @@ class BatchGateway:
         if created_at is not None:
             ages.append(max(0.0, (datetime.now(UTC) - created_at).total_seconds()))
         return min(ages) if ages else None
+
+
+def _copy(response: httpx2.Response, fh: Any) -> int:
+    written = 0
+    for chunk in response.iter_bytes():
+        fh.write(chunk)
+        written += len(chunk)
+    return written
+
+
+def _call(endpoint: str, call: Callable[[], _T]) -> _T:
+    """Run one SDK call; any failure leaves as an `APIError` with nothing of the SDK attached."""
+    try:
+        return call()
+    except (anthropic.AnthropicError, httpx2.HTTPError) as exc:
+        error: Exception = _own_cause(exc) or to_api_error(endpoint, exc)
+    raise error  # outside the except block: no __context__ links back to the SDK exception
+
+
+def _own_cause(exc: BaseException) -> RequestFileError | None:
+    """A RequestFileError our body iterator raised, which the SDK wrapped: nothing was sent."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, RequestFileError):
+            return RequestFileError(str(current))
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def to_api_error(endpoint: str, exc: BaseException) -> APIError:
+    """The plain-data `APIError` for an SDK (or httpx2) exception."""
+    if isinstance(exc, anthropic.APIStatusError):
+        return _status_error(endpoint, exc)
+    if isinstance(exc, (anthropic.APITimeoutError, httpx2.TimeoutException)):
+        return APIError(ErrorKind.no_response, endpoint, f"timed out ({type(exc).__name__})")
+    if isinstance(exc, (anthropic.APIConnectionError, httpx2.TransportError)):
+        detail = _first_line(str(exc)) or "no response"
+        return APIError(ErrorKind.no_response, endpoint, f"{type(exc).__name__}: {detail}")
+    detail = _first_line(str(exc))
+    return APIError(ErrorKind.unexpected, endpoint, f"{type(exc).__name__}: {detail}")
+
+
+def _status_error(endpoint: str, exc: anthropic.APIStatusError) -> APIError:
+    """An HTTP error answer: the API's error body when there is one, else the first line."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error")
+    error = error if isinstance(error, dict) else {}
+    error_type = _text(error.get("type"))
+    message = _text(error.get("message")) if error_type else None
+    code = _text(exc.error_code) if error_type else None
+    if message is None:
+        raw = exc.body if isinstance(exc.body, str) else ""
+        message = f"HTTP {exc.status_code} without an API error body: {_first_line(raw)!r}"
+    return APIError(
+        classify(exc.status_code, error_type, code, message),
+        endpoint,
+        message,
+        status=exc.status_code,
+        error_type=error_type,
+        request_id=_text(exc.request_id),
+        error_code=code,
+        retry_after=_retry_after(exc.response.headers),
+    )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line[:limit]
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        try:
+            value = float(headers.get(name, ""))
+        except ValueError:
+            continue
+        if value >= 0:
+            return value / scale
+    return None

@@ -10,6 +10,18 @@ Status of a request file's batch, in order:
   ended       the API says processing ended; results not yet on disk
   downloaded  raw results on disk and verified against the request file
   loaded      rows are in the warehouse
+and two ends of a file the API refused as too large (413), where nothing was created:
+  split       replaced by its two halves (request files whose `parent` is this one)
+  failed      a single request the API refuses even alone; the note says why
+
+The ledger file is created once, when a job is opened (`Ledger.create`); every step opens it
+with `Ledger(path)`, which never creates one: a job folder deleted under a running job stops
+the job instead of starting an empty ledger that would send every row again.
+
+Besides the batches, the ledger keeps: `foreign_batches`, batches a reconciliation adopted by
+mistake (their results are not this file's): never adopted again and never canceled;
+`user_cancels`, batches canceled at the user's request; and `meta` (key/value), which holds a
+pending user cancel and when the job was restarted.
 """
 
 import sqlite3
@@ -32,7 +44,8 @@ create table if not exists request_files (
     n_requests integer not null,
     body_bytes integer not null,    -- size of the create body that will be sent
     sha256 text not null,
-    created_at text not null
+    created_at text not null,
+    parent text                     -- the file a 413 split this one from
 );
 create table if not exists batches (
     path text primary key references request_files (path),
@@ -47,7 +60,24 @@ create table if not exists batches (
     note text,
     updated_at text not null
 );
+create table if not exists foreign_batches (
+    batch_id text primary key,
+    path text not null,             -- the file it was wrongly adopted for
+    reason text not null,
+    released_at text not null
+);
+create table if not exists user_cancels (
+    batch_id text primary key,
+    canceled_at text not null
+);
+create table if not exists meta (key text primary key, value text not null);
 """
+CANCEL_KEY = "cancel_requested_at"
+RESTART_KEY = "restarted_at"
+
+
+class LedgerMissingError(RuntimeError):
+    """The job's ledger file is gone (the job folder was deleted or moved)."""
 
 
 class BatchStatus(StrEnum):
@@ -56,6 +86,14 @@ class BatchStatus(StrEnum):
     ended = "ended"
     downloaded = "downloaded"
     loaded = "loaded"
+    split_up = "split"  # (not `split`: that would hide str.split)
+    failed = "failed"
+
+
+UNSENT = (None, BatchStatus.intent)
+"""Statuses of a file that still needs a create (or a reconciliation)."""
+CLOSED = (BatchStatus.split_up, BatchStatus.failed)
+"""Statuses of a file that will never have a batch of its own."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +107,7 @@ class RequestFile:
     n_requests: int
     body_bytes: int
     sha256: str
+    parent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,18 +131,37 @@ def now_iso() -> str:
 
 
 class Ledger:
-    """Typed access to one job's ledger file; every write is its own transaction."""
+    """Typed access to one job's ledger file; every write is its own transaction.
+
+    `Ledger(path)` opens an existing ledger and raises `LedgerMissingError` if there is none
+    (also when the file disappears later); `Ledger.create(path)` makes a new one.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        with closing(self._open()) as con:
+            con.execute("pragma journal_mode=wal")
+            _migrate(con)
+
+    @classmethod
+    def create(cls, path: Path) -> "Ledger":
+        """Create the ledger file (and its folder) if it does not exist, then open it."""
         path.parent.mkdir(parents=True, exist_ok=True)
         with closing(sqlite3.connect(path, timeout=60)) as con:
             con.execute("pragma journal_mode=wal")
-            con.executescript(SCHEMA)  # runs in its own transaction
+        return cls(path)
+
+    def _open(self) -> sqlite3.Connection:
+        # mode=rw: never create the file; a deleted ledger is an error, not a fresh start.
+        uri = f"{self.path.absolute().as_uri()}?mode=rw"
+        try:
+            return sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
+        except sqlite3.OperationalError:
+            raise LedgerMissingError(_missing(self.path)) from None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=60, isolation_level=None)) as con:
+        with closing(self._open()) as con:
             con.execute("pragma journal_mode=wal")
             con.execute("pragma synchronous=full")
             con.execute("begin immediate")
@@ -124,7 +182,9 @@ class Ledger:
                 if row is not None and row[0] != f.sha256:
                     raise RuntimeError(f"{f.path}: request file changed after it was registered")
                 con.execute(
-                    "insert or ignore into request_files values (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "insert or ignore into request_files (path, attempt, part, purpose,"
+                    " n_requests, body_bytes, sha256, created_at, parent)"
+                    " values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         f.path,
                         f.attempt,
@@ -134,6 +194,7 @@ class Ledger:
                         f.body_bytes,
                         f.sha256,
                         now_iso(),
+                        f.parent,
                     ),
                 )
 
@@ -142,10 +203,10 @@ class Ledger:
         sql = (
             "select f.path, f.attempt, f.part, f.purpose, f.n_requests, f.body_bytes, f.sha256,"
             " b.status, b.intent_at, b.batch_id, b.created_at, b.expires_at, b.ended_at,"
-            " b.processing_status, b.request_counts, b.note"
+            " b.processing_status, b.request_counts, b.note, f.parent"
             " from request_files f left join batches b using (path)"
             " where (? is null or f.attempt = ?) and (? is null or f.purpose = ?)"
-            " order by f.attempt, f.purpose desc, f.part"
+            " order by f.attempt, f.purpose desc, f.part, f.path"
         )
         with self._connect() as con:
             rows = con.execute(sql, (attempt, attempt, purpose, purpose)).fetchall()
@@ -162,9 +223,12 @@ class Ledger:
             rows = con.execute("select batch_id from batches where batch_id is not null")
             return {r[0] for r in rows}
 
-    def record_intent(self, path: str) -> str:
-        """Durably note that a create for `path` is about to be sent; returns the intent time."""
-        at = now_iso()
+    def record_intent(self, path: str, at: str | None = None) -> str:
+        """Durably note that a create for `path` is about to be sent; returns the intent time.
+
+        `at` backdates the intent (recovery: a create may have been sent since then).
+        """
+        at = at or now_iso()
         with self._connect() as con:
             existing = con.execute("select status from batches where path = ?", (path,)).fetchone()
             if existing is not None:
@@ -232,11 +296,130 @@ class Ledger:
                 (status, note, now_iso(), batch_id),
             )
 
+    # -- files the API refused as too large (413) ------------------------------------------
+
+    def split(self, path: str, halves: list[RequestFile], note: str) -> None:
+        """Replace a file whose create was refused as too large by its halves (one transaction)."""
+        with self._connect() as con:
+            for f in halves:
+                con.execute(
+                    "insert or replace into request_files (path, attempt, part, purpose,"
+                    " n_requests, body_bytes, sha256, created_at, parent)"
+                    " values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (f.path, f.attempt, f.part, f.purpose, f.n_requests, f.body_bytes,
+                     f.sha256, now_iso(), path),
+                )  # fmt: skip
+            self._close_intent(con, path, BatchStatus.split_up, note)
+
+    def mark_failed(self, path: str, reason: str) -> None:
+        """A single request the API refuses even alone: nothing was sent, the note says why."""
+        with self._connect() as con:
+            self._close_intent(con, path, BatchStatus.failed, reason)
+
+    def _close_intent(
+        self, con: sqlite3.Connection, path: str, status: BatchStatus, note: str
+    ) -> None:
+        changed = con.execute(
+            "update batches set status = ?, note = ?, updated_at = ?"
+            " where path = ? and status = ? and batch_id is null",
+            (status, note, now_iso(), path, BatchStatus.intent),
+        ).rowcount
+        if changed != 1:
+            raise RuntimeError(f"{path}: has no pending intent to mark {status}")
+
+    # -- adoptions that turned out wrong ------------------------------------------------------
+
+    def release_foreign(self, path: str, batch_id: str, reason: str) -> None:
+        """A batch adopted for `path` is not its batch: remember it as foreign, and put the file
+        back to an intent (with its original time) so the next submit reconciles again."""
+        at = now_iso()
+        with self._connect() as con:
+            con.execute(
+                "insert or replace into foreign_batches values (?, ?, ?, ?)",
+                (batch_id, path, reason, at),
+            )
+            con.execute(
+                "update batches set status = ?, batch_id = null, created_at = null,"
+                " expires_at = null, ended_at = null, processing_status = null,"
+                " request_counts = null, note = ?, updated_at = ? where path = ? and batch_id = ?",
+                (BatchStatus.intent, f"released {batch_id}: {reason}", at, path, batch_id),
+            )
+
+    def foreign_batch_ids(self) -> set[str]:
+        with self._connect() as con:
+            return {r[0] for r in con.execute("select batch_id from foreign_batches")}
+
+    def unadoptable_batch_ids(self) -> set[str]:
+        """Ids a reconciliation must never adopt: this ledger's own and its foreign ones."""
+        return self.known_batch_ids() | self.foreign_batch_ids()
+
+    def has_batches(self) -> bool:
+        """Whether any create was ever recorded (an intent, a batch, a split...)."""
+        with self._connect() as con:
+            return int(con.execute("select count(*) from batches").fetchone()[0]) > 0
+
+    # -- user cancels and other job-level markers ---------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self._connect() as con:
+            row = con.execute("select value from meta where key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self._connect() as con:
+            if value is None:
+                con.execute("delete from meta where key = ?", (key,))
+            else:
+                con.execute("insert or replace into meta values (?, ?)", (key, value))
+
+    def request_cancel(self, batch_ids: list[str]) -> None:
+        """Record the user's cancel (job-wide, and for each batch) before the API is asked."""
+        at = now_iso()
+        with self._connect() as con:
+            con.execute("insert or replace into meta values (?, ?)", (CANCEL_KEY, at))
+            for batch_id in batch_ids:
+                con.execute("insert or ignore into user_cancels values (?, ?)", (batch_id, at))
+
+    def cancel_requested(self) -> str | None:
+        """When the user canceled the job (None: no cancel pending)."""
+        return self.get_meta(CANCEL_KEY)
+
+    def user_cancels(self) -> dict[str, str]:
+        """Batches canceled at the user's request, with when."""
+        with self._connect() as con:
+            return dict(con.execute("select batch_id, canceled_at from user_cancels").fetchall())
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Create missing tables and columns (ledgers written by earlier versions lack some)."""
+    con.executescript(SCHEMA)  # its own transaction
+    columns = {r[1] for r in con.execute("pragma table_info(request_files)")}
+    if "parent" not in columns:
+        con.execute("alter table request_files add column parent text")
+
+
+def _missing(path: Path) -> str:
+    return (
+        f"the job's ledger {path} is missing: its folder was deleted or moved while the job "
+        "had started. halfrate stops here and sends nothing, so no row is paid for twice. "
+        f"Run `halfrate recover {path.parent.name}` to rebuild the ledger from the warehouse "
+        "and the API's batch list, then rerun the job."
+    )
+
 
 def _record(r: tuple[Any, ...]) -> BatchRecord:
     counts = orjson.loads(r[14]) if r[14] else None
     return BatchRecord(
-        file=RequestFile(*r[:7]),
+        file=RequestFile(
+            path=r[0],
+            attempt=r[1],
+            part=r[2],
+            purpose=r[3],
+            n_requests=r[4],
+            body_bytes=r[5],
+            sha256=r[6],
+            parent=r[16],
+        ),
         status=BatchStatus(r[7]) if r[7] else None,
         intent_at=r[8],
         batch_id=r[9],

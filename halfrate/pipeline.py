@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
+
+from halfrate.adopt import adopt_batch
 from halfrate.build import build_requests
 from halfrate.config import CacheTTL, JobConfig, JobOverrides, JobSpec, resolve_job
 from halfrate.cost_model import CostEstimate
@@ -17,13 +21,15 @@ from halfrate.download import DownloadSummary, download_ended
 from halfrate.estimate import check_budget, estimate_job, load_estimate, save_estimate
 from halfrate.extract import ExtractSummary, extract_rows
 from halfrate.gateway import BatchGateway, make_client
-from halfrate.ledger import BatchRecord, BatchStatus, Ledger, RequestFile
+from halfrate.ledger import CANCEL_KEY, BatchRecord, BatchStatus, Ledger, RequestFile
 from halfrate.load import load_batch, load_job
+from halfrate.preflight import preflight as preflight_checks
 from halfrate.progress import Progress, cancel_batches, check_batches
 from halfrate.results import parse_results
 from halfrate.retry import plan_retry
 from halfrate.settings import Settings
-from halfrate.submit import SubmitPolicy, adopt_batch, submit_pending
+from halfrate.stops import load_stops
+from halfrate.submit import SubmitPolicy, submit_pending
 from halfrate.summary import JobSummary
 from halfrate.summary import summarize as summarize_job
 from halfrate.warehouse import WarehouseBusyError, connect, ensure_schema
@@ -60,14 +66,32 @@ class LoadResult:
 
 
 def prepare(
-    job_file: str | None, spec: JobOverrides | None, restart: bool, settings: Settings
+    job_file: str | None,
+    spec: JobOverrides | None,
+    restart: bool,
+    settings: Settings,
+    *,
+    run: bool = False,
 ) -> JobConfig:
-    """Resolve the job and open (or resume) its folder."""
+    """Resolve the job and open (or resume) its folder.
+
+    `run`: this starts a run of the job, which resumes rows an earlier cancel stopped.
+    """
     job = resolve_job(Path(job_file) if job_file else None, spec)
     if restart:
         _refuse_restart_in_flight(job.name, settings)
-    open_job(settings.workdir, job, restart=restart)
+    paths = open_job(settings.workdir, job, restart=restart)
+    ledger = Ledger(paths.ledger)
+    if run and ledger.cancel_requested():
+        log.info("job %s: resuming after the user's cancel", job.name)
+        ledger.set_meta(CANCEL_KEY, None)
     return job
+
+
+def preflight(job: JobConfig, settings: Settings) -> None:
+    """Before any paid call: the warehouse, the job folder and the key work (and no lost ledger)."""
+    step = Step.of(job, settings)
+    preflight_checks(job.name, step.paths, settings, step.gateway())
 
 
 _IN_FLIGHT = (BatchStatus.intent, BatchStatus.submitted)
@@ -96,6 +120,8 @@ def extract(job: JobConfig, settings: Settings) -> ExtractSummary:
 def build(job: JobConfig, settings: Settings, attempt: int) -> list[RequestFile]:
     """Build attempt 1 from all valid rows, or a retry attempt from the rows that need it."""
     step = Step.of(job, settings)
+    if step.ledger.cancel_requested():
+        return []  # the user canceled this run: no new attempt
     if attempt == 1:
         rows: Path | None = step.paths.rows
         prime = job.prime_cache and job.cache_ttl is not CacheTTL.none and _estimate_primes(step)
@@ -141,16 +167,48 @@ def phases(files: list[RequestFile]) -> list[str]:
 
 
 def submit(job: JobConfig, settings: Settings, attempt: int, purpose: str) -> list[BatchRecord]:
+    """Send the attempt's files, then record the batches in the warehouse too (best effort).
+
+    The warehouse's record outlives the job folder: if that is deleted, a rerun finds the
+    job's batches there and refuses to send them again (see `halfrate.preflight`).
+    """
     step = Step.of(job, settings)
-    return submit_pending(
-        step.ledger,
-        step.paths,
-        step.gateway(),
-        attempt=attempt,
-        purpose=purpose,
-        known_batch_ids=lambda: known_batch_ids(settings.workdir),
-        policy=submit_policy(settings),
-    )
+    try:
+        return submit_pending(
+            step.ledger,
+            step.paths,
+            step.gateway(),
+            attempt=attempt,
+            purpose=purpose,
+            known_batch_ids=lambda: known_batch_ids(settings.workdir),
+            policy=submit_policy(settings),
+        )
+    finally:
+        register_batches(step)
+
+
+def register_batches(step: "Step") -> None:
+    """Upsert the job and every batch its ledger knows into the warehouse, if it is free."""
+    try:
+        con = connect(
+            step.settings.warehouse, retry_seconds=min(10.0, step.settings.load_retry_seconds)
+        )
+        with con:
+            ensure_schema(con)
+            load_job(con, step.job, step.paths, step.ledger, _StagedCounts.of(step.paths))
+    except Exception as exc:  # never let the record of a batch hide the submit's own outcome
+        log.warning("could not record the batches in %s now: %s", step.settings.warehouse, exc)
+
+
+@dataclass(frozen=True)
+class _StagedCounts:
+    valid_rows: int
+    quarantined_rows: int
+
+    @classmethod
+    def of(cls, paths: JobPaths) -> "_StagedCounts":
+        rows, quarantine = pq.read_metadata(paths.rows), pq.read_metadata(paths.quarantine)
+        return cls(rows.num_rows, quarantine.num_rows)
 
 
 def submit_policy(settings: Settings) -> SubmitPolicy:
@@ -164,17 +222,38 @@ def check(job: JobConfig, settings: Settings, attempt: int) -> Progress:
     return check_batches(step.ledger, step.gateway(), attempt=attempt)
 
 
-def download(job: JobConfig, settings: Settings, attempt: int) -> list[DownloadSummary]:
+class Downloaded(BaseModel):
+    """The batches downloaded and verified, and the adoptions their results proved wrong."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batches: list[DownloadSummary]
+    released: list[str]
+    """Request files whose adopted batch was not theirs: to be reconciled and sent again."""
+
+
+def download(job: JobConfig, settings: Settings, attempt: int) -> Downloaded:
     """Download and verify every ended batch, then stage its parsed results."""
     step = Step.of(job, settings)
-    summaries = download_ended(step.ledger, step.paths, step.gateway(), attempt=attempt)
+    had_batch = {r.file.path for r in step.ledger.records(attempt=attempt) if r.batch_id}
+    poll = settings.poll_interval  # 30 s gives the backoff (1, 5, 15) s
+    summaries = download_ended(
+        step.ledger,
+        step.paths,
+        step.gateway(),
+        attempt=attempt,
+        backoff=(poll / 30, poll / 6, poll / 2),
+    )
+    released = []
     for record in step.ledger.records(attempt=attempt):
+        if record.file.path in had_batch and record.batch_id is None:
+            released.append(record.file.path)
         if record.batch_id and record.status in (BatchStatus.downloaded, BatchStatus.loaded):
             parsed = step.paths.parsed_file(record.batch_id)
             if not parsed.exists():
                 raw = step.paths.results_file(record.batch_id)
                 parse_results(raw, parsed, job, record.batch_id)
-    return summaries
+    return Downloaded(batches=summaries, released=released)
 
 
 def load(job: JobConfig, settings: Settings, extracted: ExtractSummary) -> LoadResult:
@@ -191,6 +270,7 @@ def load(job: JobConfig, settings: Settings, extracted: ExtractSummary) -> LoadR
         for record in todo:
             load_batch(con, job, step.paths, record)
             step.ledger.set_status(record.batch_id or "", BatchStatus.loaded)
+        load_stops(con, job.name, step.paths, step.ledger)
     return LoadResult([r.batch_id or "" for r in todo], [])
 
 
@@ -203,12 +283,27 @@ def load_staged(job_name: str, settings: Settings) -> LoadResult:
 
 
 def cancel(job_name: str, settings: Settings) -> list[str]:
-    """Cancel every batch of the job that has not ended (it stops the spend)."""
+    """Cancel, for the user, every batch of the job that has not ended (it stops the spend).
+
+    A running job notices: it loads what the batches returned, sends nothing more and ends
+    Cancelled; its canceled rows end `canceled`. A later run resumes them.
+    """
     paths = job_paths(settings.workdir, job_name)
     if not paths.ledger.exists():
         raise FileNotFoundError(f"no job named {job_name!r} in {settings.workdir}")
     gateway = BatchGateway(make_client(settings))
     return cancel_batches(Ledger(paths.ledger), gateway)
+
+
+def user_cancel(job: JobConfig, settings: Settings) -> str | None:
+    """Why the run must end Cancelled (the user canceled the job), or None."""
+    at = Step.of(job, settings).ledger.cancel_requested()
+    if at is None:
+        return None
+    return (
+        f"job {job.name} canceled by the user at {at}: its canceled rows are recorded as "
+        f"canceled and nothing more was sent; `halfrate run` resumes them"
+    )
 
 
 def summarize(job: JobConfig, settings: Settings) -> JobSummary:
@@ -262,19 +357,23 @@ def job_name_of(parameters: dict[str, Any], settings: Settings) -> str | None:
 
 
 def adopt(job_name: str, request_file: str, batch_id: str, settings: Settings) -> BatchRecord:
-    """Tie a batch a person identified to a request file whose create outcome was ambiguous."""
+    """Tie a batch a person identified to a request file (after an ambiguity, or to replace a
+    wrong adoption)."""
     paths = job_paths(settings.workdir, job_name)
     if not paths.ledger.exists():
         raise FileNotFoundError(f"no job named {job_name!r} in {settings.workdir}")
-    if batch_id in known_batch_ids(settings.workdir):
-        raise JobConflictError(f"{batch_id} already belongs to a job in {settings.workdir}")
+    others = known_batch_ids(settings.workdir, exclude=paths.ledger)
+    if batch_id in others:
+        raise JobConflictError(f"{batch_id} already belongs to another job in {settings.workdir}")
     gateway = BatchGateway(make_client(settings))
     return adopt_batch(Ledger(paths.ledger), paths, gateway, request_file, batch_id)
 
 
-def known_batch_ids(workdir: Path) -> set[str]:
-    """Batch ids any job in this workdir already owns (never adopt one of those twice)."""
+def known_batch_ids(workdir: Path, exclude: Path | None = None) -> set[str]:
+    """Batch ids no reconciliation may adopt: those any job in this workdir owns, and those
+    found to be foreign (adopted by mistake once)."""
     ids: set[str] = set()
     for ledger_file in workdir.glob("*/ledger.sqlite"):
-        ids |= Ledger(ledger_file).known_batch_ids()
+        if ledger_file != exclude:
+            ids |= Ledger(ledger_file).unadoptable_batch_ids()
     return ids

@@ -8,11 +8,11 @@ ledger and sums up. It never waits: the Prefect task calls it, and raises `Batch
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import anthropic
 from pydantic import BaseModel, ConfigDict
 
+from halfrate.errors import APIError, ErrorKind
 from halfrate.gateway import BatchGateway
-from halfrate.ledger import BatchRecord, BatchStatus, Ledger
+from halfrate.ledger import UNSENT, BatchRecord, BatchStatus, Ledger
 
 EXPIRY_GRACE = timedelta(hours=1)
 """How long past `expires_at` a batch may still be processing before it is reported."""
@@ -88,35 +88,42 @@ def check_batches(
             assert record.batch_id is not None
             try:
                 batch = gateway.retrieve(record.batch_id, created_at=record.created_at)
-            except anthropic.NotFoundError as exc:
+            except APIError as exc:
+                if exc.kind is not ErrorKind.not_found:
+                    raise
                 raise BatchMissingError(
                     f"batch {record.batch_id} ({record.file.path}) no longer exists on the API "
-                    "(404 not_found_error): it was deleted, or belongs to another workspace or "
+                    f"({exc}): it was deleted, or belongs to another workspace or "
                     "API key. Check ANTHROPIC_API_KEY; if it was deleted, restart the job."
-                ) from exc
+                ) from None
             ledger.update_progress(batch.model_dump(mode="json"))
     everything = ledger.records(attempt=attempt)
     records = [r for r in everything if r.batch_id is not None]
-    progress = _summarize(records).model_copy(
-        update={"unsubmitted": len(everything) - len(records)}
-    )
+    unsent = sum(1 for r in everything if r.status in UNSENT)
+    progress = _summarize(records).model_copy(update={"unsubmitted": unsent})
     _check_overdue(records, now(), expiry_grace)
     return progress
 
 
 def cancel_batches(ledger: Ledger, gateway: BatchGateway) -> list[str]:
-    """Cancel every batch of the job that has not ended; returns the ids cancel was sent for.
+    """Cancel, at the user's request, every batch of the job that has not ended.
 
-    A batch that ended meanwhile (the API refuses to cancel it) is tolerated and recorded.
+    The cancel is recorded in the ledger first (job-wide and per batch), so the running job
+    sends nothing more and ends Cancelled, and the rows of these batches end `canceled` by the
+    user. Returns the ids cancel was sent for. A batch that ended meanwhile (the API refuses to
+    cancel it) is tolerated and recorded.
     """
+    flying = [
+        r for r in ledger.records() if r.status is BatchStatus.submitted and r.batch_id is not None
+    ]
+    ledger.request_cancel([r.batch_id for r in flying if r.batch_id is not None])
     canceled: list[str] = []
-    for record in ledger.records():
-        if record.status is not BatchStatus.submitted or record.batch_id is None:
-            continue
+    for record in flying:
+        assert record.batch_id is not None
         try:
             batch = gateway.cancel(record.batch_id)
-        except anthropic.APIStatusError as exc:
-            if exc.status_code not in (400, 409):
+        except APIError as exc:
+            if exc.status not in (400, 409):
                 raise
             batch = gateway.retrieve(record.batch_id, created_at=record.created_at)
             if batch.processing_status == "in_progress":

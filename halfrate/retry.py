@@ -9,13 +9,13 @@ from pathlib import Path
 
 import polars as pl
 
-from halfrate.ledger import BatchStatus, Ledger
+from halfrate.ledger import CLOSED, BatchStatus, Ledger
 from halfrate.workspace import JobPaths
 
 # Outcomes (see halfrate.results) that another attempt may fix. `failed` (invalid_request_error)
 # is final: resending the same request would fail the same way.
 RETRY_OUTCOMES = ("retriable", "invalid_output")
-_DONE = (BatchStatus.downloaded, BatchStatus.loaded)
+_DONE = (BatchStatus.downloaded, BatchStatus.loaded, *CLOSED)  # split/failed: no batch of their own
 
 
 class RetryPlanError(RuntimeError):

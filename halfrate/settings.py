@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         description="Seconds a lost create waits for its batch to appear in the list before "
         "halfrate concludes none was made; reconcile retries back off from it.",
     )
+    max_wait_hours: float = Field(
+        26.0,
+        gt=0,
+        description="How long a run waits for its batches before it fails (they keep running: "
+        "a rerun resumes the wait). A batch expires 24 h after creation.",
+    )
     load_retry_seconds: float = Field(
         120.0, ge=0, description="How long a load waits for a warehouse another process holds."
     )

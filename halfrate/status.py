@@ -6,7 +6,7 @@ from pathlib import Path
 import orjson
 
 from halfrate.config import JobConfig, parse_job
-from halfrate.ledger import Ledger
+from halfrate.ledger import Ledger, LedgerMissingError
 from halfrate.workspace import job_paths
 
 
@@ -23,7 +23,12 @@ def list_jobs(workdir: Path) -> list[tuple[str, str, str, str]]:
     """One row per job: name, batches, batches by status, requests sent."""
     rows = []
     for job_file in sorted(workdir.glob("*/job.json")):
-        records = Ledger(job_file.parent / "ledger.sqlite").records()
+        try:
+            records = Ledger(job_file.parent / "ledger.sqlite").records()
+        except LedgerMissingError:
+            name = job_file.parent.name
+            rows.append((name, "?", f"ledger missing: `halfrate recover {name}`", "?"))
+            continue
         by_status = Counter(str(r.status or "built") for r in records)
         sent = sum(r.file.n_requests for r in records if r.batch_id)
         rows.append(

@@ -1,32 +1,42 @@
 """Submit request files as batches, exactly once.
 
 The Message Batches API has no idempotency key, so a create whose response is lost (timeout,
-dropped connection, crash, 5xx after the batch was committed) leaves us not knowing whether we
-paid for a batch. The SDK would simply retry, making a second paid batch; `gateway` turns its
-retries off for creates and this module decides instead:
+dropped connection, crash, a 5xx from a proxy after the batch was committed) leaves us not
+knowing whether we paid for a batch. The SDK would simply retry, making a second paid batch;
+`gateway` turns its retries off for creates and this module decides instead:
 
 1. Before each create, the ledger durably records an `intent` for the file; right after, the
    batch id. A crash in between leaves the intent behind.
 2. An intent is never resent blindly. It is first *reconciled*: list the workspace's batches
    created since the intent (minus `clock_skew`, for the difference between our clock and the
    API's), and keep the candidates whose request count equals the file's and whose id no
-   ledger knows (this job's, and every job's in the workdir through `known_batch_ids`).
-   - exactly one candidate: adopt it (note "reconciled after lost create response");
+   ledger knows (this job's, every job's in the workdir through `known_batch_ids`, and the
+   batches once adopted by mistake, `foreign_batches`).
+   - exactly one candidate: adopt it (note "reconciled after lost create response"). It is a
+     hypothesis: `download` checks its results' custom_ids against the file and, on a
+     mismatch, releases it as foreign (never canceled) and puts the file back to an intent;
    - none: list once more after `propagation_delay` (a new batch can take a moment to show),
      and only then clear the intent and create again;
    - several: raise `AmbiguousSubmissionError` naming them, and send nothing.
-3. A definite refusal (400/401/403/404/413/422 ...) clears the intent and raises
-   `SubmissionRefusedError` naming the file. Any outcome where the server may have created the
-   batch (timeouts, connection errors, 429, 5xx, 529) keeps the intent and reconciles at once,
-   for a bounded number of rounds with backoff, then raises `SubmissionUnknownError`, which is
-   safe to retry: the next run reconciles before sending anything.
+3. What a failed create means is decided by `halfrate.errors` (one definition):
+   - an answer of the API itself (any status with an API error body, a 429, 4xx) means no
+     batch was created: the intent is cleared. A passing refusal (429 with retry-after, 529,
+     a 5xx with an error body) is simply sent again after its retry-after (or a backoff), a
+     bounded number of times, then `SubmissionBusyError` (safe to retry). The spend limit
+     (429 `enforced_spend_limit_reached`) raises `SpendLimitError` at once and is never
+     retried. A 413 splits the file in two halves, recursively (see `_split`).
+     Any other refusal raises `SubmissionRefusedError` naming the file;
+   - no answer (a timeout, a dropped connection) or a 5xx without an API error body leaves the
+     outcome unknown: the intent is kept and reconciled at once, for a bounded number of
+     rounds with backoff, then `SubmissionUnknownError`, safe to retry: the next run
+     reconciles before sending anything.
+4. A job the user canceled (`halfrate cancel`, or a cancel from the Prefect UI) sends nothing
+   more until a new run clears the cancel.
 
 Limits of the heuristic: two batches of the same size created in the same minutes by another
 process on the same workspace whose ledger we cannot see (another machine, another workdir)
 are indistinguishable from ours by (time, count). Then we either stop (several candidates) or,
-if only the other one is visible, adopt the wrong batch. A wrong adoption cannot go unnoticed:
-`download` checks every custom_id of the results against the file's index and names a batch
-whose results are not this file's.
+if only the other one is visible, adopt the wrong batch, which `download` finds out and undoes.
 """
 
 import logging
@@ -35,21 +45,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import anthropic
-import httpx2
 from anthropic.types.messages import MessageBatch
 
+from halfrate.errors import APIError, ErrorKind
 from halfrate.gateway import BatchGateway, RequestFileError, total_requests
-from halfrate.ledger import BatchRecord, BatchStatus, Ledger
+from halfrate.ledger import UNSENT, BatchRecord, BatchStatus, Ledger
+from halfrate.progress import cancel_batches
+from halfrate.split import split_request_file
 from halfrate.workspace import JobPaths, job_lock
 
 log = logging.getLogger(__name__)
 
 RECONCILED_NOTE = "reconciled after lost create response"
-
-# Statuses after which the API certainly did not create the batch. 408, 409, 429 and 5xx are
-# excluded on purpose: the SDK itself treats them as "try again", so a batch may exist.
-REFUSAL_STATUSES = frozenset({400, 401, 402, 403, 404, 405, 413, 415, 422})
+ADOPTED_NOTE = "adopted by hand"
+RECOVERED_NOTE = "recovered from the warehouse"
+ADOPTED_NOTES = (RECONCILED_NOTE, ADOPTED_NOTE, RECOVERED_NOTE)
+"""Notes of batches this ledger did not see created: a hypothesis until their custom_ids check
+out at download (a mismatch releases them as foreign and sends the file again)."""
+MAX_RETRY_AFTER = 600.0
+"""The longest retry-after honoured within one call; a longer one ends the call (retry later)."""
 
 
 class SubmissionError(RuntimeError):
@@ -60,7 +74,19 @@ class SubmissionRefusedError(SubmissionError):
     """The API refused a create: nothing was submitted for the file, and its intent is cleared."""
 
 
-class SubmissionUnknownError(SubmissionError):
+class SpendLimitError(SubmissionRefusedError):
+    """The workspace's spend limit is reached: nothing was created, and retrying cannot help."""
+
+
+class SubmissionRetryLaterError(SubmissionError):
+    """Nothing more can be done now, and trying again later is safe (Prefect retries these)."""
+
+
+class SubmissionBusyError(SubmissionRetryLaterError):
+    """The API kept turning the create away (429, 529, 5xx): nothing was created."""
+
+
+class SubmissionUnknownError(SubmissionRetryLaterError):
     """A create's outcome is still unknown after reconciling; rerunning is safe."""
 
 
@@ -70,6 +96,9 @@ class AmbiguousSubmissionError(SubmissionError):
     def __init__(self, message: str, candidates: list[str]) -> None:
         super().__init__(message)
         self.candidates = candidates
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.candidates))
 
 
 @dataclass(frozen=True)
@@ -81,9 +110,9 @@ class SubmitPolicy:
     propagation_delay: float = 10.0
     """Seconds to wait before the second listing, when the first found nothing."""
     rounds: int = 3
-    """Creates with an unknown outcome (or failed listings) tolerated per file and call."""
+    """Failed creates (or failed listings) tolerated per file and call."""
     backoff: tuple[float, ...] = (2.0, 10.0, 30.0)
-    """Seconds to wait before each reconciliation round after a failure."""
+    """Seconds to wait before each try after a failure (at least the answer's retry-after)."""
 
 
 def submit_pending(
@@ -101,37 +130,21 @@ def submit_pending(
 
     Files are sent one at a time under the job lock; a file left with an `intent` by an
     earlier run is reconciled first. Returns the records of those files afterwards (every one
-    then has a batch id). `known_batch_ids` lists the batch ids of every ledger in the
-    workdir, so another job's batch is never adopted.
+    then has a batch id, unless the user canceled the job). `known_batch_ids` lists the batch
+    ids of every ledger in the workdir, so another job's batch is never adopted.
     """
     submitter = _Submitter(ledger, paths, gateway, known_batch_ids, policy or SubmitPolicy(), sleep)
     with job_lock(paths):
         for record in ledger.records(attempt=attempt, purpose=purpose):
-            if record.status in (None, BatchStatus.intent):
-                submitter.submit(record)
+            if record.status not in UNSENT:
+                continue
+            if ledger.cancel_requested():
+                log.warning("job canceled by the user: %s is not sent", record.file.path)
+                break
+            submitter.submit(record)
+        if ledger.cancel_requested():  # a cancel that came while a create was on its way
+            cancel_batches(ledger, gateway)
         return ledger.records(attempt=attempt, purpose=purpose)
-
-
-def adopt_batch(
-    ledger: Ledger, paths: JobPaths, gateway: BatchGateway, path: str, batch_id: str
-) -> BatchRecord:
-    """Attach a batch chosen by a person to a file left with an intent (after an ambiguity)."""
-    with job_lock(paths):
-        record = ledger.record(path)
-        if record.status is not BatchStatus.intent:
-            raise SubmissionError(
-                f"{path}: has no pending intent (status {record.status}); nothing to adopt"
-            )
-        if batch_id in ledger.known_batch_ids():
-            raise SubmissionError(f"batch {batch_id} already belongs to another request file")
-        batch = gateway.retrieve(batch_id)
-        if total_requests(batch) != record.file.n_requests:
-            raise SubmissionError(
-                f"batch {batch_id} holds {total_requests(batch)} requests but {path} has "
-                f"{record.file.n_requests}: it is not this file's batch"
-            )
-        ledger.record_batch(path, batch.model_dump(mode="json"), note="adopted by hand")
-        return ledger.record(path)
 
 
 class _Submitter:
@@ -153,42 +166,71 @@ class _Submitter:
 
     def submit(self, record: BatchRecord) -> None:
         path = record.file.path
-        unknown_rounds = 0  # creates with an unknown outcome, and failed listings
-        last_error: BaseException | None = None
+        failures = 0  # failed creates and failed listings of this file in this call
+        last: APIError | None = None
         while True:
-            if record.status is BatchStatus.intent:
+            if failures >= self.policy.rounds:
+                raise self._give_up(record, last)
+            if failures:
+                self._backoff(failures, last)
+            if self.ledger.record(path).status is BatchStatus.intent:
                 try:
-                    if self._reconcile(record):
+                    if self._reconcile(self.ledger.record(path)):
                         return
                 except _ListingFailed as exc:
-                    unknown_rounds += 1
-                    last_error = exc.__cause__
-                    if unknown_rounds >= self.policy.rounds:
-                        raise self._unknown(record, last_error) from last_error
-                    self._backoff(unknown_rounds)
+                    failures, last = failures + 1, exc.error
                     continue
                 self.ledger.clear_intent(path, "no batch found for the intent")
-            if unknown_rounds >= self.policy.rounds:
-                raise self._unknown(record, last_error) from last_error
-            if unknown_rounds:
-                self._backoff(unknown_rounds)
             self.ledger.record_intent(path)
             try:
                 batch = self.gateway.create_from_file(
                     self.paths.root / path, record.file.body_bytes
                 )
-            except Exception as exc:
-                if not _may_have_created(exc):
+            except RequestFileError as exc:  # raised before the body was complete: nothing sent
+                self.ledger.clear_intent(path, "request file unusable")
+                raise SubmissionRefusedError(
+                    f"{exc}. Nothing was submitted for this file."
+                ) from None
+            except APIError as exc:
+                if exc.outcome_unknown:
+                    log.warning("%s: create outcome unknown (%s); reconciling", path, exc)
+                elif exc.kind is ErrorKind.too_large:
+                    return self._split(record, exc)
+                else:
                     self.ledger.clear_intent(path, f"create refused: {exc}")
-                    raise _refused(path, exc) from exc
-                log.warning("%s: create outcome unknown (%s); reconciling", path, _describe(exc))
-                unknown_rounds += 1
-                last_error = exc
-                record = self.ledger.record(path)
+                    if exc.kind is not ErrorKind.busy:
+                        raise _refused(path, exc) from None
+                    log.warning("%s: create turned away (%s); nothing was created", path, exc)
+                failures, last = failures + 1, exc
                 continue
             self.ledger.record_batch(path, batch.model_dump(mode="json"))
             log.info("%s: submitted as batch %s", path, batch.id)
             return
+
+    def _split(self, record: BatchRecord, error: APIError) -> None:
+        """The API refused the file as too large (nothing was created): send it in two halves.
+
+        The halves are written, then registered together with the parent's `split` status in one
+        ledger transaction, so a crash in between leaves the parent's intent, which reconciles
+        (to nothing) and splits again into the same files. A single request that is still too
+        large is recorded as `failed` with the reason; its row ends `failed`.
+        """
+        path = record.file.path
+        if record.file.n_requests == 1:
+            reason = (
+                f"the API refuses this request as too large even alone ({error.status} "
+                f"{error.error_type or ''}: {error.message}); shorten its text"
+            )
+            self.ledger.mark_failed(path, reason)
+            log.warning("%s: %s", path, reason)
+            return
+        halves = split_request_file(self.paths, record.file)
+        self.ledger.split(path, halves, f"too large for the API ({error}); sent in two halves")
+        log.warning(
+            "%s: too large for the API (413); split into %s", path, [h.path for h in halves]
+        )
+        for half in halves:
+            self.submit(self.ledger.record(half.path))
 
     def _reconcile(self, record: BatchRecord) -> bool:
         """Adopt the batch an intent made, if the list shows exactly one; False if none."""
@@ -213,7 +255,7 @@ class _Submitter:
         return False
 
     def _candidates(self, record: BatchRecord, since: datetime) -> list[MessageBatch]:
-        known = self.ledger.known_batch_ids()
+        known = self.ledger.unadoptable_batch_ids()
         if self.known_batch_ids is not None:
             known |= self.known_batch_ids()
         try:
@@ -222,74 +264,60 @@ class _Submitter:
                 for b in self.gateway.iter_recent(since)
                 if total_requests(b) == record.file.n_requests and b.id not in known
             ]
-        except Exception as exc:
-            if _is_transient(exc):
-                raise _ListingFailed() from exc
+        except APIError as exc:
+            if exc.transient:
+                raise _ListingFailed(exc) from None
             raise
 
-    def _backoff(self, round_: int) -> None:
+    def _backoff(self, failures: int, last: APIError | None) -> None:
         delays = self.policy.backoff or (0.0,)
-        self.sleep(delays[min(round_ - 1, len(delays) - 1)])
+        delay = delays[min(failures - 1, len(delays) - 1)]
+        if last is not None and last.retry_after is not None:
+            delay = max(delay, min(last.retry_after, MAX_RETRY_AFTER))
+        self.sleep(delay)
 
-    def _unknown(self, record: BatchRecord, error: BaseException | None) -> SubmissionUnknownError:
-        still = self.ledger.record(record.file.path).status is BatchStatus.intent
-        state = (
-            "its intent is kept, and the next run reconciles before sending anything"
-            if still
-            else "no batch was found for it, so the next run sends it again"
-        )
-        return SubmissionUnknownError(
-            f"{record.file.path}: could not submit after {self.policy.rounds} tries "
-            f"(last error: {_describe(error)}); {state}. It is safe to rerun the job."
+    def _give_up(self, record: BatchRecord, error: APIError | None) -> SubmissionRetryLaterError:
+        path = record.file.path
+        tries = f"{self.policy.rounds} tries (last error: {error or 'none'})"
+        if self.ledger.record(path).status is BatchStatus.intent:
+            return SubmissionUnknownError(
+                f"{path}: could not submit after {tries}; its intent is kept, and the next run "
+                "reconciles before sending anything. It is safe to rerun the job."
+            )
+        return SubmissionBusyError(
+            f"{path}: the API turned the create away {tries}; no batch was created for it, so "
+            "the next run sends it again. It is safe to rerun the job."
         )
 
 
 class _ListingFailed(Exception):
     """The list endpoint failed transiently while reconciling."""
 
-
-def _may_have_created(exc: BaseException) -> bool:
-    """Whether the server may have created a batch despite this error (when in doubt: yes)."""
-    if _caused_by(exc, RequestFileError):
-        return False  # raised while reading the body: the request was never complete
-    if isinstance(exc, anthropic.APIStatusError):
-        return exc.status_code not in REFUSAL_STATUSES
-    return True  # timeouts, dropped connections, unreadable responses, anything unexpected
+    def __init__(self, error: APIError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
-def _is_transient(exc: BaseException) -> bool:
-    """Whether a failed read-only call (list) is worth repeating later."""
-    if isinstance(exc, anthropic.APIStatusError):
-        return exc.status_code not in REFUSAL_STATUSES
-    return isinstance(exc, (anthropic.APIConnectionError, httpx2.TransportError, OSError))
+_HINTS = {
+    ErrorKind.auth: "the API key was rejected or may not create batches here: check "
+    "ANTHROPIC_API_KEY",
+    ErrorKind.invalid: "fix the request file (see the message) and rebuild the requests",
+    ErrorKind.not_found: "the endpoint was not found: check ANTHROPIC_BASE_URL",
+}
 
 
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def _refused(path: str, exc: BaseException) -> SubmissionError:
-    if isinstance(exc, anthropic.APIStatusError):
-        hint = {
-            413: "the body is over the API's size limit: lower HALFRATE_MAX_BATCH_BYTES and "
-            "rebuild the requests",
-            401: "the API key was rejected: check ANTHROPIC_API_KEY",
-            403: "the API key may not create batches in this workspace",
-            400: "fix the request file (see the message) and rebuild the requests",
-            422: "fix the request file (see the message) and rebuild the requests",
-        }.get(exc.status_code, "nothing was submitted for this file")
-        return SubmissionRefusedError(
-            f"{path}: the API refused the batch ({exc.status_code} {_api_message(exc)}); "
-            f"{hint}. Nothing was submitted for this file."
+def _refused(path: str, exc: APIError) -> SubmissionRefusedError:
+    if exc.kind is ErrorKind.spend_limit:
+        return SpendLimitError(
+            f"{path}: the API refused the batch because the workspace's spend limit is reached "
+            f"({exc}). Nothing was submitted for this file, and halfrate does not retry it: "
+            "raise the spend limit in the Claude Console (Settings > Limits) or wait until it "
+            "resets, then rerun the job."
         )
-    return SubmissionRefusedError(f"{path}: {exc}. Nothing was submitted for this file.")
+    hint = _HINTS.get(exc.kind, "nothing was submitted for this file")
+    return SubmissionRefusedError(
+        f"{path}: the API refused the batch ({exc}); {hint}. Nothing was submitted for this file."
+    )
 
 
 def _ambiguous(record: BatchRecord, candidates: list[MessageBatch]) -> AmbiguousSubmissionError:
@@ -303,25 +331,6 @@ def _ambiguous(record: BatchRecord, candidates: list[MessageBatch]) -> Ambiguous
         "if they are duplicates), then rerun the job.",
         ids,
     )
-
-
-def _api_message(exc: anthropic.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return str(error["message"])
-    return exc.message
-
-
-def _describe(exc: BaseException | None) -> str:
-    if exc is None:
-        return "none"
-    if isinstance(exc, anthropic.APIStatusError):
-        return f"{exc.status_code} {_api_message(exc)}"
-    cause = exc.__cause__
-    detail = f": {cause!r}" if cause is not None else ""
-    return f"{type(exc).__name__}{detail}"
 
 
 def _parse_time(value: str) -> datetime:

@@ -26,6 +26,8 @@ SCHEMA_TABLES = (
     "schema/job_rows",
     "schema/quarantine",
     "schema/prices",
+    "schema/user_cancels",
+    "schema/unsent_requests",
 )
 SCHEMA_VIEWS = ("marts/row_outcomes", "marts/batch_costs", "marts/job_costs")
 KIND_TABLES = tuple(name for kind in KINDS.values() for name in kind.tables)

@@ -24,6 +24,7 @@ from pathlib import Path
 import orjson
 
 from halfrate.config import JobConfig
+from halfrate.ledger import RESTART_KEY, Ledger, LedgerMissingError, now_iso
 
 
 class JobConflictError(RuntimeError):
@@ -88,6 +89,7 @@ def open_job(workdir: Path, job: JobConfig, restart: bool = False) -> JobPaths:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         shutil.move(paths.root, workdir / ".old" / f"{job.name}-{stamp}")
     paths.root.mkdir(parents=True, exist_ok=True)
+    fresh = not paths.ledger.exists()
     record = {"fingerprint": job.fingerprint(), "config": job.model_dump(mode="json")}
     if paths.job_file.exists():
         previous = orjson.loads(paths.job_file.read_bytes())
@@ -97,6 +99,9 @@ def open_job(workdir: Path, job: JobConfig, restart: bool = False) -> JobPaths:
                 "rerun with --restart to start it over, or give the job a new name"
             )
     write_atomic(paths.job_file, orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    ledger = Ledger.create(paths.ledger)  # the one place a job's ledger is made
+    if restart and fresh:
+        ledger.set_meta(RESTART_KEY, now_iso())  # batches of the old run are not this ledger's
     return paths
 
 
@@ -110,8 +115,15 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 @contextmanager
 def job_lock(paths: JobPaths, timeout_note: str = "") -> Iterator[None]:
-    """Hold the job's exclusive lock: only one process may submit or load for a job at a time."""
-    paths.root.mkdir(parents=True, exist_ok=True)
+    """Hold the job's exclusive lock: only one process may submit or load for a job at a time.
+
+    It never creates the job folder: a folder deleted under a running job stops it.
+    """
+    if not paths.root.is_dir():
+        raise LedgerMissingError(
+            f"the job folder {paths.root} is missing: it was deleted or moved while the job "
+            f"had started. Nothing more is sent; run `halfrate recover {paths.root.name}`."
+        )
     with open(paths.root / ".lock", "a+") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

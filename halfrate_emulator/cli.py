@@ -82,6 +82,9 @@ def emulator(
     lose_create_responses: Annotated[int, typer.Option(help="Commit, then drop N creates.")] = 0,
     stall_create_responses: Annotated[int, typer.Option(help="Commit, then hold N creates.")] = 0,
     stall_seconds: Annotated[float, typer.Option(help="How long a stalled create is held.")] = 30.0,
+    bare_502_after_create: Annotated[
+        int, typer.Option(help="Commit, then answer N creates with a bare (HTML) 502.")
+    ] = 0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Run the local Message Batches API emulator (a deterministic stand-in, not a model)."""
@@ -98,6 +101,7 @@ def emulator(
         lose_create_responses=lose_create_responses,
         stall_create_responses=stall_create_responses,
         stall_seconds=stall_seconds,
+        bare_502_after_create=bare_502_after_create,
     )
     options = EmulatorOptions(
         api_key=api_key,

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 ERROR_TYPES: dict[int, str] = {
     400: "invalid_request_error",
     401: "authentication_error",
+    402: "billing_error",
     403: "permission_error",
     404: "not_found_error",
     405: "invalid_request_error",
@@ -29,6 +30,7 @@ class ApiError(Exception):
         error_type: str | None = None,
         headers: Mapping[str, str] | None = None,
         error_code: str | None = None,
+        bare: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -36,6 +38,8 @@ class ApiError(Exception):
         self.error_type = error_type or ERROR_TYPES.get(status, "api_error")
         self.headers = dict(headers or {})
         self.error_code = error_code
+        self.bare = bare
+        """Answered as a proxy's HTML page, not the API's JSON error body."""
 
 
 class DropConnection(Exception):

@@ -17,8 +17,15 @@ from halfrate_emulator.ids import stable_unit
 from halfrate_emulator.options import FaultConfig, HttpFault
 
 _MESSAGES = {
+    400: "Invalid request (injected by the emulator).",
+    401: "invalid x-api-key (injected by the emulator)",
+    403: "Your API key does not have permission to use the specified resource (injected).",
+    413: "Request exceeds the maximum allowed number of bytes (injected by the emulator).",
     429: "Number of request tokens has exceeded your per-minute rate limit (injected by the emulator).",
     500: "Internal server error (injected by the emulator).",
+    502: "Bad gateway (injected by the emulator).",
+    503: "Service unavailable (injected by the emulator).",
+    504: "Gateway timeout (injected by the emulator).",
     529: "Overloaded (injected by the emulator).",
 }
 
@@ -38,6 +45,7 @@ class FaultState:
             self._calls: Counter[str] = Counter()
             self._lost_creates = config.lose_create_responses
             self._stalled_creates = config.stall_create_responses
+            self._bare_502_creates = config.bare_502_after_create
             self._cuts = config.results_cut_count if config.results_cut_after is not None else 0
 
     def snapshot(self) -> dict[str, object]:
@@ -50,6 +58,7 @@ class FaultState:
             data = self.config.model_dump() | {"http": rules}
             data["lose_create_responses"] = self._lost_creates
             data["stall_create_responses"] = self._stalled_creates
+            data["bare_502_after_create"] = self._bare_502_creates
             data["results_cut_count"] = self._cuts
             return data
 
@@ -75,11 +84,22 @@ class FaultState:
         return None
 
     def _injected(self, rule: HttpFault) -> ApiError:
+        message = _MESSAGES[rule.status]
         if rule.error_code is not None:
-            return ApiError(rule.status, _MESSAGES[rule.status], error_code=rule.error_code)
-        wait = self.config.retry_after
-        headers = {"retry-after": f"{wait:g}", "retry-after-ms": f"{int(wait * 1000)}"}
-        return ApiError(rule.status, _MESSAGES[rule.status], headers=headers)
+            return ApiError(rule.status, message, error_code=rule.error_code, bare=rule.bare)
+        headers = {}
+        if rule.status in (429, 500, 502, 503, 504, 529):
+            wait = self.config.retry_after
+            headers = {"retry-after": f"{wait:g}", "retry-after-ms": f"{int(wait * 1000)}"}
+        return ApiError(rule.status, message, headers=headers, bare=rule.bare)
+
+    def take_bare_502_create(self) -> bool:
+        """True if this committed create must be answered with a bare 502 (consumes one)."""
+        with self._lock:
+            if self._bare_502_creates <= 0:
+                return False
+            self._bare_502_creates -= 1
+            return True
 
     def take_lost_create(self) -> bool:
         """True if this create's response must be dropped (consumes one)."""

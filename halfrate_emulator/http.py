@@ -79,7 +79,10 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def error_response(request: Request, err: ApiError) -> Response:
-    """The API's error shape with the request's id."""
+    """The API's error shape with the request's id (or a proxy's HTML page for a bare fault)."""
+    if err.bare:
+        page = f"<html><body><h1>{err.status}</h1><p>{err.message}</p></body></html>"
+        return Response(page.encode(), err.status, err.headers, media_type="text/html")
     body = error_body(err.error_type, err.message, request.scope.get(REQUEST_ID), err.error_code)
     return json_response(body, err.status, err.headers)
 

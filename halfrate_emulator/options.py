@@ -22,8 +22,9 @@ class HttpFault(BaseModel):
 
     endpoint: Endpoint = "*"
     """Which endpoint the rule applies to."""
-    status: Literal[429, 500, 529] = 429
-    """The HTTP status sent back (429 rate_limit_error, 500 api_error, 529 overloaded_error)."""
+    status: Literal[400, 401, 403, 413, 429, 500, 502, 503, 504, 529] = 429
+    """The HTTP status sent back, with the API's error type for it (429 rate_limit_error, 500
+    api_error, 529 overloaded_error, 413 request_too_large, 401 authentication_error, ...)."""
     count: int | None = Field(default=None, ge=0)
     """Fail the next `count` matching calls (count-based); None means rate-based."""
     rate: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -31,6 +32,8 @@ class HttpFault(BaseModel):
     error_code: str | None = None
     """Sent as `error.details.error_code`; when set, no `retry-after` is sent (like the spend
     cap's 429 `enforced_spend_limit_reached`, which retrying does not fix)."""
+    bare: bool = False
+    """Answer with a proxy's HTML error page instead of the API's JSON error body."""
 
 
 class FaultConfig(BaseModel):
@@ -62,6 +65,9 @@ class FaultConfig(BaseModel):
     """The next N creates are committed, then their response is held for `stall_seconds`."""
     stall_seconds: float = Field(default=30.0, ge=0.0)
     """How long a stalled create response is held (ends early if the client goes away)."""
+    bare_502_after_create: int = Field(default=0, ge=0)
+    """The next N creates are committed, then answered 502 with a proxy's HTML page (no API
+    error body): the client cannot tell that a batch was made."""
 
 
 class EmulatorOptions(BaseModel):

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from halfrate_emulator.errors import DropConnection, invalid
+from halfrate_emulator.errors import ApiError, DropConnection, invalid
 from halfrate_emulator.http import (
     DROP,
     ApiHandler,
@@ -76,6 +76,8 @@ class BatchRoutes:
             request.scope[DROP] = True
             raise DropConnection()
         await hold(request, self.emu.faults.take_stalled_create())
+        if self.emu.faults.take_bare_502_create():  # committed, but the client cannot tell
+            raise ApiError(502, "Bad gateway (injected by the emulator)", bare=True)
         row, state = await run_in_threadpool(self.emu.observe, row.id)
         return json_response(render_batch(row, state, self.base_url(request)))
 

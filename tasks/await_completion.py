@@ -1,31 +1,25 @@
 """Prefect task: the sensor that waits for an attempt's batches to end."""
 
-import anthropic
 from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 
 from halfrate import pipeline
 from halfrate.config import JobConfig
+from halfrate.errors import APIError
 from halfrate.progress import BatchesNotReady, Progress
 from tasks.reporting import report_progress
 from tasks.runtime import settings as get_settings  # env key, else the Secret block
-
-# Worth another poll: the batch is still running, or the API had a passing fault.
-_TRANSIENT = (
-    BatchesNotReady,
-    anthropic.APIConnectionError,
-    anthropic.RateLimitError,
-    anthropic.InternalServerError,
-)
 
 
 def retry_while_waiting(task: Task[..., Progress], task_run: TaskRun, state: State) -> bool:
     """Retry only while batches are still running (or the API blipped); fail fast otherwise."""
     try:
         state.result()
-    except _TRANSIENT:
-        return True
+    except BatchesNotReady:
+        return True  # still running
+    except APIError as exc:
+        return exc.transient  # a passing fault; not the spend limit, a refused key, ...
     except Exception:
         return False
     return False

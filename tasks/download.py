@@ -5,14 +5,15 @@ from prefect.cache_policies import NO_CACHE
 
 from halfrate import pipeline
 from halfrate.config import JobConfig
-from halfrate.download import DownloadSummary
 from tasks.runtime import settings as get_settings  # env key, else the Secret block
 
 
 @task(name="download", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[5, 30, 120])
-def download(job: JobConfig, attempt: int) -> list[DownloadSummary]:
+def download(job: JobConfig, attempt: int) -> pipeline.Downloaded:
     """Stream each ended batch's results to disk, verify every custom_id came back once."""
-    summaries = pipeline.download(job, get_settings(), attempt)
-    for s in summaries:
+    done = pipeline.download(job, get_settings(), attempt)
+    for s in done.batches:
         get_run_logger().info("downloaded %s: %d results verified", s.batch_id, s.lines)
-    return summaries
+    for path in done.released:
+        get_run_logger().warning("%s: its adopted batch was not its own; sending it again", path)
+    return done

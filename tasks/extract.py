@@ -18,7 +18,7 @@ def prepare_job(job_file: str | None, spec: JobSpec | None, restart: bool) -> Jo
     """Resolve the job file and overrides, and open (or resume) the job's folder."""
     # A retried flow run resumes: `restart` only applies to a run's first try.
     first_try = (flow_run.get_run_count() or 1) <= 1
-    job = pipeline.prepare(job_file, spec, restart and first_try, get_settings())
+    job = pipeline.prepare(job_file, spec, restart and first_try, get_settings(), run=True)
     get_run_logger().info("job %s (%s, model %s)", job.name, job.kind, job.model)
     return job
 

@@ -30,3 +30,9 @@ def report(job: JobConfig) -> JobSummary:
     )
     get_run_logger().info("job %s: %s", job.name, summary.final_states)
     return summary
+
+
+@task(name="check-cancel", cache_policy=NO_CACHE)
+def user_cancel(job: JobConfig) -> str | None:
+    """Whether the user canceled the job while it ran (the flow then ends Cancelled)."""
+    return pipeline.user_cancel(job, get_settings())

@@ -7,19 +7,20 @@ from prefect.client.schemas.objects import State, TaskRun
 from halfrate import pipeline
 from halfrate.config import JobConfig
 from halfrate.ledger import BatchRecord
-from halfrate.submit import SubmissionUnknownError
+from halfrate.submit import SubmissionRetryLaterError
 from tasks.reporting import emit_batch_event
 from tasks.runtime import settings as get_settings  # env key, else the Secret block
 
 
 def retry_if_unknown(task: Task[..., list[BatchRecord]], task_run: TaskRun, state: State) -> bool:
-    """Another try is safe only when no create was refused: it starts by reconciling."""
+    """Another try is safe when the API was busy or a create's outcome is unknown (the retry
+    starts by reconciling); never after a refusal, the spend limit or an ambiguity."""
     try:
         state.result()
-    except SubmissionUnknownError:
+    except SubmissionRetryLaterError:
         return True
     except Exception:
-        return False  # refused (4xx) or ambiguous: a person must look, retrying cannot help
+        return False  # refused (4xx, spend limit) or ambiguous: retrying cannot help
     return False
 
 

@@ -4,6 +4,7 @@
 --   invalid_output  output failed validation at the last allowed attempt
 --   failed          invalid_request_error: final, its message is the reason
 --   exhausted       expired, canceled or retriable error at the last attempt
+--   canceled        canceled by the user (`halfrate cancel`, the Prefect UI)
 --   quarantined     rejected at extract, never sent
 --   pending         not sent or not loaded yet, or a retry is still allowed
 --                   (retriable or invalid_output with attempts < max_attempts)
@@ -42,6 +43,7 @@ outcomes as (
         job_name,
         row_id,
         custom_id,
+        batch_id,
         attempt,
         result_type,
         outcome,
@@ -52,19 +54,43 @@ outcomes as (
     from outcomes
 ),
 
+user_cancels as (
+    select batch_id from user_cancels
+),
+
+unsent as (
+    select
+        job_name,
+        row_id,
+        max(attempt) as attempt,
+        any_value(reason) as reason
+    from unsent_requests
+    group by job_name, row_id
+),
+
 valid_rows as (
     select
         job_rows.job_name,
         job_rows.row_number,
         job_rows.row_id,
         case
+            when unsent.attempt > coalesce(outcomes.attempt, 0) then 'failed'
             when outcomes.outcome is null then 'pending'
             when outcomes.outcome in ('succeeded', 'failed') then outcomes.outcome
+            when
+                outcomes.result_type = 'canceled'
+                and user_cancels.batch_id is not null
+                then 'canceled'
             when outcomes.attempt < jobs.max_attempts then 'pending'
             when outcomes.outcome = 'invalid_output' then 'invalid_output'
             else 'exhausted'
         end as final_state,
         case
+            when unsent.attempt > coalesce(outcomes.attempt, 0) then unsent.reason
+            when
+                outcomes.result_type = 'canceled'
+                and user_cancels.batch_id is not null
+                then 'canceled by the user'
             when outcomes.outcome = 'invalid_output' then outcomes.invalid_reason
             when outcomes.outcome in ('failed', 'retriable')
                 then coalesce(
@@ -87,6 +113,12 @@ valid_rows as (
         on
             job_rows.job_name = outcomes.job_name
             and job_rows.row_id = outcomes.row_id
+    left join user_cancels
+        on outcomes.batch_id = user_cancels.batch_id
+    left join unsent
+        on
+            job_rows.job_name = unsent.job_name
+            and job_rows.row_id = unsent.row_id
 ),
 
 quarantined_rows as (

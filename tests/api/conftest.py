@@ -77,7 +77,7 @@ def make_job(tmp_path: Path) -> Callable[..., Job]:
     def build(sizes: list[int], attempt: int = 1, name: str = "job") -> Job:
         paths = JobPaths(tmp_path / "jobs" / name)
         paths.root.mkdir(parents=True, exist_ok=True)
-        ledger = Ledger(paths.ledger)
+        ledger = Ledger.create(paths.ledger)
         files = []
         start = 0
         for part, size in enumerate(sizes, start=1):

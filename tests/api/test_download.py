@@ -113,7 +113,9 @@ def test_results_endpoint_errors_are_survived(api: Api, make_job: Callable[..., 
     assert summary.lines == 3
 
 
-def test_a_wrongly_adopted_batch_is_named(api: Api, make_job: Callable[..., Job]) -> None:
+def test_a_batch_we_created_whose_results_are_not_the_files_is_named(
+    api: Api, make_job: Callable[..., Job]
+) -> None:
     job = make_job([3])
     file = job.files[0]
     stranger = make_job([3], name="stranger")  # same size, other custom_ids, unknown ledger
@@ -121,10 +123,11 @@ def test_a_wrongly_adopted_batch_is_named(api: Api, make_job: Callable[..., Job]
     (stranger.paths.root / stranger_file.path).write_bytes(
         (stranger.paths.root / stranger_file.path).read_bytes().replace(b'"a1_r', b'"a1_s')
     )
-    job.ledger.record_intent(file.path)
     wrong = api.gateway.create_from_file(
         stranger.paths.root / stranger_file.path, stranger_file.body_bytes
     )
+    job.ledger.record_intent(file.path)  # as if halfrate had created it (no adoption note)
+    job.ledger.record_batch(file.path, wrong.model_dump(mode="json"))
     [batch_id] = ended(api, job)
     assert batch_id == wrong.id
     with pytest.raises(DownloadVerificationError) as caught:
@@ -132,8 +135,9 @@ def test_a_wrongly_adopted_batch_is_named(api: Api, make_job: Callable[..., Job]
     message = str(caught.value)
     assert f"batch {wrong.id} is not the batch of {file.path}" in message
     assert "a1_s0" in message and "a1_r0" in message
-    assert "reconciliation" in message
+    assert "halfrate adopt" in message
     assert api.wire.count("GET", "/results") == 1  # not a transfer problem: no retry
+    assert job.ledger.record(file.path).batch_id == wrong.id  # ours: never released
 
 
 def test_results_past_retention_are_a_clear_error(api: Api, make_job: Callable[..., Job]) -> None:

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from apitools import Api, Job
 
+from halfrate.errors import APIError, ErrorKind
 from halfrate.gateway import (
     BatchGateway,
     MissingAPIKeyError,
@@ -88,8 +89,9 @@ def test_create_is_never_retried_by_the_sdk(api: Api, make_job: Callable[..., Jo
     job = make_job([3])
     file = job.files[0]
     api.faults(http=[("create", 500, 1)])
-    with pytest.raises(anthropic.InternalServerError):
+    with pytest.raises(APIError) as caught:
         api.gateway.create_from_file(job.paths.root / file.path, file.body_bytes)
+    assert (caught.value.status, caught.value.kind) == (500, ErrorKind.busy)
     assert api.wire.creates() == [("POST", "/v1/messages/batches", "0")]
     assert api.admin.audit() == []
 
@@ -131,8 +133,9 @@ def test_a_404_right_after_create_is_retried(
 
 
 def test_a_404_for_an_old_batch_is_not_retried(api: Api) -> None:
-    with pytest.raises(anthropic.NotFoundError):
+    with pytest.raises(APIError) as caught:
         api.gateway.retrieve("msgbatch_01AAAAAAAAAAAAAAAAAAAAAA", created_at="2026-01-01T00:00:00Z")
+    assert caught.value.kind is ErrorKind.not_found
     assert api.sleeps.delays == []
 
 
@@ -206,7 +209,7 @@ def test_the_wire_carries_the_exact_body_and_length(tmp_path: Path) -> None:
     path.write_bytes(b"\n".join(lines) + b"\n")
     http = httpx2.Client(transport=httpx2.MockTransport(handler))
     client = anthropic.Anthropic(api_key="k", base_url="http://fake.local", http_client=http)
-    with pytest.raises(anthropic.InternalServerError):
+    with pytest.raises(APIError, match="500 api_error"):
         BatchGateway(client).create_from_file(path, body_size(path.stat().st_size))
     [request] = received  # one attempt although the client allows 2 retries
     assert client.max_retries == 2

@@ -26,6 +26,8 @@ from prefect_stack import (
     visible_text,
 )
 
+from halfrate.ledger import Ledger
+
 # The stack is per xdist worker: every test using it lives in this one module (for --dist
 # loadfile/loadscope) and in one xdist_group (which pytest 9.2 + xdist 3.8 currently ignore).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900), pytest.mark.xdist_group("deploy")]
@@ -156,6 +158,11 @@ def test_cancel_waiting_run_cancels_its_batch(stack: Stack, tmp_path: Path) -> N
         batch = stack.emulator("slow", "GET", f"/v1/messages/batches/{batch_id}")
         assert batch["cancel_initiated_at"] is not None, batch
         assert batch["processing_status"] in ("canceling", "ended"), batch
+    # The UI's cancel is the user's: recorded as such, so a later run resumes those rows
+    # (and a run still going would send nothing more).
+    ledger = Ledger(tmp_path / "jobs" / "deploy-cancel" / "ledger.sqlite")
+    assert ledger.cancel_requested() is not None
+    assert set(ledger.user_cancels()) == set(mine)
 
 
 def test_killed_flow_process_resumes_on_retry_without_resubmitting(

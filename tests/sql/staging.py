@@ -155,7 +155,7 @@ def stage_job(
         },
         schema={"row_number": pl.UInt32, "row_id": pl.Utf8, "reason": pl.Utf8},
     ).write_parquet(paths.quarantine)
-    return Staged(job, paths, Ledger(paths.ledger), len(rows), len(quarantine))
+    return Staged(job, paths, Ledger.create(paths.ledger), len(rows), len(quarantine))
 
 
 def custom_id(attempt: int, row_id: str) -> str:

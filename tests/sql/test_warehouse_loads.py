@@ -256,5 +256,5 @@ def test_a_kind_lands_batches_in_its_own_tables(
     ]
     assert con.execute("select count(*) from labels").fetchone() == (0,)  # not a label job
     s.paths.ledger.unlink()  # as after a restart: the job's ledger knows no batch any more
-    load_job(con, s.job, s.paths, staging.Ledger(s.paths.ledger), s)
+    load_job(con, s.job, s.paths, staging.Ledger.create(s.paths.ledger), s)
     assert con.execute("select count(*) from echoes").fetchone() == (0,)

@@ -49,7 +49,7 @@ def paths(tmp_path: Path) -> JobPaths:
 
 @pytest.fixture
 def ledger(paths: JobPaths) -> Ledger:
-    return Ledger(paths.ledger)
+    return Ledger.create(paths.ledger)
 
 
 def rows_file(tmp_path: Path, row_ids: list[str], texts: list[str] | None = None) -> Path:
@@ -352,7 +352,9 @@ def test_no_rows_builds_no_files(tmp_path: Path, paths: JobPaths, ledger: Ledger
 def test_a_body_exactly_at_the_limit_fits(tmp_path: Path, paths: JobPaths, ledger: Ledger) -> None:
     rows = rows_file(tmp_path, [f"r{i}" for i in range(6)], ["y" * 600] * 6)
     job = make_job(tmp_path)
-    one = build_requests(job, paths, Ledger(tmp_path / "probe.sqlite"), 9, rows, Settings(), False)
+    one = build_requests(
+        job, paths, Ledger.create(tmp_path / "probe.sqlite"), 9, rows, Settings(), False
+    )
     line_bytes = (one[0].body_bytes - 14) // 6
     settings = Settings(max_batch_bytes=2 * line_bytes + 14)
     files = build_requests(job, paths, ledger, 1, rows, settings, False)

@@ -219,7 +219,9 @@ def test_a_kind_can_send_content_blocks(monkeypatch: pytest.MonkeyPatch, tmp_pat
     paths = JobPaths(tmp_path / "job")
     extract_rows(job, paths, Settings())
     assert pl.read_parquet(paths.rows).columns == ["row_number", "row_id", "content"]
-    [file] = build_requests(job, paths, Ledger(paths.ledger), 1, paths.rows, Settings(), False)
+    [file] = build_requests(
+        job, paths, Ledger.create(paths.ledger), 1, paths.rows, Settings(), False
+    )
     lines = (paths.root / file.path).read_bytes().splitlines()
     for line, (row_id, text) in zip(
         lines, [("1", 'Hi: a "quoted" body'), ("2", "Zoë: ")], strict=True

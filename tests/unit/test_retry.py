@@ -36,7 +36,7 @@ def job(tmp_path: Path) -> tuple[JobPaths, Ledger]:
             "text": ["t1", "t2", "t3", "t4", "t5", "t6"],
         }
     ).write_parquet(paths.rows)
-    ledger = Ledger(paths.ledger)
+    ledger = Ledger.create(paths.ledger)
     request = "requests/a1/part-0001.jsonl"
     ledger.add_request_files([RequestFile(request, 1, 1, "main", 5, 100, "x")])
     ids = list(OUTCOMES)

@@ -1,0 +1,2 @@
+delete from unsent_requests
+where job_name = $job_name

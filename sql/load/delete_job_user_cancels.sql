@@ -1,0 +1,2 @@
+delete from user_cancels
+where job_name = $job_name
