@@ -242,7 +242,9 @@ def test_count_tokens_failing_for_good_gives_a_rough_estimate_and_stops_only_cap
     )
     ran = run(emulator, write_job(tmp_path, "uncapped", rows=40))
     assert not ran.estimate.profile.counted
-    assert "ROUGH: count_tokens failed (APIError: count_tokens: 500" in ran.estimate.profile.notes[0]
+    assert (
+        "ROUGH: count_tokens failed (APIError: count_tokens: 500" in ran.estimate.profile.notes[0]
+    )
     assert ran.costs["billed_requests"] == 40  # no budget cap: the job ran
     rough = ran.estimate.batch
     assert rough.low is not None and rough.high is not None
