@@ -23,10 +23,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 import polars as pl
-from anthropic.types.messages import MessageBatch
 from pydantic import BaseModel, ConfigDict
 
 from halfrate.errors import APIError, ErrorKind
@@ -34,6 +34,9 @@ from halfrate.gateway import BatchGateway, total_requests
 from halfrate.ledger import BatchRecord, BatchStatus, Ledger
 from halfrate.submit import ADOPTED_NOTES
 from halfrate.workspace import JobPaths
+
+if TYPE_CHECKING:
+    from anthropic.types.messages import MessageBatch
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +242,7 @@ class _Downloader:
             if number > 1:
                 self.sleep(self.backoff[min(number - 2, len(self.backoff) - 1)])
             part.unlink(missing_ok=True)
-            batch = self._retrieve(record)
+            batch = self._retrieve(record, reuse=number == 1)
             counts = batch.request_counts.model_dump()
             try:
                 self.gateway.download_results(batch_id, part, batch=batch)
@@ -271,10 +274,12 @@ class _Downloader:
             "rerun the download later."
         )
 
-    def _retrieve(self, record: BatchRecord) -> MessageBatch:
+    def _retrieve(self, record: BatchRecord, reuse: bool) -> "MessageBatch":
+        """The batch now (the first try reuses the poll's retrieve that saw it end, if any)."""
         assert record.batch_id is not None
+        batch = self.gateway.take_ended(record.batch_id) if reuse else None
         try:
-            batch = self.gateway.retrieve(record.batch_id, created_at=record.created_at)
+            batch = batch or self.gateway.retrieve(record.batch_id, created_at=record.created_at)
         except APIError as exc:
             if exc.kind is not ErrorKind.not_found:
                 raise
@@ -296,7 +301,7 @@ class _Downloader:
         return batch
 
     def _unavailable(
-        self, record: BatchRecord, batch: MessageBatch | None, exc: BaseException | None
+        self, record: BatchRecord, batch: "MessageBatch | None", exc: BaseException | None
     ) -> ResultsUnavailableError:
         why = (
             f"archived at {batch.archived_at.isoformat()}"
@@ -324,7 +329,7 @@ def _durable_replace(part: Path, final: Path) -> None:
         os.close(fd)
 
 
-def _wrong_batch(record: BatchRecord, batch: MessageBatch, check: Verification) -> str:
+def _wrong_batch(record: BatchRecord, batch: "MessageBatch", check: Verification) -> str:
     return (
         f"batch {batch.id} is not the batch of {record.file.path}: its results carry "
         f"{len(check.unexpected)} custom_ids the file never sent (e.g. "

@@ -20,6 +20,7 @@ SDK call (and of the results stream) into `halfrate.errors.APIError`, plain data
 cause or context chained, so nothing of the SDK can be reached from what a task raises.
 """
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -27,15 +28,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import anthropic
 import httpx2
-from anthropic.types import MessageTokensCount
-from anthropic.types.messages import MessageBatch
 
 from halfrate.errors import APIError, ErrorKind, classify
 
 if TYPE_CHECKING:  # importing settings (pydantic-settings) costs the client ~3 MiB
+    import anthropic
+    from anthropic.types.messages import MessageBatch
+
     from halfrate.settings import Settings
+
+# The SDK is imported where a client is made, not with this module: `import anthropic` costs
+# ~1 CPU-second, and a run's flow (or `halfrate status`) imports this module long before (or
+# without ever) calling the API.
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +67,10 @@ class RequestFileError(ValueError):
     """A request file is not a well-formed JSONL body (checked before anything is sent)."""
 
 
-def make_client(settings: "Settings", *, max_retries: int = 2) -> anthropic.Anthropic:
+def make_client(settings: "Settings", *, max_retries: int = 2) -> "anthropic.Anthropic":
     """The SDK client for these settings; the key is read here, at run time, and never logged."""
+    import anthropic
+
     key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else ""
     if not key.strip():
         raise MissingAPIKeyError(
@@ -75,6 +82,24 @@ def make_client(settings: "Settings", *, max_retries: int = 2) -> anthropic.Anth
             api_key=key, base_url=settings.anthropic_base_url, max_retries=max_retries
         )
     return anthropic.Anthropic(api_key=key, max_retries=max_retries)
+
+
+_SHARED: dict[tuple[str, str | None], "BatchGateway"] = {}
+
+
+def shared_gateway(settings: "Settings") -> "BatchGateway":
+    """This process's gateway for the settings' key and endpoint, made once.
+
+    A run's steps and polls then share one SDK client: its connection pool (no new TCP and TLS
+    handshake per step and per poll), and what the gateway learned of its batches (when each
+    was created, the ended batch a poll just fetched, which the download reuses).
+    """
+    key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else ""
+    ident = (hashlib.sha256(key.encode()).hexdigest(), settings.anthropic_base_url)
+    gateway = _SHARED.get(ident)
+    if gateway is None:
+        gateway = _SHARED[ident] = BatchGateway(make_client(settings))
+    return gateway
 
 
 def body_size(file_size: int) -> int:
@@ -139,7 +164,7 @@ def check_request_file(path: Path, body_bytes: int) -> None:
         )
 
 
-def total_requests(batch: MessageBatch) -> int:
+def total_requests(batch: "MessageBatch") -> int:
     """How many requests a batch holds (its request counts always sum to that)."""
     c = batch.request_counts
     return c.processing + c.succeeded + c.errored + c.canceled + c.expired
@@ -150,7 +175,7 @@ class BatchGateway:
 
     def __init__(
         self,
-        client: anthropic.Anthropic,
+        client: "anthropic.Anthropic",
         *,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -163,11 +188,14 @@ class BatchGateway:
         self._monotonic = monotonic
         self._fresh_grace_s = fresh_grace_s
         self._born: dict[str, float] = {}  # batch id -> monotonic time this process learned it
+        self._ended: dict[str, MessageBatch] = {}  # batch id -> its last retrieve, once ended
 
     # -- create ---------------------------------------------------------------------------
 
-    def create_from_file(self, path: Path, body_bytes: int) -> MessageBatch:
+    def create_from_file(self, path: Path, body_bytes: int) -> "MessageBatch":
         """Stream a request file as one create call. Never retried here: see `submit`."""
+        from anthropic.types.messages import MessageBatch
+
         check_request_file(path, body_bytes)
         body = RequestBody(path, self.block_size)
         batch = _call(
@@ -190,15 +218,29 @@ class BatchGateway:
 
     # -- status ---------------------------------------------------------------------------
 
-    def retrieve(self, batch_id: str, *, created_at: datetime | str | None = None) -> MessageBatch:
+    def retrieve(
+        self, batch_id: str, *, created_at: datetime | str | None = None
+    ) -> "MessageBatch":
         """The batch's current state (a 404 within a minute of creation is retried)."""
-        return self._retry_fresh_404(
+        batch = self._retry_fresh_404(
             batch_id,
             created_at,
             lambda: _call("retrieve", lambda: self.client.messages.batches.retrieve(batch_id)),
         )
+        if batch.processing_status == "ended":
+            self._ended[batch_id] = batch
+        return batch
 
-    def iter_recent(self, since: datetime, *, page_size: int = 1000) -> Iterator[MessageBatch]:
+    def take_ended(self, batch_id: str) -> "MessageBatch | None":
+        """The ended batch a retrieve of this gateway returned, once (then None).
+
+        An ended batch no longer changes (only `archived_at` is set 29 days after creation,
+        and then its results answer 404, which the download handles): the download that
+        follows the poll which saw it end needs no second retrieve.
+        """
+        return self._ended.pop(batch_id, None)
+
+    def iter_recent(self, since: datetime, *, page_size: int = 1000) -> Iterator["MessageBatch"]:
         """Batches of the workspace created at or after `since`, newest first."""
         page = _call("list", lambda: self.client.messages.batches.list(limit=page_size))
         while True:
@@ -214,7 +256,7 @@ class BatchGateway:
         """One cheap authenticated call (list one batch): raises APIError if the key is refused."""
         _call("list", lambda: self.client.messages.batches.list(limit=1))
 
-    def cancel(self, batch_id: str) -> MessageBatch:
+    def cancel(self, batch_id: str) -> "MessageBatch":
         """Ask the API to cancel a batch (it goes to `canceling`, then `ended`)."""
         return _call("cancel", lambda: self.client.messages.batches.cancel(batch_id))
 
@@ -228,6 +270,8 @@ class BatchGateway:
         Keys that count_tokens does not take (max_tokens, metadata, ...) are dropped, so a
         request line's params can be passed as they are.
         """
+        from anthropic.types import MessageTokensCount
+
         body = {k: v for k, v in params.items() if k in COUNT_TOKENS_KEYS}
         counted = _call(
             "count_tokens",
@@ -240,7 +284,7 @@ class BatchGateway:
     # -- results --------------------------------------------------------------------------
 
     def download_results(
-        self, batch_id: str, dest: Path, *, batch: MessageBatch | None = None
+        self, batch_id: str, dest: Path, *, batch: "MessageBatch | None" = None
     ) -> int:
         """Stream a batch's raw results into `dest` unchanged; returns the bytes written.
 
@@ -355,9 +399,17 @@ def _call(endpoint: str, call: Callable[[], _T]) -> _T:
     """Run one SDK call; any failure leaves as an `APIError` with nothing of the SDK attached."""
     try:
         return call()
-    except (anthropic.AnthropicError, httpx2.HTTPError) as exc:
+    except Exception as exc:
+        if not _is_sdk_error(exc):
+            raise
         error: Exception = _own_cause(exc) or to_api_error(endpoint, exc)
     raise error  # outside the except block: no __context__ links back to the SDK exception
+
+
+def _is_sdk_error(exc: Exception) -> bool:
+    import anthropic
+
+    return isinstance(exc, anthropic.AnthropicError | httpx2.HTTPError)
 
 
 def _own_cause(exc: BaseException) -> RequestFileError | None:
@@ -374,6 +426,8 @@ def _own_cause(exc: BaseException) -> RequestFileError | None:
 
 def to_api_error(endpoint: str, exc: BaseException) -> APIError:
     """The plain-data `APIError` for an SDK (or httpx2) exception."""
+    import anthropic
+
     if isinstance(exc, anthropic.APIStatusError):
         return _status_error(endpoint, exc)
     if isinstance(exc, (anthropic.APITimeoutError, httpx2.TimeoutException)):
@@ -385,7 +439,7 @@ def to_api_error(endpoint: str, exc: BaseException) -> APIError:
     return APIError(ErrorKind.unexpected, endpoint, f"{type(exc).__name__}: {detail}")
 
 
-def _status_error(endpoint: str, exc: anthropic.APIStatusError) -> APIError:
+def _status_error(endpoint: str, exc: "anthropic.APIStatusError") -> APIError:
     """An HTTP error answer: the API's error body when there is one, else the first line."""
     body = exc.body if isinstance(exc.body, dict) else {}
     error = body.get("error")

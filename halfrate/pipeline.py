@@ -20,7 +20,7 @@ from halfrate.cost_model import CostEstimate
 from halfrate.download import DownloadSummary, download_ended
 from halfrate.estimate import check_budget, estimate_job, load_estimate, save_estimate
 from halfrate.extract import ExtractSummary, extract_rows
-from halfrate.gateway import BatchGateway, make_client
+from halfrate.gateway import BatchGateway, shared_gateway
 from halfrate.ledger import CANCEL_KEY, BatchRecord, BatchStatus, Ledger, RequestFile
 from halfrate.load import load_batch, load_job
 from halfrate.preflight import preflight as preflight_checks
@@ -53,7 +53,7 @@ class Step:
         return cls(job, settings, paths, Ledger(paths.ledger))
 
     def gateway(self) -> BatchGateway:
-        return BatchGateway(make_client(self.settings))
+        return shared_gateway(self.settings)
 
 
 @dataclass(frozen=True)
@@ -291,7 +291,7 @@ def cancel(job_name: str, settings: Settings) -> list[str]:
     paths = job_paths(settings.workdir, job_name)
     if not paths.ledger.exists():
         raise FileNotFoundError(f"no job named {job_name!r} in {settings.workdir}")
-    gateway = BatchGateway(make_client(settings))
+    gateway = shared_gateway(settings)
     return cancel_batches(Ledger(paths.ledger), gateway)
 
 
@@ -365,7 +365,7 @@ def adopt(job_name: str, request_file: str, batch_id: str, settings: Settings) -
     others = known_batch_ids(settings.workdir, exclude=paths.ledger)
     if batch_id in others:
         raise JobConflictError(f"{batch_id} already belongs to another job in {settings.workdir}")
-    gateway = BatchGateway(make_client(settings))
+    gateway = shared_gateway(settings)
     return adopt_batch(Ledger(paths.ledger), paths, gateway, request_file, batch_id)
 
 

@@ -44,8 +44,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from anthropic.types.messages import MessageBatch
+from typing import TYPE_CHECKING
 
 from halfrate.errors import APIError, ErrorKind
 from halfrate.gateway import BatchGateway, RequestFileError, total_requests
@@ -53,6 +52,9 @@ from halfrate.ledger import UNSENT, BatchRecord, BatchStatus, Ledger
 from halfrate.progress import cancel_batches
 from halfrate.split import split_request_file
 from halfrate.workspace import JobPaths, job_lock
+
+if TYPE_CHECKING:
+    from anthropic.types.messages import MessageBatch
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +256,7 @@ class _Submitter:
                 return True
         return False
 
-    def _candidates(self, record: BatchRecord, since: datetime) -> list[MessageBatch]:
+    def _candidates(self, record: BatchRecord, since: datetime) -> list["MessageBatch"]:
         known = self.ledger.unadoptable_batch_ids()
         if self.known_batch_ids is not None:
             known |= self.known_batch_ids()
@@ -320,7 +322,7 @@ def _refused(path: str, exc: APIError) -> SubmissionRefusedError:
     )
 
 
-def _ambiguous(record: BatchRecord, candidates: list[MessageBatch]) -> AmbiguousSubmissionError:
+def _ambiguous(record: BatchRecord, candidates: list["MessageBatch"]) -> AmbiguousSubmissionError:
     ids = [b.id for b in candidates]
     listed = ", ".join(f"{b.id} (created {b.created_at.isoformat()})" for b in candidates)
     return AmbiguousSubmissionError(

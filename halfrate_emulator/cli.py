@@ -6,7 +6,7 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,7 +17,9 @@ from halfrate_emulator.options import (
     FaultConfig,
     HttpFault,
 )
-from halfrate_emulator.server import EmulatorServer
+
+if TYPE_CHECKING:
+    from halfrate_emulator.server import EmulatorServer
 
 DEFAULT_PORT = 8765
 
@@ -115,6 +117,8 @@ def emulator(
         public_base_url=public_base_url,
         faults=faults,
     )
+    from halfrate_emulator.server import EmulatorServer
+
     serve(EmulatorServer(data_dir, host, port, options, log_level=log_level))
 
 
