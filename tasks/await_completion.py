@@ -40,15 +40,8 @@ def retry_while_waiting(task: Task[..., Progress], task_run: TaskRun, state: Sta
 def await_completion(job: JobConfig, attempt: int) -> Progress:
     """Check the attempt's batches once; raise BatchesNotReady (and retry) until all ended."""
     progress = pipeline.check(job, get_settings(), attempt)
-    report_progress(job, attempt, progress)
-    counts = progress.request_counts
-    get_run_logger().info(
-        "attempt %d: %d/%d batches ended; requests %s",
-        attempt,
-        progress.batches_ended,
-        progress.batches_total,
-        counts,
-    )
+    if report_progress(job, attempt, progress):  # news (else Prefect's retry line says it)
+        get_run_logger().info("attempt %d: %s", attempt, progress.summary())
     if not progress.all_ended:
         raise BatchesNotReady(progress)
     return progress

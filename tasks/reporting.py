@@ -1,5 +1,6 @@
 """What the Prefect UI shows of a job: progress while waiting, events, and the final report."""
 
+import time
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -17,8 +18,11 @@ from halfrate.ledger import BatchRecord
 from halfrate.progress import Progress
 from halfrate.summary import JobSummary, render_markdown
 
-# One progress artifact per await task run, reused across its retries (same process).
-_progress_artifacts: dict[str, UUID] = {}
+# One progress artifact per await task run, reused across its retries (same process), and
+# updated only when it has news: every poll would otherwise write it (and its event) again,
+# 2,880 times over a 24-hour wait at the default interval.
+_progress_artifacts: dict[str, tuple[UUID, int, float]] = {}  # run -> id, ended, updated at
+PROGRESS_REFRESH_SECONDS = 600.0  # the "waited" figure still moves every 10 minutes
 
 
 def artifact_key(job: JobConfig, what: str) -> str:
@@ -26,18 +30,26 @@ def artifact_key(job: JobConfig, what: str) -> str:
     return f"halfrate-{job.name}-{what}".replace("_", "-").lower()
 
 
-def report_progress(job: JobConfig, attempt: int, progress: Progress) -> None:
-    """Create or update the waiting run's progress artifact (percent of batches ended)."""
+def report_progress(job: JobConfig, attempt: int, progress: Progress) -> bool:
+    """Create or update the run's progress artifact (percent of batches ended) if it changed;
+    returns whether it did."""
     percent = 100.0 * progress.batches_ended / max(progress.batches_total, 1)
-    description = progress_markdown(job, attempt, progress)
     run_id = task_run.get_id() or "local"
-    artifact_id = _progress_artifacts.get(run_id)
-    if artifact_id is None:
-        _progress_artifacts[run_id] = create_progress_artifact(
+    known = _progress_artifacts.get(run_id)
+    now = time.monotonic()
+    unchanged = known is not None and known[1] == progress.batches_ended
+    if unchanged and known is not None and now - known[2] < PROGRESS_REFRESH_SECONDS:
+        return False
+    description = progress_markdown(job, attempt, progress)
+    if known is None:
+        artifact_id = create_progress_artifact(
             progress=percent, key=artifact_key(job, "progress"), description=description
         )
     else:
+        artifact_id = known[0]
         update_progress_artifact(artifact_id, percent, description=description)
+    _progress_artifacts[run_id] = (artifact_id, progress.batches_ended, now)
+    return True
 
 
 def progress_markdown(job: JobConfig, attempt: int, progress: Progress) -> str:
