@@ -1,6 +1,5 @@
 """The CLI commands. Each one is a thin shell over halfrate's core and the Prefect flow."""
 
-import atexit
 import os
 import sys
 from pathlib import Path
@@ -109,22 +108,16 @@ def _demo_on_emulator(restart: bool) -> Any:
             get_settings.cache_clear()
 
 
-def _quiet_teardown() -> None:
-    """Mute stderr once every exit handler has run (registered first, so it runs last).
-
-    With Prefect's background threads alive at exit, DuckDB's extension module outlives the
-    interpreter's teardown and nanobind prints dozens of "leaked instance" lines about DuckDB's
-    own module-level type objects. They are not leaks of ours and nothing can act on them.
-    """
-    sys.stderr.flush()
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
-
-
 def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool) -> Any:
-    """Run the Prefect flow in this process (a temporary Prefect server unless one is set)."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    atexit.register(_quiet_teardown)  # before prefect registers its own handlers
+    """Run the Prefect flow in this process, reporting to the server `ensure_server` finds."""
+    from cli.lifetime import handle_signals
+    from cli.server import ServerError, ensure_server
+
+    handle_signals()
+    try:
+        ensure_server(say=lambda line: err.print(line, highlight=False))
+    except ServerError as exc:
+        raise fail(str(exc), code=1) from None
     from prefect.exceptions import CancelledRun
 
     from flows.batch_job import batch_job

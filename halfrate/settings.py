@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,11 @@ class Settings(BaseSettings):
     )
     load_retry_seconds: float = Field(
         120.0, ge=0, description="How long a load waits for a warehouse another process holds."
+    )
+    prefect_server: Literal["keep", "run"] = Field(
+        "keep",
+        description="Without PREFECT_API_URL: `keep` starts a local Prefect server once and keeps "
+        "it for later runs (`halfrate server stop`); `run` starts one per run, stopped at its end.",
     )
     anthropic_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "HALFRATE_ANTHROPIC_API_KEY")
