@@ -42,10 +42,11 @@ clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
 
 # ---- Local Prefect stack (docs/deploy.md) --------------------------------------------------
-#   make prefect-up deploy   real Prefect server (SQLite), process work pool + worker, automations,
+#   make prefect-up deploy   real Prefect server (SQLite; `halfrate server start`, the server
+#                            `halfrate run` reuses), process work pool + worker, automations,
 #                            and the emulator when ANTHROPIC_API_KEY is unset (EMULATOR=0: use the
 #                            Secret block instead); then every deployment
-#   make prefect-down        stop what prefect-up started (by PID)
+#   make prefect-down        stop what prefect-up started (by PID; the server: halfrate server stop)
 PREFECT_PORT ?= 4200
 EMULATOR_PORT ?= 4280
 # EMULATOR=auto starts the emulator when ANTHROPIC_API_KEY is unset; EMULATOR=0 never does.
@@ -67,10 +68,8 @@ prefect-up: setup
 	alive() { [[ -f "$(STACK)/$$1.pid" ]] && kill -0 "$$(cat "$(STACK)/$$1.pid")" 2>/dev/null; }; \
 	wait_for() { for _ in $$(seq 300); do curl -sf "$$2" >/dev/null && return 0; sleep 0.2; done; \
 		echo "$$1 did not come up; see $(STACK)/$$1.log" >&2; return 1; }; \
+	halfrate server start --port $(PREFECT_PORT); \
 	set -m; \
-	if ! alive server; then \
-		nohup prefect server start > "$(STACK)/server.log" 2>&1 & echo $$! > "$(STACK)/server.pid"; fi; \
-	wait_for server "$$PREFECT_API_URL/health"; \
 	prefect work-pool inspect $(POOL) >/dev/null 2>&1 || prefect work-pool create $(POOL) --type process; \
 	python -m flows.automations; \
 	if [[ -n "$${ANTHROPIC_API_KEY:-}" ]]; then echo "worker uses the real API (ANTHROPIC_API_KEY is set)"; \
@@ -92,10 +91,11 @@ deploy: setup
 	@export $(PREFECT_STACK_ENV); cd $(CURDIR) && $(VENV)/bin/prefect --no-prompt deploy --all
 
 prefect-down:
-	@for name in worker emulator server; do \
+	@for name in worker emulator; do \
 		pidfile="$(STACK)/$$name.pid"; [[ -f "$$pidfile" ]] || continue; pid=$$(cat "$$pidfile"); \
 		if kill -TERM "$$pid" 2>/dev/null; then \
 			for _ in $$(seq 100); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.2; done; \
 			kill -0 "$$pid" 2>/dev/null && { echo "$$name ($$pid) ignored SIGTERM; sending SIGKILL"; kill -KILL "$$pid"; }; \
 			echo "stopped $$name ($$pid)"; fi; \
-		rm -f "$$pidfile"; done
+		rm -f "$$pidfile"; done; \
+	PREFECT_HOME=$(STACK) $(VENV)/bin/halfrate server stop

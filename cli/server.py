@@ -13,7 +13,6 @@ ends, also when it is killed (cli/lifetime.py): for CI and containers.
 import fcntl
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -122,16 +121,14 @@ def start(port: int | None = None, say: Callable[[str], None] = print) -> Server
     home = prefect_home()
     home.mkdir(parents=True, exist_ok=True)
     with _locked(home):
-        record = ServerRecord.read(home)
-        if record is not None and _alive(record.pid):
-            if _wait_healthy(record, START_TIMEOUT):  # it may be starting for another run
-                return record
-            _terminate(record.pid)  # alive but never healthy: start over
-        if record is not None:
-            say(f"halfrate's Prefect server (pid {record.pid}) is not running: starting it again")
-        record = _spawn(home, _port(port, record))
-        if not _wait_healthy(record, START_TIMEOUT):
-            _terminate(record.pid)
+        previous = ServerRecord.read(home)
+        if previous is not None and _still_serving(previous, port):
+            return previous
+        if previous is not None:
+            say(f"halfrate's Prefect server (pid {previous.pid}) is not running: starting it again")
+        record, proc = _spawn(home, _port(port, previous))
+        if not _wait_healthy(record, START_TIMEOUT, proc):
+            lifetime.terminate_group(record.pid)
             (home / STATE_FILE).unlink(missing_ok=True)
             raise ServerError(
                 f"the Prefect server did not start; see {record.log}:\n{_tail(record.log)}"
@@ -143,13 +140,29 @@ def start(port: int | None = None, say: Callable[[str], None] = print) -> Server
     return record
 
 
+def _still_serving(record: ServerRecord, port: int | None) -> bool:
+    """The recorded server answers (it may still be starting for another run); one alive
+    but never healthy is stopped."""
+    if not _alive(record.pid):
+        return False
+    if port is not None and port != record.port:
+        raise ServerError(
+            f"halfrate's Prefect server already runs at {record.ui_url} (pid {record.pid}); "
+            f"`halfrate server stop` first to move it to port {port}"
+        )
+    if _wait_healthy(record, START_TIMEOUT):
+        return True
+    lifetime.terminate_group(record.pid)
+    return False
+
+
 def stop() -> ServerRecord | None:
     """Stop the kept server; None when none was recorded."""
     home = prefect_home()
     with _locked(home):
         record = ServerRecord.read(home)
         if record is not None and _alive(record.pid):
-            _terminate(record.pid)
+            lifetime.terminate_group(record.pid)
         (home / STATE_FILE).unlink(missing_ok=True)
     return record
 
@@ -163,19 +176,19 @@ def status() -> tuple[ServerRecord | None, bool]:
 def start_for_this_run(home: Path) -> str:
     """A server that lives as long as this process (HALFRATE_PREFECT_SERVER=run)."""
     home.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = lifetime.free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     log_path = home / f"halfrate-server-run-{os.getpid()}.log"
     with log_path.open("wb") as log:
         proc = lifetime.start_child(_server_args(), env=_server_env(home, port), log=log)
     record = ServerRecord(proc.pid, port, api_url, str(log_path), _now())
-    if not _wait_healthy(record, START_TIMEOUT):
+    if not _wait_healthy(record, START_TIMEOUT, proc):
         lifetime.stop(proc)
         raise ServerError(f"the Prefect server did not start; see {log_path}:\n{_tail(log_path)}")
     return api_url
 
 
-def _spawn(home: Path, port: int) -> ServerRecord:
+def _spawn(home: Path, port: int) -> tuple[ServerRecord, "subprocess.Popen[bytes]"]:
     """Start the server detached (its own session: no terminal signal reaches it)."""
     log_path = home / LOG_FILE
     with log_path.open("wb") as log:
@@ -189,7 +202,7 @@ def _spawn(home: Path, port: int) -> ServerRecord:
         )
     record = ServerRecord(proc.pid, port, f"http://127.0.0.1:{port}/api", str(log_path), _now())
     record.write(home)  # before the wait: a CLI killed now leaves it recorded, not lost
-    return record
+    return record, proc
 
 
 def _server_args() -> list[str]:
@@ -208,12 +221,15 @@ def _server_env(home: Path, port: int) -> dict[str, str]:
     }
 
 
-def _wait_healthy(record: ServerRecord, timeout: float) -> bool:
+def _wait_healthy(
+    record: ServerRecord, timeout: float, proc: "subprocess.Popen[bytes] | None" = None
+) -> bool:
+    """Whether it answers within `timeout` (False as soon as it is seen dead)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if healthy(record.api_url):
             return True
-        if not _alive(record.pid):
+        if (proc.poll() is not None) if proc is not None else not _alive(record.pid):
             return False
         time.sleep(0.2)
     return False
@@ -226,66 +242,20 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     except OSError:  # no /proc (macOS): trust the pid
-        return _pid_exists(pid)
-    return b"prefect\0server\0start" in cmdline and not _zombie(pid)
-
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _terminate(pid: int, grace: float = 20.0) -> None:
-    """SIGTERM the server's process group, SIGKILL it after `grace` seconds."""
-    for sig, wait in ((15, grace), (9, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not _pid_exists(pid) or _zombie(pid):
-                return
-            time.sleep(0.1)
+        return lifetime.pid_exists(pid)
+    return b"prefect\0server\0start" in cmdline and not lifetime.is_zombie(pid)
 
 
 def _port(wanted: int | None, previous: ServerRecord | None) -> int:
     """`wanted`, else the previous port (the UI keeps its address), else 4200, else any."""
     if wanted is not None:
-        if _port_free(wanted):
+        if lifetime.port_free(wanted):
             return wanted
         raise ServerError(f"port {wanted} is in use: pick another with --port")
     for port in (previous.port if previous else None, DEFAULT_PORT):
-        if port is not None and _port_free(port):
+        if port is not None and lifetime.port_free(port):
             return port
-    return _free_port()
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return lifetime.free_port()
 
 
 @contextmanager
