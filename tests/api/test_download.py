@@ -60,6 +60,27 @@ def test_download_verifies_and_is_not_repeated(api: Api, make_job: Callable[...,
     assert api.wire.count("GET", "/results") == gets == 2
 
 
+def test_the_download_reuses_the_poll_that_saw_the_batch_end(
+    make_api: Callable[..., Api], make_job: Callable[..., Job]
+) -> None:
+    api = make_api(faults={"results_cut_after": 2, "results_cut_count": 1})
+    job = make_job([5])
+    [batch_id] = ended(api, job)  # the last poll retrieved it, ended
+    retrieves = api.wire.count("GET", batch_id)
+    [summary] = download(api, job)
+    assert summary.downloads == 2  # the first stream was cut
+    # One retrieve for two downloads: the first reused the poll's, the second asked again.
+    assert api.wire.count("GET", batch_id) == retrieves + 1
+    assert api.wire.count("GET", "/results") == 2
+
+    fresh = BatchGateway(api.client)  # another process knows nothing of the poll: it asks
+    again = make_job([3], name="again")
+    [other] = ended(Api(api.server, api.client, fresh, api.wire, api.sleeps), again)
+    before = api.wire.count("GET", other)
+    download_ended(again.ledger, again.paths, BatchGateway(api.client), sleep=api.sleeps)
+    assert api.wire.count("GET", other) == before + 1
+
+
 def test_all_four_result_types_verify(
     make_api: Callable[..., Api], make_job: Callable[..., Job]
 ) -> None:
