@@ -23,7 +23,7 @@ import polars as pl
 from halfrate.build import request_for
 from halfrate.config import JobConfig
 from halfrate.cost_model import CostEstimate, TokenProfile, estimate_cost, plan_prime
-from halfrate.errors import APIError
+from halfrate.errors import ActionableError, APIError, ErrorKind
 from halfrate.gateway import BatchGateway
 from halfrate.summary import format_usd
 from halfrate.workspace import write_atomic
@@ -41,7 +41,7 @@ COUNT_ERRORS: tuple[type[Exception], ...] = (APIError,)
 """count_tokens failures that make the estimate rough (after the SDK's own retries)."""
 
 
-class BudgetError(RuntimeError):
+class BudgetError(RuntimeError, ActionableError):
     """The job's budget (`max_cost_usd`) stops it: nothing was submitted."""
 
 
@@ -64,6 +64,8 @@ def estimate_job(gateway: BatchGateway, job: JobConfig, rows: Path) -> CostEstim
     try:
         profile, row_tokens = _counted(gateway, job, chars, sample, whole)
     except COUNT_ERRORS as exc:
+        if isinstance(exc, APIError) and exc.kind is ErrorKind.auth:
+            raise  # a refused key fails every call the job makes: say so, not "rough"
         profile, row_tokens = _rough(job, chars, f"{type(exc).__name__}: {exc}")
     prime, reason = plan_prime(
         job.prime_cache, job.cache_ttl.value, chars.len(), profile, job.model

@@ -32,7 +32,7 @@ import httpx2
 from anthropic.types import MessageTokensCount
 from anthropic.types.messages import MessageBatch
 
-from halfrate.errors import APIError, ErrorKind, classify
+from halfrate.errors import ActionableError, APIError, ErrorKind, classify
 
 if TYPE_CHECKING:  # importing settings (pydantic-settings) costs the client ~3 MiB
     from halfrate.settings import Settings
@@ -54,7 +54,7 @@ COUNT_TOKENS_KEYS = frozenset(
 _T = TypeVar("_T")
 
 
-class MissingAPIKeyError(RuntimeError):
+class MissingAPIKeyError(RuntimeError, ActionableError):
     """No API key was configured."""
 
 

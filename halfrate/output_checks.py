@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from halfrate.errors import ActionableError
+
 JSON_TYPES: dict[str, tuple[tuple[str, ...], str]] = {
     "string": (("VARCHAR",), "a string"),
     "integer": (("BIGINT", "UBIGINT"), "an integer"),
@@ -28,7 +30,7 @@ JSON_TYPES: dict[str, tuple[tuple[str, ...], str]] = {
 MAX_DEPTH = 16
 
 
-class SchemaCheckError(ValueError):
+class SchemaCheckError(ValueError, ActionableError):
     """An output schema the checks cannot be compiled from (e.g. an unresolvable $ref)."""
 
 

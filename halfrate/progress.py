@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from halfrate.errors import APIError, ErrorKind
+from halfrate.errors import ActionableError, APIError, ErrorKind
 from halfrate.gateway import BatchGateway
 from halfrate.ledger import UNSENT, BatchRecord, BatchStatus, Ledger
 
@@ -65,7 +65,7 @@ class BatchesNotReady(Exception):
         self.progress = progress
 
 
-class BatchMissingError(RuntimeError):
+class BatchMissingError(RuntimeError, ActionableError):
     """The API does not know a batch the ledger holds (deleted, or another workspace)."""
 
 

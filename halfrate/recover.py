@@ -26,7 +26,7 @@ import duckdb
 
 from halfrate import pipeline
 from halfrate.config import JobConfig
-from halfrate.errors import APIError
+from halfrate.errors import ActionableError, APIError
 from halfrate.gateway import BatchGateway, make_client, total_requests
 from halfrate.ledger import Ledger, now_iso
 from halfrate.settings import Settings
@@ -40,7 +40,7 @@ from halfrate.workspace import JobPaths, job_paths, open_job
 log = logging.getLogger(__name__)
 
 
-class RecoverError(RuntimeError):
+class RecoverError(RuntimeError, ActionableError):
     """The ledger cannot be rebuilt as asked; the message says why and what to do."""
 
 

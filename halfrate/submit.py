@@ -47,7 +47,7 @@ from datetime import datetime, timedelta
 
 from anthropic.types.messages import MessageBatch
 
-from halfrate.errors import APIError, ErrorKind
+from halfrate.errors import ActionableError, APIError, ErrorKind
 from halfrate.gateway import BatchGateway, RequestFileError, total_requests
 from halfrate.ledger import UNSENT, BatchRecord, BatchStatus, Ledger
 from halfrate.progress import cancel_batches
@@ -70,7 +70,7 @@ class SubmissionError(RuntimeError):
     """Base class of the errors `submit_pending` raises."""
 
 
-class SubmissionRefusedError(SubmissionError):
+class SubmissionRefusedError(SubmissionError, ActionableError):
     """The API refused a create: nothing was submitted for the file, and its intent is cleared."""
 
 
@@ -90,7 +90,7 @@ class SubmissionUnknownError(SubmissionRetryLaterError):
     """A create's outcome is still unknown after reconciling; rerunning is safe."""
 
 
-class AmbiguousSubmissionError(SubmissionError):
+class AmbiguousSubmissionError(SubmissionError, ActionableError):
     """Several unknown batches could be the lost one; nothing is sent until a person decides."""
 
     def __init__(self, message: str, candidates: list[str]) -> None:

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from string import Formatter
 from typing import TYPE_CHECKING
 
+from halfrate.errors import ActionableError
+
 if TYPE_CHECKING:  # the job models import this module; the parse and load steps need no Polars
     import polars as pl
 
 
-class TemplateError(ValueError):
+class TemplateError(ValueError, ActionableError):
     """A prompt template that cannot be parsed, or that names columns the source lacks."""
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from halfrate.errors import ActionableError
 from halfrate.kinds.base import JobBase, Kind
 from halfrate.kinds.label import LABEL, LabelJob
 
@@ -23,7 +24,7 @@ JobConfig = Annotated[LabelJob, Field(discriminator="kind")]
 with `|`, e.g. `Annotated[LabelJob | ExtractJob, Field(discriminator="kind")]`."""
 
 
-class UnknownKindError(ValueError):
+class UnknownKindError(ValueError, ActionableError):
     """A `kind:` that halfrate does not (yet) implement; the message lists the ones it does."""
 
 
