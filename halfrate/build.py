@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from halfrate.config import CacheTTL, JobConfig
+from halfrate.errors import ActionableError
 from halfrate.kinds import kind_of
 from halfrate.ledger import Ledger, RequestFile
 from halfrate.settings import Settings
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 BODY_OVERHEAD = len(b'{"requests":[') + len(b"]}") - 1  # body = file size + this
 RAW_KEY = re.compile(r"[A-Za-z0-9_-]{1,56}")
 REQUEST_KEY = re.compile(r"[a-z]{0,4}")
+HASH_BYTES = 12  # a long or unusual row id's custom_id key: "h" + 24 hex digits
+CUSTOM_ID_PREFIX_BYTES = len("a10xxxx_")  # the longest: attempt 10, a 4-letter request key
 BATCH_LINE_BYTES = 3 << 20  # rows are read and encoded in batches of about this many bytes
 READ_BATCH_ROWS = 4096  # the most rows in one batch
 MAX_BLOCKS_IN_FLIGHT = 3  # batches handed to the I/O thread but not yet written
@@ -46,7 +49,7 @@ _CUSTOM_ID_SLOT = "\x00halfrate:custom_id\x00"
 _TEXT_SLOT = "\x00halfrate:text\x00"
 
 
-class BuildError(ValueError):
+class BuildError(ValueError, ActionableError):
     """Requests cannot be built; the message names the file or row and what to do."""
 
 
@@ -64,7 +67,7 @@ def custom_id_for(row_id: str, attempt: int, request: str = "") -> str:
 
 
 def _hash_key(row_id: str) -> str:
-    return hashlib.blake2b(row_id.encode(), digest_size=12).hexdigest()
+    return hashlib.blake2b(row_id.encode(), digest_size=HASH_BYTES).hexdigest()
 
 
 def request_for(job: JobConfig, custom_id: str, content: Any) -> "Request":
@@ -98,19 +101,36 @@ class RequestTemplate:
 
         `texts` are the message texts, or with `blocks` the JSON of each message's content.
         """
-        if blocks:
-            message = pl.concat_str(pl.lit('{"role":"user","content":'), "text", pl.lit("}"))
-        else:
-            message = pl.struct(role=pl.lit("user"), content=pl.col("text")).struct.json_encode()
         line = pl.concat_str(
             pl.lit(self.head.decode()),
             pl.col("custom_id"),
             pl.lit(self.middle.decode()),
-            message,
+            message_json(pl.col("text"), blocks),
             pl.lit(self.tail.decode()),
         )
         frame = pl.DataFrame({"custom_id": custom_ids, "text": texts})
         return frame.select(line).to_series().to_arrow().cast(pa.large_binary())
+
+    def body_bytes(self, row_id: pl.Expr, message: pl.Expr) -> pl.Expr:
+        """The body of a batch holding only this row's request, in bytes, at its largest (the
+        custom_id of the last attempt, with a request key): what `max_batch_bytes` limits."""
+        plain = row_id.str.contains(f"^{RAW_KEY.pattern}$").fill_null(False)
+        key = pl.when(plain).then(row_id.str.len_bytes()).otherwise(1 + 2 * HASH_BYTES)
+        fixed = len(self.head) + len(self.middle) + len(self.tail) + BODY_OVERHEAD
+        return key + (fixed + CUSTOM_ID_PREFIX_BYTES) + message.str.len_bytes()
+
+    def min_body_bytes(self) -> int:
+        """The smallest body a request of this job can have (an empty one-character id)."""
+        fixed = len(self.head) + len(self.middle) + len(self.tail) + BODY_OVERHEAD
+        return fixed + CUSTOM_ID_PREFIX_BYTES + 1 + len(orjson.dumps(_message("")))
+
+
+def message_json(text: pl.Expr, blocks: bool = False) -> pl.Expr:
+    """The user message's JSON, byte-identical to orjson: from the text, or with `blocks` from
+    the JSON of its content blocks (spliced in as it is)."""
+    if blocks:
+        return pl.concat_str(pl.lit('{"role":"user","content":'), text, pl.lit("}"))
+    return pl.struct(role=pl.lit("user"), content=text).struct.json_encode()
 
 
 def _message(text: str) -> "MessageParam":

@@ -22,11 +22,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
+from halfrate.build import RequestTemplate, message_json
 from halfrate.config import JobConfig
 from halfrate.kinds import kind_of
 from halfrate.kinds.base import UserContent
 from halfrate.settings import Settings
-from halfrate.sources import ExtractError, Source, scan_source, source_fingerprint, unreadable
+from halfrate.sources import (
+    FOLDER_COLUMNS,
+    ExtractError,
+    Source,
+    file_size_changed,
+    scan_source,
+    source_fingerprint,
+    unreadable,
+)
 from halfrate.template import PromptTemplate
 from halfrate.workspace import JobPaths, write_atomic
 
@@ -79,11 +88,12 @@ def extract_rows(job: JobConfig, paths: JobPaths, settings: Settings) -> Extract
     if state_file.exists():
         state = orjson.loads(state_file.read_bytes())
         _check_same_source(source, state, fingerprint, settings)
+        _check_same_limit(job, state, settings)
         if paths.rows.exists() and paths.quarantine.exists():
             log.info("extract: reusing %s (source unchanged)", paths.rows)
             return ExtractSummary.model_validate(state["summary"] | {"reused": True})
     with _temp_files(paths) as (rows_tmp, quarantine_tmp, docs_tmp):
-        scanned = _scan_source(job, docs_tmp)
+        scanned = _scan_source(job, docs_tmp, settings)
         summary = _validate_and_write(scanned, job, settings, rows_tmp, quarantine_tmp)
         if source_fingerprint(source) != fingerprint:
             raise ExtractError(f"{source}: the source changed while it was being read; rerun")
@@ -94,6 +104,7 @@ def extract_rows(job: JobConfig, paths: JobPaths, settings: Settings) -> Extract
         "source": str(source),
         "fingerprint": fingerprint,
         "max_text_chars": settings.max_text_chars,
+        "max_batch_bytes": settings.max_batch_bytes,
         "summary": summary.model_dump(exclude={"reused"}),
     }
     write_atomic(state_file, orjson.dumps(state, option=orjson.OPT_INDENT_2))
@@ -101,18 +112,51 @@ def extract_rows(job: JobConfig, paths: JobPaths, settings: Settings) -> Extract
     return summary
 
 
+def check_source_unchanged(job: JobConfig, paths: JobPaths) -> None:
+    """A cheap early test that the source is the one this job extracted (a file's size, a
+    folder's listing); extract compares the full fingerprint (a file's hash) itself."""
+    state_file = paths.rows.parent / "source.json"
+    if not state_file.exists():
+        return
+    recorded = orjson.loads(state_file.read_bytes())["fingerprint"]
+    if job.source.is_dir() or recorded.get("kind") == "folder":
+        if source_fingerprint(job.source) != recorded:
+            raise _source_changed(job.source)
+    elif file_size_changed(job.source, recorded):
+        raise _source_changed(job.source)
+
+
+def _source_changed(source: Path) -> ExtractError:
+    return ExtractError(
+        f"{source}: the source changed since this job first extracted it; put the original "
+        "back, rerun with --restart to start the job over, or give the job a new name"
+    )
+
+
 def _check_same_source(
     source: Path, state: dict[str, Any], fingerprint: dict[str, Any], settings: Settings
 ) -> None:
     if state["fingerprint"] != fingerprint:
-        raise ExtractError(
-            f"{source}: the source changed since this job first extracted it; rerun with "
-            "--restart to start the job over, or give the job a new name"
-        )
+        raise _source_changed(source)
     if state["max_text_chars"] != settings.max_text_chars:
         raise ExtractError(
             f"{source}: this job was extracted with max_text_chars={state['max_text_chars']}, "
             f"now {settings.max_text_chars}; restore the setting, or rerun with --restart"
+        )
+
+
+def _check_same_limit(job: JobConfig, state: dict[str, Any], settings: Settings) -> None:
+    """A lower HALFRATE_MAX_BATCH_BYTES than the extract checked the rows against is refused
+    when a row's request could now exceed it (never under the default limit)."""
+    checked = state.get("max_batch_bytes", settings.max_batch_bytes)
+    if settings.max_batch_bytes >= checked:
+        return
+    template, _ = job_columns(job)
+    if _size_check(job, kind_of(job).user_content(job, template), settings) is not None:
+        raise ExtractError(
+            f"{job.source}: this job's rows were checked against HALFRATE_MAX_BATCH_BYTES="
+            f"{checked}, now {settings.max_batch_bytes}, and a row's request could be over it; "
+            "restore the setting, or rerun with --restart"
         )
 
 
@@ -145,6 +189,9 @@ class _Scanned:
     """The kind's extra columns: our name -> the source's column (e.g. gold)."""
     content: UserContent
     """What each row sends (the rendered template, unless the kind builds content blocks)."""
+    requests: RequestTemplate | None = None
+    """Set when a row's request may exceed `max_batch_bytes`: each row's size is then checked."""
+    max_batch_bytes: int = 0
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -161,31 +208,56 @@ class _Scanned:
         return list(dict.fromkeys(columns))
 
 
-def _scan_source(job: JobConfig, docs_tmp: Path) -> _Scanned:
+def _scan_source(job: JobConfig, docs_tmp: Path, settings: Settings) -> _Scanned:
     extra = kind_of(job).source_columns(job)
-    template = job.template
-    if job.source.is_dir() and job.prompt is None:
-        template = PromptTemplate.column("text")  # a folder's documents are its texts
-    id_column = "path" if job.source.is_dir() else job.id_column
+    template, id_column = job_columns(job)
     wanted = [id_column, *template.source_columns, *extra.values()]
     source = scan_source(job.source, wanted, docs_tmp)
-    _check_columns(job, source, id_column, template, extra)
+    check_columns(job, source.columns, source.folder)
     content = kind_of(job).user_content(job, template)
-    return _Scanned(source, id_column, template, extra, content)
+    requests = _size_check(job, content, settings)
+    return _Scanned(source, id_column, template, extra, content, requests, settings.max_batch_bytes)
 
 
-def _check_columns(
-    job: JobConfig,
-    source: Source,
-    id_column: str,
-    template: PromptTemplate,
-    extra: dict[str, str],
-) -> None:
-    """Name every column the job reads that the source lacks, before anything is sent."""
-    available = ", ".join(source.columns) or "(none)"
+def job_columns(job: JobConfig) -> tuple[PromptTemplate, str]:
+    """What each row's text is made of, and which column is its id (a folder: its path)."""
+    if job.source.is_dir():
+        template = job.template if job.prompt is not None else PromptTemplate.column("text")
+        return template, FOLDER_COLUMNS[0]
+    return job.template, job.id_column
+
+
+JSON_BYTES_PER_CHAR = 6
+"""The most bytes one character takes in a JSON string (a control character: \\u0000)."""
+
+
+def _size_check(job: JobConfig, content: UserContent, settings: Settings) -> RequestTemplate | None:
+    """The request template, when a row's request could exceed `max_batch_bytes` (a row
+    over it is quarantined; under the default limit, no text row can be)."""
+    requests = RequestTemplate(job)
+    limit = settings.max_batch_bytes
+    if requests.min_body_bytes() > limit:
+        raise ExtractError(
+            f"{job.source}: every request of this job is at least {requests.min_body_bytes():,} "
+            f"bytes as a batch body (the instructions and settings alone), over "
+            f"HALFRATE_MAX_BATCH_BYTES={limit:,}; shorten the instructions or raise the limit"
+        )
+    most = requests.min_body_bytes() + 64 + JSON_BYTES_PER_CHAR * settings.max_text_chars
+    return requests if content.column == "content" or most > limit else None
+
+
+def check_columns(job: JobConfig, columns: list[str], folder: bool) -> None:
+    """Name every column the job reads that the source lacks, before anything is sent.
+
+    Raises:
+        ExtractError: naming the missing columns (or placeholders) and the available ones.
+    """
+    template, id_column = job_columns(job)
+    extra = kind_of(job).source_columns(job)
+    available = ", ".join(columns) or "(none)"
     named = [id_column, *(template.columns if template.shorthand else ()), *extra.values()]
-    missing = [c for c in dict.fromkeys(named) if c not in source.columns]
-    if missing and source.folder:
+    missing = [c for c in dict.fromkeys(named) if c not in columns]
+    if missing and folder:
         keys = ", ".join(f"{c!r} ({k})" for k, c in extra.items() if c in missing)
         raise ExtractError(
             f"{job.source}: a folder source has only the columns {available}, so column "
@@ -196,7 +268,7 @@ def _check_columns(
             f"{job.source}: column(s) {', '.join(map(repr, missing))} not found; available "
             f"columns: {available}. Set id_column / text_column / gold_column"
         )
-    unknown = [] if template.shorthand else template.missing(source.columns)
+    unknown = [] if template.shorthand else template.missing(columns)
     if unknown:
         shown = ", ".join("{" + c + "}" for c in unknown)
         raise ExtractError(
@@ -251,12 +323,18 @@ def _facts(frame: FrameT, scanned: _Scanned, offset: int = 1) -> FrameT:
     """Small per-row facts for validation (never the texts themselves)."""
     row_id = pl.col(scanned.id_column).cast(pl.String)
     template = scanned.template
+    facts = {
+        "id_ok": row_id.str.contains(r"\S").fill_null(False),
+        "text_ok": template.has_content(),
+        "text_chars": template.chars(),
+    }
+    if scanned.source.folder:  # a document that is not text was staged as null
+        facts["binary"] = pl.col(FOLDER_COLUMNS[1]).is_null()
+    if scanned.requests is not None:
+        message = message_json(scanned.content.expr, scanned.content.column == "content")
+        facts["body_bytes"] = scanned.requests.body_bytes(row_id.fill_null(""), message)
     return frame.with_row_index("row_number", offset=offset).select(
-        "row_number",
-        row_id.alias("row_id"),
-        id_ok=row_id.str.contains(r"\S").fill_null(False),
-        text_ok=template.has_content(),
-        text_chars=template.chars(),
+        "row_number", row_id.alias("row_id"), **facts
     )
 
 
@@ -296,49 +374,25 @@ def _write_rows(scanned: _Scanned, bad: pl.Series, target: Path, group_rows: int
 
 def _quarantine(facts: pl.DataFrame, scanned: _Scanned, settings: Settings) -> pl.DataFrame:
     """One row per rejected source row: row_number, row_id, reason (and its kinds)."""
-    limit = settings.max_text_chars
-    # Group only ids whose 8-byte hash repeats: grouping all the strings costs ~200 MB per 1M.
-    maybe_repeated = pl.col("id_ok") & pl.col("row_id").hash().is_duplicated()
-    duplicates = (
-        facts.filter(maybe_repeated)
-        .group_by("row_id")
-        .agg(pl.col("row_number").sort(), n=pl.len())
-        .filter(pl.col("n") > 1)
-        .select(
-            "row_id",
-            duplicate=pl.format(
-                "duplicate id '{}' in rows {}{}",
-                "row_id",
-                pl.col("row_number")
-                .list.head(DUPLICATE_ROWS_SHOWN)
-                .cast(pl.List(pl.String))
-                .list.join(", "),
-                pl.when(pl.col("n") > DUPLICATE_ROWS_SHOWN)
-                .then(pl.format(" and {} more", pl.col("n") - DUPLICATE_ROWS_SHOWN))
-                .otherwise(pl.lit("")),
-            ),
-        )
-    )
-    checks = {
-        "missing id": pl.when(~pl.col("id_ok")).then(
-            pl.lit(f"missing id: column {scanned.id_column!r} is empty")
+    duplicates = _duplicates(facts)
+    checks = _checks(facts, scanned, settings)
+    suspect = pl.any_horizontal(
+        ~pl.col("id_ok"),
+        ~pl.col("text_ok"),
+        pl.col("text_chars") > settings.max_text_chars,
+        pl.col("id_key").is_in(duplicates["id_key"].implode()),
+        *([pl.col("binary")] if "binary" in facts.columns else []),
+        *(
+            [pl.col("body_bytes") > scanned.max_batch_bytes]
+            if "body_bytes" in facts.columns
+            else []
         ),
-        "duplicate id": pl.col("duplicate"),
-        "missing text": pl.when(~pl.col("text_ok")).then(pl.lit(scanned.template.empty_reason())),
-        "text too long": pl.when(pl.col("text_chars") > limit).then(
-            pl.format(f"text too long: {{}} characters, the limit is {limit}", "text_chars")
-        ),
-    }
-    suspect = (
-        ~pl.col("id_ok")
-        | ~pl.col("text_ok")
-        | (pl.col("text_chars") > limit)
-        | pl.col("row_id").is_in(duplicates["row_id"].implode())
     )
     return (
-        facts.filter(suspect)
-        .join(duplicates, on="row_id", how="left", maintain_order="left")
-        .with_columns(**{kind: check for kind, check in checks.items()})
+        facts.with_columns(id_key=_id_key())
+        .filter(suspect)
+        .join(duplicates, on="id_key", how="left", maintain_order="left")
+        .with_columns(**checks)
         .filter(pl.any_horizontal(pl.col(kind).is_not_null() for kind in checks))
         .select(
             "row_number",
@@ -348,4 +402,85 @@ def _quarantine(facts: pl.DataFrame, scanned: _Scanned, settings: Settings) -> p
                 pl.when(pl.col(kind).is_not_null()).then(pl.lit(kind)) for kind in checks
             ).list.drop_nulls(),
         )
+    )
+
+
+def _id_key() -> pl.Expr:
+    """What makes two ids the same row: ids that differ only in surrounding spaces are one id
+    (they print alike and are usually a padding mistake); case does matter."""
+    return pl.col("row_id").str.strip_chars()
+
+
+def _duplicates(facts: pl.DataFrame) -> pl.DataFrame:
+    """id_key -> the reason for every row of an id that occurs more than once."""
+    # Group only ids whose 8-byte hash repeats: grouping all the strings costs ~200 MB per 1M.
+    maybe_repeated = pl.col("id_ok") & _id_key().hash().is_duplicated()
+    return (
+        facts.filter(maybe_repeated)
+        .group_by(id_key=_id_key())
+        .agg(pl.col("row_number").sort(), n=pl.len(), spellings=pl.col("row_id").n_unique())
+        .filter(pl.col("n") > 1)
+        .select(
+            "id_key",
+            duplicate=pl.format(
+                "duplicate id '{}' in rows {}{}{}",
+                "id_key",
+                pl.col("row_number")
+                .list.head(DUPLICATE_ROWS_SHOWN)
+                .cast(pl.List(pl.String))
+                .list.join(", "),
+                pl.when(pl.col("n") > DUPLICATE_ROWS_SHOWN)
+                .then(pl.format(" and {} more", pl.col("n") - DUPLICATE_ROWS_SHOWN))
+                .otherwise(pl.lit("")),
+                pl.when(pl.col("spellings") > 1)
+                .then(pl.lit(" (ids that differ only in surrounding spaces are the same id)"))
+                .otherwise(pl.lit("")),
+            ),
+        )
+    )
+
+
+def _checks(facts: pl.DataFrame, scanned: _Scanned, settings: Settings) -> dict[str, pl.Expr]:
+    """Reason kind -> the reason of each row it applies to (null where it does not)."""
+    limit = settings.max_text_chars
+    checks = {
+        "missing id": pl.when(~pl.col("id_ok")).then(
+            pl.lit(f"missing id: column {scanned.id_column!r} is empty or blank")
+        ),
+        "duplicate id": pl.col("duplicate"),
+        "missing text": pl.when(~pl.col("text_ok")).then(_missing_text(facts, scanned)),
+        "text too long": pl.when(pl.col("text_chars") > limit).then(
+            pl.format(f"text too long: {{}} characters, the limit is {limit}", "text_chars")
+        ),
+    }
+    if "binary" in facts.columns:
+        checks["not text"] = pl.when(pl.col("binary")).then(
+            pl.lit(
+                "not text: the file holds NUL bytes (binary data, or UTF-16 text); remove it "
+                "from the folder or convert it to UTF-8 text"
+            )
+        )
+    if "body_bytes" in facts.columns:
+        most = scanned.max_batch_bytes
+        checks["request too large"] = pl.when(pl.col("body_bytes") > most).then(
+            pl.format(
+                f"request too large: {{}} bytes as a batch body, over HALFRATE_MAX_BATCH_BYTES="
+                f"{most:,}; shorten the text (or the instructions), or raise the limit",
+                "body_bytes",
+            )
+        )
+    return checks
+
+
+def _missing_text(facts: pl.DataFrame, scanned: _Scanned) -> pl.Expr:
+    """Why a row has nothing to send: for a folder's document, what is wrong with the file."""
+    reason = pl.lit(scanned.template.empty_reason())
+    if "binary" not in facts.columns or not scanned.template.shorthand:
+        return reason
+    return (
+        pl.when(pl.col("binary"))
+        .then(pl.lit(None, pl.String))  # said once, by "not text"
+        .when(pl.col("text_chars") == 0)
+        .then(pl.lit("empty file: it has no text; remove it from the folder or give it text"))
+        .otherwise(pl.lit("blank file: it holds only whitespace; remove it or give it text"))
     )
