@@ -3,21 +3,30 @@
 import atexit
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from halfrate.config import JobConfigError, JobSpec
+from cli.output import (
+    Canceled,
+    ExitCode,
+    console,
+    errors_shown,
+    fail,
+    note,
+    plain,
+    quiet_actionable_tracebacks,
+    warn,
+)
+from halfrate.config import JobSpec
 from halfrate.settings import get_settings
-
-console = Console()
-err = Console(stderr=True, soft_wrap=True)  # paths in errors stay copy-pasteable
 
 DEMO_JOB = Path(__file__).resolve().parents[1] / "data" / "samples" / "intents.yaml"
 EXAMPLE_QUERIES = (
@@ -25,88 +34,174 @@ EXAMPLE_QUERIES = (
     "select label, count(*) as n, avg(correct::int) as accuracy from labels "
     "where job_name = 'intents-demo' group by label order by n desc",
 )
+EMULATOR_KEY = "emulator-key"  # accepted by the emulator only
+EMULATOR_NOTE = (
+    "Ran on the built-in emulator (--emulator), a deterministic stand-in for the API, not a "
+    "model: the outputs are placeholders (a label job's are word-overlap guesses); the costs "
+    "are what the real API would charge for the same tokens."
+)
+FAILURES_SHOWN = 10
 
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
+JobFile = Annotated[Path, typer.Argument(help="YAML job file.")]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a job key: --set model=claude-haiku-4-5"),
+]
+OnEmulator = Annotated[
+    bool,
+    typer.Option(
+        "--emulator",
+        help="Run on the built-in emulator of the Batches API (no key, nothing paid): try "
+        "halfrate on your own data offline. Outputs are stand-ins, not a model's.",
+    ),
+]
+Debug = Annotated[
+    bool, typer.Option("--debug", help="Show tracebacks of errors (and Prefect's in full).")
+]
 
 
 def run(
-    job_file: Annotated[Path, typer.Argument(help="YAML job file.")],
+    job_file: JobFile,
     restart: Annotated[bool, typer.Option(help="Start over instead of resuming.")] = False,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a job key: --set model=claude-haiku-4-5"),
-    ] = None,
+    set_: Overrides = None,
+    emulator: OnEmulator = False,
+    debug: Debug = False,
 ) -> None:
-    """Run (or resume) a job: extract, build, submit, wait, download, load."""
-    spec = parse_overrides(set_ or [])
-    summary = run_flow(str(job_file), spec, restart)
-    print_summary(summary)
+    """Run (or resume) a job: extract, build, submit, wait, download, load.
+
+    Exit codes: 0 every row succeeded; 1 unexpected error; 2 bad job, source, setting or key
+    (the message says what to fix); 3 some rows did not succeed; 4 results staged, not loaded;
+    5 canceled by the user.
+    """
+    with errors_shown(debug):
+        spec = parse_overrides(set_ or [])
+        check_before_start("run", str(job_file), spec, restart=restart, emulator=emulator)
+        with api_endpoint(emulator) as ran_on:
+            summary = run_flow(str(job_file), spec, restart, debug=debug)
+    raise typer.Exit(finish(summary, ran_on))
 
 
 def estimate(
-    job_file: Annotated[Path, typer.Argument(help="YAML job file.")],
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a job key: --set model=claude-haiku-4-5"),
-    ] = None,
+    job_file: JobFile,
+    set_: Overrides = None,
+    emulator: OnEmulator = False,
+    debug: Debug = False,
 ) -> None:
     """Price a job before running it: extract and count tokens; nothing is submitted."""
-    from halfrate import pipeline
+    with errors_shown(debug):
+        spec = parse_overrides(set_ or [])
+        check_before_start("estimate", str(job_file), spec, restart=False, emulator=emulator)
+        with api_endpoint(emulator) as ran_on:
+            job, cost = _estimate(str(job_file), spec)
+    if cost is None:
+        raise fail(f"job {job.name!r} has no rows to send (every row was quarantined)")
     from halfrate.estimate import render_estimate
 
-    settings = get_settings()
-    try:
-        job = pipeline.prepare(str(job_file), parse_overrides(set_ or []), False, settings)
-        pipeline.extract(job, settings)
-        cost = pipeline.estimate(job, settings, enforce_budget=False)
-    except (JobConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        raise fail(str(exc)) from None
-    if cost is None:
-        raise fail(f"job {job.name!r} has no rows to send")
     console.print(Markdown(render_estimate(job, cost)))
+    if ran_on:
+        note(
+            "Counted on the built-in emulator (--emulator): its token counts approximate the "
+            "real API's."
+        )
+
+
+def _estimate(job_file: str, spec: JobSpec | None) -> tuple[Any, Any]:
+    from halfrate import pipeline
+
+    settings = get_settings()
+    job = pipeline.prepare(job_file, spec, False, settings)
+    pipeline.extract(job, settings)
+    return job, pipeline.estimate(job, settings, enforce_budget=False)
 
 
 def demo(
     restart: Annotated[
         bool | None, typer.Option(help="Start over (default: yes on the emulator, no with a key).")
     ] = None,
+    debug: Debug = False,
 ) -> None:
     """Label 693 real utterances; on the built-in emulator unless ANTHROPIC_API_KEY is set."""
-    if os.environ.get("ANTHROPIC_API_KEY"):
-        console.print("ANTHROPIC_API_KEY is set: running against the real API (batch prices).")
-        summary = run_flow(str(DEMO_JOB), None, bool(restart))
-    else:
-        summary = _demo_on_emulator(restart is not False)
-    print_summary(summary)
+    on_emulator = not os.environ.get("ANTHROPIC_API_KEY")
+    with errors_shown(debug):
+        if not on_emulator:
+            console.print("ANTHROPIC_API_KEY is set: running against the real API (batch prices).")
+        with api_endpoint(on_emulator, "No ANTHROPIC_API_KEY: ") as ran_on:
+            start_over = restart if restart is not None else ran_on
+            summary = run_flow(str(DEMO_JOB), None, start_over, debug=debug)
+    code = finish(summary, ran_on)
     console.print("\nTry:")
     for query in EXAMPLE_QUERIES:
-        console.print(f'  halfrate sql "{query}"', highlight=False)
+        console.print(plain(f'  halfrate sql "{query}"'))
+    raise typer.Exit(code)
 
 
-def _demo_on_emulator(restart: bool) -> Any:
-    from halfrate_emulator import EmulatorOptions, EmulatorServer
+def check_before_start(
+    command: str, job_file: str, spec: JobSpec | None, *, restart: bool, emulator: bool
+) -> None:
+    """Refuse in a second what would fail later: the job file, source, folders, key."""
+    from halfrate.checks import MissingKeyError, check_job, check_key
 
     settings = get_settings()
-    data_dir = settings.workdir.parent / "emulator"
+    checked = check_job(job_file, spec, settings, restart=restart)
+    for warning in checked.warnings:
+        warn(warning)
+    if emulator:
+        return
+    try:
+        check_key(settings)
+    except MissingKeyError:
+        raise fail(
+            "no ANTHROPIC_API_KEY is set: export ANTHROPIC_API_KEY=sk-ant-... to run against "
+            f"the API, or try it offline on the built-in emulator: halfrate {command} {job_file} "
+            "--emulator"
+        ) from None
+    if settings.anthropic_api_key is not None:  # else a Secret block holds it: the run checks
+        from halfrate.gateway import BatchGateway, make_client
+        from halfrate.preflight import check_key as check_key_works
+
+        check_key_works(BatchGateway(make_client(settings)))
+
+
+@contextmanager
+def api_endpoint(emulator: bool, why: str = "--emulator: ") -> Iterator[bool]:
+    """The API as configured, or (`emulator`) the built-in emulator, started for this command
+    and stopped after it. Yields whether it is the emulator."""
+    if not emulator:
+        yield False
+        return
+    from halfrate_emulator import EmulatorOptions, EmulatorServer
+
+    data_dir = get_settings().workdir.parent / "emulator"
     options = EmulatorOptions(processing_seconds=2.0)
     with EmulatorServer(data_dir=data_dir, port=0, options=options) as server:
-        console.print(
-            f"No ANTHROPIC_API_KEY: using the built-in emulator at {server.base_url} "
-            "(a deterministic stand-in, not a model: labels are word-overlap guesses)."
+        note(
+            f"{why}using the built-in emulator at {server.base_url} (a stand-in for the API: "
+            "nothing is paid, and the answers are not a model's).",
+            style="",
         )
-        os.environ["ANTHROPIC_BASE_URL"] = server.base_url
-        os.environ["ANTHROPIC_API_KEY"] = "emulator-key"  # accepted by the emulator only
-        os.environ.setdefault("HALFRATE_POLL_INTERVAL", "1")
-        get_settings.cache_clear()
-        try:
-            return run_flow(str(DEMO_JOB), None, restart)
-        finally:
-            for key in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"):
+        env = {
+            "ANTHROPIC_BASE_URL": server.base_url,
+            "ANTHROPIC_API_KEY": EMULATOR_KEY,
+            "HALFRATE_POLL_INTERVAL": os.environ.get("HALFRATE_POLL_INTERVAL", "1"),
+        }
+        with _environment(env):
+            yield True
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
                 os.environ.pop(key, None)
-            get_settings.cache_clear()
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
 
 
 def _quiet_teardown() -> None:
@@ -120,7 +215,7 @@ def _quiet_teardown() -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
 
 
-def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool) -> Any:
+def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool, debug: bool = False) -> Any:
     """Run the Prefect flow in this process (a temporary Prefect server unless one is set)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
@@ -129,13 +224,28 @@ def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool) -> Any:
 
     from flows.batch_job import batch_job
 
+    quiet_actionable_tracebacks(debug)
     try:
         return batch_job(job_file=job_file, job=spec, restart=restart)
     except CancelledRun as exc:  # the user canceled the job while it ran
-        err.print(f"[bold yellow]canceled:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
-    except (JobConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        raise fail(str(exc)) from None
+        raise Canceled(str(exc)) from None
+
+
+def finish(summary: Any, ran_on_emulator: bool) -> ExitCode:
+    """Print the summary and what needs attention; the exit code that says how it ended."""
+    from halfrate.summary import JobSummary, Verdict
+
+    s: JobSummary = summary
+    if ran_on_emulator:
+        s = s.model_copy(update={"note": " ".join(filter(None, (s.note, EMULATOR_NOTE)))})
+    print_summary(s)
+    if s.verdict is Verdict.succeeded:
+        return ExitCode.ok
+    print_failures(s)
+    note(s.outcome, style="bold yellow")
+    if s.verdict is Verdict.unfinished:
+        return ExitCode.unfinished
+    return ExitCode.rows_not_succeeded
 
 
 def parse_overrides(pairs: list[str]) -> JobSpec | None:
@@ -158,33 +268,62 @@ def print_summary(summary: Any) -> None:
     from halfrate.summary import JobSummary, format_usd
 
     s: JobSummary = summary
-    table = Table(title=f"halfrate job {s.job_name} ({s.kind}, {s.model})", show_header=False)
-    table.add_row("rows", f"{s.rows:,}")
-    table.add_row("batches / attempts", f"{s.batches} / {s.attempts}")
-    table.add_row("final states", ", ".join(f"{k} {v:,}" for k, v in s.final_states.items()))
-    table.add_row("results", ", ".join(f"{k} {v:,}" for k, v in s.result_types.items()))
+    table = Table(
+        title=plain(f"halfrate job {s.job_name} ({s.kind}, {s.model})"), show_header=False
+    )
+
+    def row(name: str, value: str) -> None:
+        table.add_row(plain(name), plain(value))
+
+    row("rows", f"{s.rows:,}")
+    row("batches / attempts", f"{s.batches} / {s.attempts}")
+    row("final states", ", ".join(f"{k} {v:,}" for k, v in s.final_states.items()))
+    row("results", ", ".join(f"{k} {v:,}" for k, v in s.result_types.items()))
     for detail in s.details:
         if detail.shown:
-            table.add_row(detail.title.lower(), detail.text)
-    table.add_row(
+            row(detail.title.lower(), detail.text)
+    row(
         "tokens",
         f"input {s.input_tokens:,} · cache write {s.cache_write_5m_tokens + s.cache_write_1h_tokens:,}"
         f" · cache read {s.cache_read_tokens:,} · output {s.output_tokens:,}",
     )
-    table.add_row("cost (batch prices)", format_usd(s.batch_cost_usd))
-    table.add_row("real-time equivalent", format_usd(s.realtime_cost_usd))
-    table.add_row("saved", format_usd(s.savings_usd))
-    hit = "n/a" if s.cache_hit_rate is None else f"{s.cache_hit_rate:.1%}"
-    table.add_row("cache hit rate", hit)
-    table.add_row("warehouse", s.warehouse)
+    row("cost (batch prices)", format_usd(s.batch_cost_usd))
+    row("real-time equivalent", format_usd(s.realtime_cost_usd))
+    row("saved", format_usd(s.savings_usd))
+    row("cache hit rate", "n/a" if s.cache_hit_rate is None else f"{s.cache_hit_rate:.1%}")
+    row("warehouse", s.warehouse)
     console.print(table)
     if s.note:
-        console.print(f"[yellow]{s.note}[/]")
+        note(s.note)
     if s.staged_not_loaded:
-        console.print(
-            f"[yellow]{s.staged_not_loaded} batches staged, not yet loaded "
-            "(warehouse busy): run `halfrate load JOB`[/]"
+        note(
+            f"{s.staged_not_loaded} batches staged, not yet loaded (warehouse busy): run "
+            f"`halfrate load {s.job_name}`"
         )
+
+
+def print_failures(summary: Any) -> None:
+    """The first rows that did not succeed, by source row, and the query for all of them."""
+    from halfrate.summary import JobSummary
+
+    s: JobSummary = summary
+    if not s.failures:
+        return
+    table = Table("row", "id", "final state", "reason", title=plain("rows that did not succeed"))
+    for failure in s.failures[:FAILURES_SHOWN]:
+        shown_id = "(no id)" if failure.row_id is None else repr(failure.row_id)
+        table.add_row(
+            plain(failure.row_number or ""),
+            plain(shown_id),
+            plain(failure.final_state),
+            plain(failure.reason or ""),
+        )
+    console.print(table)
+    query = (
+        "select row_number, row_id, final_state, reason from row_outcomes "
+        f"where job_name = '{s.job_name}' and final_state <> 'succeeded' order by row_number"
+    )
+    console.print(plain(f'{s.rows_not_succeeded:,} in all: halfrate sql "{query}"'))
 
 
 def status(
@@ -195,9 +334,11 @@ def status(
 
     settings = get_settings()
     if job is None:
-        table = Table("job", "batches", "by status", "rows", title=f"jobs in {settings.workdir}")
+        table = Table(
+            "job", "batches", "by status", "rows", title=plain(f"jobs in {settings.workdir}")
+        )
         for job_row in list_jobs(settings.workdir):
-            table.add_row(*job_row)
+            table.add_row(*map(plain, job_row))
         console.print(table)
         return
     try:
@@ -206,7 +347,7 @@ def status(
         raise fail(str(exc)) from None
     table = Table("attempt", "purpose", "file", "requests", "batch", "status", "counts", "expires")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(plain, row))
     console.print(table)
 
 
@@ -219,7 +360,7 @@ def cancel(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
         canceled = pipeline.cancel(job, get_settings())
     except (FileNotFoundError, RuntimeError) as exc:
         raise fail(str(exc)) from None
-    console.print(f"canceled {len(canceled)} batch(es): {', '.join(canceled) or '-'}")
+    console.print(plain(f"canceled {len(canceled)} batch(es): {', '.join(canceled) or '-'}"))
 
 
 def recover(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
@@ -231,13 +372,15 @@ def recover(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         raise fail(str(exc)) from None
     console.print(
-        f"recovered {done.job_name}: {len(done.attached)} batch(es) attached"
-        + (
-            f", {len(done.to_reconcile)} file(s) to reconcile with the batch list"
-            if done.to_reconcile
-            else ""
+        plain(
+            f"recovered {done.job_name}: {len(done.attached)} batch(es) attached"
+            + (
+                f", {len(done.to_reconcile)} file(s) to reconcile with the batch list"
+                if done.to_reconcile
+                else ""
+            )
+            + "; rerun the job to continue"
         )
-        + "; rerun the job to continue"
     )
 
 
@@ -254,7 +397,7 @@ def adopt(
         record = pipeline.adopt(job, request_file, batch_id, get_settings())
     except (FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
         raise fail(str(exc)) from None
-    console.print(f"{record.file.path} -> {record.batch_id}; rerun the job to continue")
+    console.print(plain(f"{record.file.path} -> {record.batch_id}; rerun the job to continue"))
 
 
 def load(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
@@ -267,7 +410,7 @@ def load(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
         raise fail(str(exc)) from None
     if result.deferred:
         raise fail(result.message or "warehouse busy", code=1)
-    console.print(f"loaded {len(result.loaded)} batch(es) into {get_settings().warehouse}")
+    console.print(plain(f"loaded {len(result.loaded)} batch(es) into {get_settings().warehouse}"))
 
 
 def sql(
@@ -299,7 +442,7 @@ def sql(
     for name in names:
         table.add_column(name, overflow="fold")  # wrap long values, never cut them off
     for row in rows[:limit]:
-        table.add_row(*(_cell(name, v) for name, v in zip(names, row, strict=True)))
+        table.add_row(*(plain(_cell(name, v)) for name, v in zip(names, row, strict=True)))
     console.print(table)
     if len(rows) > limit:
         console.print(f"(first {limit} rows; use --limit)")

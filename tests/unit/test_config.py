@@ -68,8 +68,20 @@ def test_malformed_and_missing_files(tmp_path: Path) -> None:
         resolve_job(tmp_path / "nope.yaml")
     with pytest.raises(JobConfigError, match="not valid YAML"):
         resolve_job(write(tmp_path, "name: [unclosed\n"))
-    with pytest.raises(JobConfigError, match="expected a mapping"):
+    with pytest.raises(JobConfigError, match=r"job.yaml: a job file is a mapping .* got a list"):
         resolve_job(write(tmp_path, "- a\n- b\n"))
+    with pytest.raises(JobConfigError, match="got nothing"):
+        resolve_job(write(tmp_path, "# only a comment\n"))
+
+
+def test_yaml_errors_name_the_line_and_keep_its_text(tmp_path: Path) -> None:
+    """The context lines of a YAML error survive (they used to print empty: issue 8, item 4)."""
+    with pytest.raises(JobConfigError) as caught:
+        resolve_job(write(tmp_path, "name: x\nsource: [unclosed\nlabels: [a\n"))
+    message = str(caught.value)
+    assert "job.yaml: not valid YAML at line 3, column 7" in message
+    assert "(while parsing a flow sequence at line 2, column 9)" in message
+    assert "    labels: [a\n          ^" in message  # the offending line, marked
 
 
 def test_fingerprint_ignores_name_but_not_prompt(tmp_path: Path) -> None:

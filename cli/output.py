@@ -1,0 +1,116 @@
+"""What the CLI prints and how it exits: one clear line per problem, never Rich markup.
+
+Messages carry user text (paths, keys, patterns such as `^[a-z0-9][a-z0-9_-]{0,47}$`, YAML
+snippets), so they are printed as plain `Text`: Rich would take `[...]` for markup and eat it.
+"""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import IntEnum
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from halfrate.errors import is_actionable
+
+console = Console()
+err = Console(stderr=True, soft_wrap=True)  # paths in errors stay copy-pasteable
+
+
+class ExitCode(IntEnum):
+    """`halfrate run` (and the other commands) exit with one of these (README: Exit codes)."""
+
+    ok = 0
+    """Done: every row succeeded."""
+    error = 1
+    """Failed unexpectedly (a bug or a lasting outage); rerunning resumes. --debug shows more."""
+    refused = 2
+    """A person must act first: a bad job file, source, setting or key, a budget, a refusal
+    by the API. The message says what to fix."""
+    rows_not_succeeded = 3
+    """The run completed, but some rows ended failed, exhausted, invalid_output, canceled or
+    quarantined (listed with their reasons)."""
+    unfinished = 4
+    """Results are staged but not loaded (the warehouse was busy: `halfrate load JOB`), or
+    rows are still pending (rerun the job)."""
+    canceled = 5
+    """The user canceled the job while it ran; `halfrate run` resumes it."""
+
+
+class Canceled(Exception):
+    """The user canceled the job while it ran (the flow ended Cancelled)."""
+
+
+def plain(text: object, style: str = "") -> Text:
+    """`text` as Rich prints it literally (no markup, no highlighting)."""
+    return Text(str(text), style=style)
+
+
+def fail(message: str, code: int = ExitCode.refused) -> typer.Exit:
+    """Print `error: <message>` to stderr; the caller raises what this returns."""
+    err.print(Text.assemble(("error: ", "bold red"), message), highlight=False)
+    return typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    err.print(Text.assemble(("warning: ", "bold yellow"), message), highlight=False)
+
+
+def note(message: str, style: str = "yellow") -> None:
+    """A line for people, never cut into pieces (commands in it stay copy-pasteable)."""
+    console.print(plain(message, style), highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def errors_shown(debug: bool) -> Iterator[None]:
+    """Turn an exception into one line on stderr and an exit code (a traceback with --debug).
+
+    An actionable error (a bad job, input, setting or key: `halfrate.errors.is_actionable`)
+    exits 2; anything else is unexpected and exits 1.
+    """
+    try:
+        yield
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Canceled as exc:
+        err.print(Text.assemble(("canceled: ", "bold yellow"), str(exc)), highlight=False)
+        raise typer.Exit(ExitCode.canceled) from None
+    except Exception as exc:
+        if is_actionable(exc):
+            if debug:
+                err.print_exception()
+            raise fail(str(exc)) from None
+        if debug:
+            raise
+        raise fail(
+            f"{type(exc).__name__}: {exc} (unexpected; rerunning resumes the job; `--debug` "
+            "shows the traceback)",
+            ExitCode.error,
+        ) from None
+
+
+class _ActionableWithoutTraceback(logging.Filter):
+    """Prefect logs a failed task's or flow's exception with its traceback; for an actionable
+    error the message is the whole story, so the traceback is dropped (not with --debug)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None and is_actionable(record.exc_info[1]):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+_FILTER = _ActionableWithoutTraceback()
+
+
+def quiet_actionable_tracebacks(debug: bool) -> None:
+    """Install (or with --debug, remove) the filter on the loggers of flow and task runs."""
+    for name in RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        if debug:
+            logger.removeFilter(_FILTER)
+        else:
+            logger.addFilter(_FILTER)
