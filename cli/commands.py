@@ -36,7 +36,7 @@ EXAMPLE_QUERIES = (
 )
 EMULATOR_KEY = "emulator-key"  # accepted by the emulator only
 EMULATOR_NOTE = (
-    "Ran on the built-in emulator (--emulator), a deterministic stand-in for the API, not a "
+    "Ran on the built-in emulator, a deterministic stand-in for the API, not a "
     "model: the outputs are placeholders (a label job's are word-overlap guesses); the costs "
     "are what the real API would charge for the same tokens."
 )
@@ -131,7 +131,7 @@ def demo(
     code = finish(summary, ran_on)
     console.print("\nTry:")
     for query in EXAMPLE_QUERIES:
-        console.print(plain(f'  halfrate sql "{query}"'))
+        note(f'  halfrate sql "{query}"', style="")
     raise typer.Exit(code)
 
 
