@@ -409,7 +409,11 @@ def load(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
     except (FileNotFoundError, RuntimeError) as exc:
         raise fail(str(exc)) from None
     if result.deferred:
-        raise fail(result.message or "warehouse busy", code=1)
+        raise fail(
+            f"{result.message or 'warehouse busy'}; the batches stay staged: run `halfrate load "
+            f"{job}` again when it is free",
+            ExitCode.unfinished,
+        )
     console.print(plain(f"loaded {len(result.loaded)} batch(es) into {get_settings().warehouse}"))
 
 

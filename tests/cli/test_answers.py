@@ -330,3 +330,14 @@ def test_the_job_file_dump_is_untouched_by_a_refused_override(
     code, out = cli("run", str(write_job(tmp_path)), "--set", "max_tokens=-3")
     assert code == 2 and "max_tokens" in out
     assert orjson.loads((folder / "job.json").read_bytes()) == before
+
+
+def test_sql_and_status_print_values_as_they_are(tmp_path: Path) -> None:
+    """Values from the warehouse or the job folder are data, never Rich markup."""
+    import duckdb
+
+    duckdb.connect(str(get_settings().warehouse)).close()
+    code, out = cli("sql", "select '[bold]x[/bold] ^[a-z0-9]{0,47}$' as v")
+    assert code == 0 and "[bold]x[/bold] ^[a-z0-9]{0,47}$" in out
+    code, out = cli("status", "[red]nope[/red]")
+    assert code == 2 and "no job named '[red]nope[/red]'" in out
