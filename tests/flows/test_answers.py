@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from flows.batch_job import batch_job
+from halfrate.config import JobConfigError
 from halfrate.errors import APIError, ErrorKind
+from halfrate.estimate import BudgetExceededError
 from halfrate.settings import get_settings
 from halfrate_emulator import EmulatorServer, FaultConfig, HttpFault
 from tests.flows.conftest import halfrate_bin, subprocess_env, write_job
@@ -140,3 +142,26 @@ def test_run_on_the_emulator_needs_no_key(prefect_api: str, tmp_path: Path) -> N
     assert not any(k.startswith("ANTHROPIC_") for k in os.environ)  # restored
     result = runner.invoke(app, ["run", str(job), "--emulator"])  # resumes on the emulator
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        (APIError(ErrorKind.auth, "results", "invalid x-api-key", status=401), False),
+        (APIError(ErrorKind.spend_limit, "create", "limit", status=429), False),
+        (JobConfigError("job.yaml: invalid job configuration"), False),
+        (BudgetExceededError("above max_cost_usd"), False),
+        (APIError(ErrorKind.busy, "results", "overloaded", status=529), True),
+        (OSError("connection reset"), True),
+    ],
+)
+def test_tasks_never_retry_what_needs_a_person(error: Exception, retried: bool) -> None:
+    """estimate-cost and download retry passing faults, never a bad job or a refused key."""
+    from prefect.states import Failed
+
+    from tasks.download import download
+    from tasks.estimate import estimate
+    from tasks.retrying import retry_unless_actionable
+
+    assert download.retry_condition_fn is estimate.retry_condition_fn is retry_unless_actionable
+    assert retry_unless_actionable(download, None, Failed(data=error)) is retried
