@@ -3,8 +3,6 @@
 import atexit
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,11 +18,12 @@ from cli.output import (
     console,
     errors_shown,
     fail,
+    finish,
     note,
     plain,
     quiet_actionable_tracebacks,
-    warn,
 )
+from cli.start import api_endpoint, check_before_start
 from halfrate.config import JobSpec
 from halfrate.settings import get_settings
 
@@ -34,13 +33,6 @@ EXAMPLE_QUERIES = (
     "select label, count(*) as n, avg(correct::int) as accuracy from labels "
     "where job_name = 'intents-demo' group by label order by n desc",
 )
-EMULATOR_KEY = "emulator-key"  # accepted by the emulator only
-EMULATOR_NOTE = (
-    "Ran on the built-in emulator, a deterministic stand-in for the API, not a "
-    "model: the outputs are placeholders (a label job's are word-overlap guesses); the costs "
-    "are what the real API would charge for the same tokens."
-)
-FAILURES_SHOWN = 10
 
 JobFile = Annotated[Path, typer.Argument(help="YAML job file.")]
 Overrides = Annotated[
@@ -135,75 +127,6 @@ def demo(
     raise typer.Exit(code)
 
 
-def check_before_start(
-    command: str, job_file: str, spec: JobSpec | None, *, restart: bool, emulator: bool
-) -> None:
-    """Refuse in a second what would fail later: the job file, source, folders, key."""
-    from halfrate.checks import MissingKeyError, check_job, check_key
-
-    settings = get_settings()
-    checked = check_job(job_file, spec, settings, restart=restart)
-    for warning in checked.warnings:
-        warn(warning)
-    if emulator:
-        return
-    try:
-        check_key(settings)
-    except MissingKeyError:
-        raise fail(
-            "no ANTHROPIC_API_KEY is set: export ANTHROPIC_API_KEY=sk-ant-... to run against "
-            f"the API, or try it offline on the built-in emulator: halfrate {command} {job_file} "
-            "--emulator"
-        ) from None
-    if settings.anthropic_api_key is not None:  # else a Secret block holds it: the run checks
-        from halfrate.gateway import BatchGateway, make_client
-        from halfrate.preflight import check_key as check_key_works
-
-        check_key_works(BatchGateway(make_client(settings)))
-
-
-@contextmanager
-def api_endpoint(emulator: bool, why: str = "--emulator: ") -> Iterator[bool]:
-    """The API as configured, or (`emulator`) the built-in emulator, started for this command
-    and stopped after it. Yields whether it is the emulator."""
-    if not emulator:
-        yield False
-        return
-    from halfrate_emulator import EmulatorOptions, EmulatorServer
-
-    data_dir = get_settings().workdir.parent / "emulator"
-    options = EmulatorOptions(processing_seconds=2.0)
-    with EmulatorServer(data_dir=data_dir, port=0, options=options) as server:
-        note(
-            f"{why}using the built-in emulator at {server.base_url} (a stand-in for the API: "
-            "nothing is paid, and the answers are not a model's).",
-            style="",
-        )
-        env = {
-            "ANTHROPIC_BASE_URL": server.base_url,
-            "ANTHROPIC_API_KEY": EMULATOR_KEY,
-            "HALFRATE_POLL_INTERVAL": os.environ.get("HALFRATE_POLL_INTERVAL", "1"),
-        }
-        with _environment(env):
-            yield True
-
-
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    get_settings.cache_clear()
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
-
-
 def _quiet_teardown() -> None:
     """Mute stderr once every exit handler has run (registered first, so it runs last).
 
@@ -231,23 +154,6 @@ def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool, debug: b
         raise Canceled(str(exc)) from None
 
 
-def finish(summary: Any, ran_on_emulator: bool) -> ExitCode:
-    """Print the summary and what needs attention; the exit code that says how it ended."""
-    from halfrate.summary import JobSummary, Verdict
-
-    s: JobSummary = summary
-    if ran_on_emulator:
-        s = s.model_copy(update={"note": " ".join(filter(None, (s.note, EMULATOR_NOTE)))})
-    print_summary(s)
-    if s.verdict is Verdict.succeeded:
-        return ExitCode.ok
-    print_failures(s)
-    note(s.outcome, style="bold yellow")
-    if s.verdict is Verdict.unfinished:
-        return ExitCode.unfinished
-    return ExitCode.rows_not_succeeded
-
-
 def parse_overrides(pairs: list[str]) -> JobSpec | None:
     if not pairs:
         return None
@@ -262,68 +168,6 @@ def parse_overrides(pairs: list[str]) -> JobSpec | None:
     except ValidationError as exc:
         bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise fail(f"--set: {bad}") from None
-
-
-def print_summary(summary: Any) -> None:
-    from halfrate.summary import JobSummary, format_usd
-
-    s: JobSummary = summary
-    table = Table(
-        title=plain(f"halfrate job {s.job_name} ({s.kind}, {s.model})"), show_header=False
-    )
-
-    def row(name: str, value: str) -> None:
-        table.add_row(plain(name), plain(value))
-
-    row("rows", f"{s.rows:,}")
-    row("batches / attempts", f"{s.batches} / {s.attempts}")
-    row("final states", ", ".join(f"{k} {v:,}" for k, v in s.final_states.items()))
-    row("results", ", ".join(f"{k} {v:,}" for k, v in s.result_types.items()))
-    for detail in s.details:
-        if detail.shown:
-            row(detail.title.lower(), detail.text)
-    row(
-        "tokens",
-        f"input {s.input_tokens:,} · cache write {s.cache_write_5m_tokens + s.cache_write_1h_tokens:,}"
-        f" · cache read {s.cache_read_tokens:,} · output {s.output_tokens:,}",
-    )
-    row("cost (batch prices)", format_usd(s.batch_cost_usd))
-    row("real-time equivalent", format_usd(s.realtime_cost_usd))
-    row("saved", format_usd(s.savings_usd))
-    row("cache hit rate", "n/a" if s.cache_hit_rate is None else f"{s.cache_hit_rate:.1%}")
-    row("warehouse", s.warehouse)
-    console.print(table)
-    if s.note:
-        note(s.note)
-    if s.staged_not_loaded:
-        note(
-            f"{s.staged_not_loaded} batches staged, not yet loaded (warehouse busy): run "
-            f"`halfrate load {s.job_name}`"
-        )
-
-
-def print_failures(summary: Any) -> None:
-    """The first rows that did not succeed, by source row, and the query for all of them."""
-    from halfrate.summary import JobSummary
-
-    s: JobSummary = summary
-    if not s.failures:
-        return
-    table = Table("row", "id", "final state", "reason", title=plain("rows that did not succeed"))
-    for failure in s.failures[:FAILURES_SHOWN]:
-        shown_id = "(no id)" if failure.row_id is None else repr(failure.row_id)
-        table.add_row(
-            plain(failure.row_number or ""),
-            plain(shown_id),
-            plain(failure.final_state),
-            plain(failure.reason or ""),
-        )
-    console.print(table)
-    query = (
-        "select row_number, row_id, final_state, reason from row_outcomes "
-        f"where job_name = '{s.job_name}' and final_state <> 'succeeded' order by row_number"
-    )
-    console.print(plain(f'{s.rows_not_succeeded:,} in all: halfrate sql "{query}"'))
 
 
 def status(

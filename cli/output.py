@@ -8,12 +8,24 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from halfrate.errors import is_actionable
+
+if TYPE_CHECKING:  # the summary module imports DuckDB: only a finished run needs it
+    from halfrate.summary import JobSummary
+
+EMULATOR_NOTE = (
+    "Ran on the built-in emulator, a deterministic stand-in for the API, not a model: the "
+    "outputs are placeholders (a label job's are word-overlap guesses); the costs are what the "
+    "real API would charge for the same tokens."
+)
+FAILURES_SHOWN = 10
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # paths in errors stay copy-pasteable
@@ -114,3 +126,78 @@ def quiet_actionable_tracebacks(debug: bool) -> None:
             logger.removeFilter(_FILTER)
         else:
             logger.addFilter(_FILTER)
+
+
+def finish(summary: "JobSummary", ran_on_emulator: bool) -> ExitCode:
+    """Print the summary and what needs attention; the exit code that says how it ended."""
+    from halfrate.summary import Verdict
+
+    s = summary
+    if ran_on_emulator:
+        s = s.model_copy(update={"note": " ".join(filter(None, (s.note, EMULATOR_NOTE)))})
+    print_summary(s)
+    if s.verdict is Verdict.succeeded:
+        return ExitCode.ok
+    print_failures(s)
+    note(s.outcome, style="bold yellow")
+    if s.verdict is Verdict.unfinished:
+        return ExitCode.unfinished
+    return ExitCode.rows_not_succeeded
+
+
+def print_summary(s: "JobSummary") -> None:
+    from halfrate.summary import format_usd
+
+    table = Table(
+        title=plain(f"halfrate job {s.job_name} ({s.kind}, {s.model})"), show_header=False
+    )
+
+    def row(name: str, value: str) -> None:
+        table.add_row(plain(name), plain(value))
+
+    row("rows", f"{s.rows:,}")
+    row("batches / attempts", f"{s.batches} / {s.attempts}")
+    row("final states", ", ".join(f"{k} {v:,}" for k, v in s.final_states.items()))
+    row("results", ", ".join(f"{k} {v:,}" for k, v in s.result_types.items()))
+    for detail in s.details:
+        if detail.shown:
+            row(detail.title.lower(), detail.text)
+    row(
+        "tokens",
+        f"input {s.input_tokens:,} · cache write {s.cache_write_5m_tokens + s.cache_write_1h_tokens:,}"
+        f" · cache read {s.cache_read_tokens:,} · output {s.output_tokens:,}",
+    )
+    row("cost (batch prices)", format_usd(s.batch_cost_usd))
+    row("real-time equivalent", format_usd(s.realtime_cost_usd))
+    row("saved", format_usd(s.savings_usd))
+    row("cache hit rate", "n/a" if s.cache_hit_rate is None else f"{s.cache_hit_rate:.1%}")
+    row("warehouse", s.warehouse)
+    console.print(table)
+    if s.note:
+        note(s.note)
+    if s.staged_not_loaded:
+        note(
+            f"{s.staged_not_loaded} batches staged, not yet loaded (warehouse busy): run "
+            f"`halfrate load {s.job_name}`"
+        )
+
+
+def print_failures(s: "JobSummary") -> None:
+    """The first rows that did not succeed, by source row, and the query for all of them."""
+    if not s.failures:
+        return
+    table = Table("row", "id", "final state", "reason", title=plain("rows that did not succeed"))
+    for failure in s.failures[:FAILURES_SHOWN]:
+        shown_id = "(no id)" if failure.row_id is None else repr(failure.row_id)
+        table.add_row(
+            plain(failure.row_number or ""),
+            plain(shown_id),
+            plain(failure.final_state),
+            plain(failure.reason or ""),
+        )
+    console.print(table)
+    query = (
+        "select row_number, row_id, final_state, reason from row_outcomes "
+        f"where job_name = '{s.job_name}' and final_state <> 'succeeded' order by row_number"
+    )
+    console.print(plain(f'{s.rows_not_succeeded:,} in all: halfrate sql "{query}"'))
