@@ -26,6 +26,7 @@ from halfrate.build import RequestTemplate, message_json
 from halfrate.config import JobConfig
 from halfrate.kinds import kind_of
 from halfrate.kinds.base import UserContent
+from halfrate.quarantine import Limits, quarantine_rows
 from halfrate.settings import Settings
 from halfrate.sources import (
     FOLDER_COLUMNS,
@@ -43,7 +44,6 @@ __all__ = ["ExtractError", "ExtractSummary", "extract_rows", "source_fingerprint
 
 log = logging.getLogger(__name__)
 
-DUPLICATE_ROWS_SHOWN = 10
 BATCH_BYTES = 8 << 20  # rows per batch when copying a Parquet source: about this many bytes
 FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 
@@ -302,7 +302,8 @@ def _validate_and_write(
             facts = pl.concat([_facts(b, scanned, offset) for b, offset in batches], rechunk=True)
         if facts.height == 0:
             raise ExtractError(f"{job.source}: the file has no rows; add rows below the header")
-        quarantine = _quarantine(facts, scanned, settings)
+        limits = Limits(settings.max_text_chars, scanned.max_batch_bytes)
+        quarantine = quarantine_rows(facts, scanned.id_column, scanned.template, limits)
         mean_chars = facts["text_chars"].mean()
         row_bytes = 64 + 2 * int(mean_chars if isinstance(mean_chars, float) else 0)
         group_rows = max(64, min(65_536, BATCH_BYTES // row_bytes))
@@ -370,117 +371,3 @@ def _write_rows(scanned: _Scanned, bad: pl.Series, target: Path, group_rows: int
         for frame, offset in _parquet_batches(scanned):
             rows = _rows(frame, scanned, offset).filter(keep)
             writer.write_table(rows.to_arrow().cast(schema))
-
-
-def _quarantine(facts: pl.DataFrame, scanned: _Scanned, settings: Settings) -> pl.DataFrame:
-    """One row per rejected source row: row_number, row_id, reason (and its kinds)."""
-    duplicates = _duplicates(facts)
-    checks = _checks(facts, scanned, settings)
-    suspect = pl.any_horizontal(
-        ~pl.col("id_ok"),
-        ~pl.col("text_ok"),
-        pl.col("text_chars") > settings.max_text_chars,
-        pl.col("id_key").is_in(duplicates["id_key"].implode()),
-        *([pl.col("binary")] if "binary" in facts.columns else []),
-        *(
-            [pl.col("body_bytes") > scanned.max_batch_bytes]
-            if "body_bytes" in facts.columns
-            else []
-        ),
-    )
-    return (
-        facts.with_columns(id_key=_id_key())
-        .filter(suspect)
-        .join(duplicates, on="id_key", how="left", maintain_order="left")
-        .with_columns(**checks)
-        .filter(pl.any_horizontal(pl.col(kind).is_not_null() for kind in checks))
-        .select(
-            "row_number",
-            "row_id",
-            reason=pl.concat_str(list(checks), separator="; ", ignore_nulls=True),
-            kinds=pl.concat_list(
-                pl.when(pl.col(kind).is_not_null()).then(pl.lit(kind)) for kind in checks
-            ).list.drop_nulls(),
-        )
-    )
-
-
-def _id_key() -> pl.Expr:
-    """What makes two ids the same row: ids that differ only in surrounding spaces are one id
-    (they print alike and are usually a padding mistake); case does matter."""
-    return pl.col("row_id").str.strip_chars()
-
-
-def _duplicates(facts: pl.DataFrame) -> pl.DataFrame:
-    """id_key -> the reason for every row of an id that occurs more than once."""
-    # Group only ids whose 8-byte hash repeats: grouping all the strings costs ~200 MB per 1M.
-    maybe_repeated = pl.col("id_ok") & _id_key().hash().is_duplicated()
-    return (
-        facts.filter(maybe_repeated)
-        .group_by(id_key=_id_key())
-        .agg(pl.col("row_number").sort(), n=pl.len(), spellings=pl.col("row_id").n_unique())
-        .filter(pl.col("n") > 1)
-        .select(
-            "id_key",
-            duplicate=pl.format(
-                "duplicate id '{}' in rows {}{}{}",
-                "id_key",
-                pl.col("row_number")
-                .list.head(DUPLICATE_ROWS_SHOWN)
-                .cast(pl.List(pl.String))
-                .list.join(", "),
-                pl.when(pl.col("n") > DUPLICATE_ROWS_SHOWN)
-                .then(pl.format(" and {} more", pl.col("n") - DUPLICATE_ROWS_SHOWN))
-                .otherwise(pl.lit("")),
-                pl.when(pl.col("spellings") > 1)
-                .then(pl.lit(" (ids that differ only in surrounding spaces are the same id)"))
-                .otherwise(pl.lit("")),
-            ),
-        )
-    )
-
-
-def _checks(facts: pl.DataFrame, scanned: _Scanned, settings: Settings) -> dict[str, pl.Expr]:
-    """Reason kind -> the reason of each row it applies to (null where it does not)."""
-    limit = settings.max_text_chars
-    checks = {
-        "missing id": pl.when(~pl.col("id_ok")).then(
-            pl.lit(f"missing id: column {scanned.id_column!r} is empty or blank")
-        ),
-        "duplicate id": pl.col("duplicate"),
-        "missing text": pl.when(~pl.col("text_ok")).then(_missing_text(facts, scanned)),
-        "text too long": pl.when(pl.col("text_chars") > limit).then(
-            pl.format(f"text too long: {{}} characters, the limit is {limit}", "text_chars")
-        ),
-    }
-    if "binary" in facts.columns:
-        checks["not text"] = pl.when(pl.col("binary")).then(
-            pl.lit(
-                "not text: the file holds NUL bytes (binary data, or UTF-16 text); remove it "
-                "from the folder or convert it to UTF-8 text"
-            )
-        )
-    if "body_bytes" in facts.columns:
-        most = scanned.max_batch_bytes
-        checks["request too large"] = pl.when(pl.col("body_bytes") > most).then(
-            pl.format(
-                f"request too large: {{}} bytes as a batch body, over HALFRATE_MAX_BATCH_BYTES="
-                f"{most:,}; shorten the text (or the instructions), or raise the limit",
-                "body_bytes",
-            )
-        )
-    return checks
-
-
-def _missing_text(facts: pl.DataFrame, scanned: _Scanned) -> pl.Expr:
-    """Why a row has nothing to send: for a folder's document, what is wrong with the file."""
-    reason = pl.lit(scanned.template.empty_reason())
-    if "binary" not in facts.columns or not scanned.template.shorthand:
-        return reason
-    return (
-        pl.when(pl.col("binary"))
-        .then(pl.lit(None, pl.String))  # said once, by "not text"
-        .when(pl.col("text_chars") == 0)
-        .then(pl.lit("empty file: it has no text; remove it from the folder or give it text"))
-        .otherwise(pl.lit("blank file: it holds only whitespace; remove it or give it text"))
-    )
