@@ -29,6 +29,7 @@ def quarantine_rows(
     where they apply `binary` (a folder's document that is not text) and `body_bytes` (the
     row's request alone as a batch body).
     """
+    facts = facts.with_columns(id_key=_id_key())
     duplicates = _duplicates(facts)
     checks = _checks(facts, id_column, template, limits)
     measured = {
@@ -43,8 +44,7 @@ def quarantine_rows(
         *(check for name, check in measured.items() if name in facts.columns),
     )
     return (
-        facts.with_columns(id_key=_id_key())
-        .filter(suspect)
+        facts.filter(suspect)
         .join(duplicates, on="id_key", how="left", maintain_order="left")
         .with_columns(**checks)
         .filter(pl.any_horizontal(pl.col(kind).is_not_null() for kind in checks))
@@ -66,12 +66,13 @@ def _id_key() -> pl.Expr:
 
 
 def _duplicates(facts: pl.DataFrame) -> pl.DataFrame:
-    """id_key -> the reason for every row of an id that occurs more than once."""
+    """id_key -> the reason for every row of an id that occurs more than once (`facts` with
+    its id_key)."""
     # Group only ids whose 8-byte hash repeats: grouping all the strings costs ~200 MB per 1M.
-    maybe_repeated = pl.col("id_ok") & _id_key().hash().is_duplicated()
+    maybe_repeated = pl.col("id_ok") & pl.col("id_key").hash().is_duplicated()
     return (
         facts.filter(maybe_repeated)
-        .group_by(id_key=_id_key())
+        .group_by("id_key")
         .agg(pl.col("row_number").sort(), n=pl.len(), spellings=pl.col("row_id").n_unique())
         .filter(pl.col("n") > 1)
         .select(
