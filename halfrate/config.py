@@ -14,7 +14,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from halfrate.kinds import KINDS, JobConfig, UnknownKindError, kind_named
-from halfrate.kinds.base import JOB_NAME_PATTERN, CacheTTL, JobBase
+from halfrate.kinds.base import JOB_NAME_PATTERN, JOB_SOURCE_PREFIX, CacheTTL, JobBase
 
 __all__ = [
     "JOB_NAME_PATTERN",
@@ -90,7 +90,10 @@ def read_job_file(path: Path) -> dict[str, Any]:
         raise JobConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise JobConfigError(f"{path}: expected a mapping of job keys, got {type(data).__name__}")
-    if isinstance(data.get("source"), str) and not Path(data["source"]).is_absolute():
+    source = data.get("source")
+    if isinstance(source, str) and source.startswith(JOB_SOURCE_PREFIX):
+        return data  # another job's outputs, not a path
+    if isinstance(source, str) and not Path(source).is_absolute():
         candidate = path.parent / data["source"]
         if candidate.exists() or not Path(data["source"]).exists():
             data["source"] = str(candidate)

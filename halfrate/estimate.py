@@ -25,6 +25,7 @@ from halfrate.config import JobConfig
 from halfrate.cost_model import CostEstimate, TokenProfile, estimate_cost, plan_prime
 from halfrate.errors import APIError
 from halfrate.gateway import BatchGateway
+from halfrate.kinds.label import LabelJob
 from halfrate.summary import format_usd
 from halfrate.workspace import write_atomic
 
@@ -126,7 +127,7 @@ def _rough(job: JobConfig, chars: pl.Series, reason: str) -> tuple[TokenProfile,
 
 def _answers(job: JobConfig) -> list[str] | None:
     """Every answer the job can give, when they are known in advance (a label job's)."""
-    if not job.labels:
+    if not isinstance(job, LabelJob):
         return None
     return [orjson.dumps({"label": label}).decode() for label in job.labels]
 

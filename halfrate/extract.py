@@ -143,8 +143,9 @@ class _Scanned:
     template: PromptTemplate
     extra: dict[str, str]
     """The kind's extra columns: our name -> the source's column (e.g. gold)."""
-    content: UserContent
-    """What each row sends (the rendered template, unless the kind builds content blocks)."""
+    contents: dict[str, UserContent]
+    """What each row sends per request key (one key, "", unless the kind sends several
+    requests per row): the rendered template, unless the kind builds content blocks."""
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -170,8 +171,14 @@ def _scan_source(job: JobConfig, docs_tmp: Path) -> _Scanned:
     wanted = [id_column, *template.source_columns, *extra.values()]
     source = scan_source(job.source, wanted, docs_tmp)
     _check_columns(job, source, id_column, template, extra)
-    content = kind_of(job).user_content(job, template)
-    return _Scanned(source, id_column, template, extra, content)
+    kind = kind_of(job)
+    contents = kind.user_contents(job, template)
+    if tuple(contents) != kind.request_keys(job) or len({c.column for c in contents.values()}) != 1:
+        raise ExtractError(
+            f"kind {job.kind!r}: its contents {list(contents)} must match its request keys "
+            f"{list(kind.request_keys(job))} and share one column"
+        )
+    return _Scanned(source, id_column, template, extra, contents)
 
 
 def _check_columns(
@@ -183,7 +190,8 @@ def _check_columns(
 ) -> None:
     """Name every column the job reads that the source lacks, before anything is sent."""
     available = ", ".join(source.columns) or "(none)"
-    named = [id_column, *(template.columns if template.shorthand else ()), *extra.values()]
+    by_key = template.shorthand or bool(template.keys)  # columns named by job keys
+    named = [id_column, *(template.columns if by_key else ()), *extra.values()]
     missing = [c for c in dict.fromkeys(named) if c not in source.columns]
     if missing and source.folder:
         keys = ", ".join(f"{c!r} ({k})" for k, c in extra.items() if c in missing)
@@ -192,11 +200,12 @@ def _check_columns(
             f"{keys} cannot be read; remove it from the job"
         )
     if missing:
+        keys = " / ".join(dict.fromkeys(template.keys or ("text_column", "gold_column")))
         raise ExtractError(
             f"{job.source}: column(s) {', '.join(map(repr, missing))} not found; available "
-            f"columns: {available}. Set id_column / text_column / gold_column"
+            f"columns: {available}. Set id_column / {keys}"
         )
-    unknown = [] if template.shorthand else template.missing(source.columns)
+    unknown = [] if by_key else template.missing(source.columns)
     if unknown:
         shown = ", ".join("{" + c + "}" for c in unknown)
         raise ExtractError(
@@ -207,13 +216,21 @@ def _check_columns(
 
 
 def _rows(frame: FrameT, scanned: _Scanned, offset: int = 1) -> FrameT:
-    """Our columns, in source order: row_number, row_id, text (the rendered prompt), extras."""
-    return frame.with_row_index("row_number", offset=offset).select(
-        "row_number",
-        pl.col(scanned.id_column).cast(pl.String).alias("row_id"),
-        scanned.content.expr.alias(scanned.content.column),
-        *(pl.col(c).cast(pl.String).alias(name) for name, c in scanned.extra.items()),
-    )
+    """Our columns, in source order: row_number, row_id, text (the rendered prompt), extras.
+
+    A kind that sends several requests per row gets one line per row and request, in key
+    order, with the key in a `request` column after row_id.
+    """
+    indexed = frame.with_row_index("row_number", offset=offset)
+    row_id = pl.col(scanned.id_column).cast(pl.String).alias("row_id")
+    extras = [pl.col(c).cast(pl.String).alias(name) for name, c in scanned.extra.items()]
+    column = next(iter(scanned.contents.values())).column
+    if list(scanned.contents) == [""]:
+        content = scanned.contents[""].expr.alias(column)
+        return indexed.select("row_number", row_id, content, *extras)
+    keys = pl.concat_list([pl.lit(key, pl.String) for key in scanned.contents]).alias("request")
+    contents = pl.concat_list([c.expr for c in scanned.contents.values()]).alias(column)
+    return indexed.select("row_number", row_id, keys, contents, *extras).explode("request", column)
 
 
 def _validate_and_write(

@@ -22,7 +22,7 @@ from halfrate.estimate import check_budget, estimate_job, load_estimate, save_es
 from halfrate.extract import ExtractSummary, extract_rows
 from halfrate.gateway import BatchGateway, make_client
 from halfrate.ledger import CANCEL_KEY, BatchRecord, BatchStatus, Ledger, RequestFile
-from halfrate.load import load_batch, load_job
+from halfrate.load import load_batch, load_job, staged_rows
 from halfrate.preflight import preflight as preflight_checks
 from halfrate.progress import Progress, cancel_batches, check_batches
 from halfrate.results import parse_results
@@ -207,8 +207,7 @@ class _StagedCounts:
 
     @classmethod
     def of(cls, paths: JobPaths) -> "_StagedCounts":
-        rows, quarantine = pq.read_metadata(paths.rows), pq.read_metadata(paths.quarantine)
-        return cls(rows.num_rows, quarantine.num_rows)
+        return cls(staged_rows(paths.rows), pq.read_metadata(paths.quarantine).num_rows)
 
 
 def submit_policy(settings: Settings) -> SubmitPolicy:

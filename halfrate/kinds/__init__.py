@@ -10,15 +10,16 @@ from typing import Annotated
 from pydantic import Field
 
 from halfrate.kinds.base import JobBase, Kind
+from halfrate.kinds.judge import JUDGE, JudgeJob
 from halfrate.kinds.label import LABEL, LabelJob
 
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (LABEL,)}
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (LABEL, JUDGE)}
 """Every implemented kind, by its `kind:` value."""
 
-PLANNED = ("extract", "generate", "judge")
+PLANNED = ("extract", "generate")
 """Kinds the job file format reserves but halfrate does not run yet."""
 
-JobConfig = Annotated[LabelJob, Field(discriminator="kind")]
+JobConfig = Annotated[LabelJob | JudgeJob, Field(discriminator="kind")]
 """A job of any implemented kind (pydantic picks the model by `kind`); add new job models
 with `|`, e.g. `Annotated[LabelJob | ExtractJob, Field(discriminator="kind")]`."""
 

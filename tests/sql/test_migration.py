@@ -42,7 +42,7 @@ def test_an_old_labels_table_becomes_outcomes_and_the_labels_view(tmp_path: Path
     ensure_schema(con)
     con.execute(
         "insert into jobs values ('old', 'label', 'claude-sonnet-5', 'f', '{}', 's', 3, 2, 0,"
-        " now(), now())"
+        " now(), now(), default)"
     )
     con.execute("insert into job_rows values ('old', 'r1', 1, 'card'), ('old', 'r2', 2, 'other')")
     kinds = dict(

@@ -17,6 +17,7 @@ from halfrate.config import JobConfigError, JobSpec, parse_job, resolve_job
 from halfrate.extract import extract_rows
 from halfrate.kinds import KINDS, PLANNED, JobConfig, UnknownKindError, kind_named, kind_of
 from halfrate.kinds.base import JobBase, Kind, UserContent
+from halfrate.kinds.judge import JudgeJob
 from halfrate.kinds.label import LABEL, LabelJob
 from halfrate.ledger import Ledger
 from halfrate.settings import Settings
@@ -27,7 +28,7 @@ LABEL_KEYS = {"name": "t", "source": "x.csv", "instructions": "Label it.", "labe
 
 
 def test_the_registry_holds_every_implemented_kind_and_the_union_matches_it() -> None:
-    assert list(KINDS) == ["label"] and KINDS["label"] is LABEL
+    assert list(KINDS) == ["label", "judge"] and KINDS["label"] is LABEL
     members = typing.get_args(typing.get_args(JobConfig)[0]) or (typing.get_args(JobConfig)[0],)
     assert {m.model_fields["kind"].default for m in members} == set(KINDS)
     assert {kind.config for kind in KINDS.values()} == set(members)
@@ -61,8 +62,8 @@ def test_errors_name_the_kind_and_its_keys() -> None:
         "  - schema: kind label has no key 'schema'; its keys are: name, kind,"
     )
     assert schema.endswith("labels, gold_column")
-    with pytest.raises(JobConfigError, match="- kind: kind 'judge' is not implemented yet"):
-        parse_job(LABEL_KEYS | {"kind": "judge"})
+    with pytest.raises(JobConfigError, match="- kind: kind 'extract' is not implemented yet"):
+        parse_job(LABEL_KEYS | {"kind": "extract"})
     with pytest.raises(JobConfigError, match="- kind: kind 3 is unknown"):
         parse_job(LABEL_KEYS | {"kind": 3})
 
@@ -82,7 +83,9 @@ def test_a_key_of_another_kind_says_whose_it_is(monkeypatch: pytest.MonkeyPatch)
 
 def test_the_override_form_is_generated_from_every_kinds_fields() -> None:
     fields = JobSpec.model_fields
-    assert set(fields) == set(JobBase.model_fields) | set(LabelJob.model_fields)
+    assert set(fields) == set(JobBase.model_fields) | set(LabelJob.model_fields) | set(
+        JudgeJob.model_fields
+    )
     assert all(not f.is_required() and f.default is None for f in fields.values())
     assert fields["max_tokens"].description == "Output cap per request. Default: 256."
     assert fields["labels"].description.startswith("(kind label) Allowed labels")
@@ -90,7 +93,7 @@ def test_the_override_form_is_generated_from_every_kinds_fields() -> None:
     assert {"maximum": 128_000, "minimum": 1, "type": "integer"} in schema["max_tokens"]["anyOf"]
     [kind_choices] = [s for s in schema["kind"]["anyOf"] if s.get("type") == "string"]
     assert kind_choices.get("enum", [kind_choices.get("const")]) == list(KINDS)
-    for bad in ({"max_tokens": 0}, {"name": "Bad Name"}, {"labelz": ["x"]}, {"kind": "judge"}):
+    for bad in ({"max_tokens": 0}, {"name": "Bad Name"}, {"labelz": ["x"]}, {"kind": "extract"}):
         with pytest.raises(ValidationError):
             JobSpec.model_validate(bad)
 
