@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
+from halfrate.chain import upstream_fingerprint, write_upstream_rows
 from halfrate.config import JobConfig
 from halfrate.kinds import kind_of
 from halfrate.kinds.base import UserContent
@@ -74,7 +75,7 @@ def extract_rows(job: JobConfig, paths: JobPaths, settings: Settings) -> Extract
             extracted it.
     """
     source = job.source
-    fingerprint = source_fingerprint(source)
+    fingerprint = _fingerprint(job, settings)
     state_file = paths.rows.parent / "source.json"
     if state_file.exists():
         state = orjson.loads(state_file.read_bytes())
@@ -83,11 +84,16 @@ def extract_rows(job: JobConfig, paths: JobPaths, settings: Settings) -> Extract
             log.info("extract: reusing %s (source unchanged)", paths.rows)
             return ExtractSummary.model_validate(state["summary"] | {"reused": True})
     with _temp_files(paths) as (rows_tmp, quarantine_tmp, docs_tmp):
+        if job.upstream is not None:  # another job's outputs, staged like documents
+            write_upstream_rows(job.upstream, settings, docs_tmp)
         scanned = _scan_source(job, docs_tmp)
         summary = _validate_and_write(scanned, job, settings, rows_tmp, quarantine_tmp)
-        if source_fingerprint(source) != fingerprint:
+        if _fingerprint(job, settings) != fingerprint:
             raise ExtractError(f"{source}: the source changed while it was being read; rerun")
-        for tmp, final in ((rows_tmp, paths.rows), (quarantine_tmp, paths.quarantine)):
+        finals = [(rows_tmp, paths.rows), (quarantine_tmp, paths.quarantine)]
+        if job.upstream is not None:  # kept: what the rows were read from (for export)
+            finals.append((docs_tmp, paths.upstream_rows))
+        for tmp, final in finals:
             _fsync(tmp)  # source.json below vouches for these files: they must be on disk
             os.replace(tmp, final)
     state = {
@@ -101,9 +107,22 @@ def extract_rows(job: JobConfig, paths: JobPaths, settings: Settings) -> Extract
     return summary
 
 
+def _fingerprint(job: JobConfig, settings: Settings) -> dict[str, Any]:
+    """The source's identity: a file's or folder's content, or a job source's upstream."""
+    if job.upstream is not None:
+        return upstream_fingerprint(job.upstream, settings)
+    return source_fingerprint(job.source)
+
+
 def _check_same_source(
     source: Path, state: dict[str, Any], fingerprint: dict[str, Any], settings: Settings
 ) -> None:
+    if state["fingerprint"] != fingerprint and fingerprint.get("kind") == "job":
+        raise ExtractError(
+            f"{source}: that job's outputs changed since this job first read them (it was "
+            "rerun with new batches); rerun this job with --restart to judge the new outputs, "
+            "or give it a new name"
+        )
     if state["fingerprint"] != fingerprint:
         raise ExtractError(
             f"{source}: the source changed since this job first extracted it; rerun with "
@@ -169,7 +188,11 @@ def _scan_source(job: JobConfig, docs_tmp: Path) -> _Scanned:
         template = PromptTemplate.column("text")  # a folder's documents are its texts
     id_column = "path" if job.source.is_dir() else job.id_column
     wanted = [id_column, *template.source_columns, *extra.values()]
-    source = scan_source(job.source, wanted, docs_tmp)
+    if job.upstream is None:
+        source = scan_source(job.source, wanted, docs_tmp)
+    else:  # staged by write_upstream_rows, in the upstream's order (its numbers are not ours)
+        frame = pl.scan_parquet(docs_tmp).drop("row_number")
+        source = Source(frame, frame.collect_schema().names(), docs_tmp, folder=False)
     _check_columns(job, source, id_column, template, extra)
     kind = kind_of(job)
     contents = kind.user_contents(job, template)

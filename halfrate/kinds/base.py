@@ -193,6 +193,13 @@ class Kind:
     stale_deletes: ClassVar[tuple[str, ...]] = ()
     """SQL that drops a job's rows of batches its ledger no longer knows (the job was
     restarted), run in load_job's transaction (parameters $job_name, $batch_ids)."""
+    outputs: ClassVar[str] = "kinds/outputs"
+    """A COPY of the job's outputs to Parquet ($job_name, $out): `row_id` and the kind's
+    output columns, one row per succeeded source row. `halfrate export` joins them to the
+    source's columns; a job source (`source: job:<name>`) reads them."""
+    one_output_per_row: ClassVar[bool] = True
+    """False when `outputs` has several rows per source row (judge: one per criterion): such
+    a job cannot be another job's source."""
 
     def source_columns(self, job: JobBase) -> dict[str, str]:
         """Extra source columns extract carries into rows.parquet: our name -> source column."""
@@ -262,3 +269,7 @@ class Kind:
     def summarize(self, con: "duckdb.DuckDBPyConnection", job_name: str) -> list[SummaryDetail]:
         """What the kind adds to the job summary (read from the warehouse)."""
         return []
+
+    def write_outputs(self, con: "duckdb.DuckDBPyConnection", job_name: str, out: Path) -> None:
+        """Write the job's outputs (see `outputs`) to the Parquet file `out`."""
+        con.execute(load_sql(self.outputs), {"job_name": job_name, "out": str(out)})

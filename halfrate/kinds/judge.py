@@ -176,6 +176,8 @@ class JudgeKind(Kind):
     views = ("kinds/judge/judge_scores",)
     batch_loads = ("kinds/judge/delete_batch_judgements", "kinds/judge/insert_batch_judgements")
     stale_deletes = ("kinds/judge/delete_stale_judgements",)
+    outputs = "kinds/judge/outputs"
+    one_output_per_row = False
 
     def request_keys(self, job: JobBase) -> tuple[str, ...]:
         assert isinstance(job, JudgeJob)
