@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from halfrate.config import JobConfigError, JobSpec
+from halfrate.config import JobConfigError, JobSpec, resolve_job
 from halfrate.settings import get_settings
 
 console = Console()
@@ -33,16 +33,27 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def run(
-    job_file: Annotated[Path, typer.Argument(help="YAML job file.")],
+    job_files: Annotated[
+        list[Path], typer.Argument(help="YAML job file; several run as a chain, in order.")
+    ],
     restart: Annotated[bool, typer.Option(help="Start over instead of resuming.")] = False,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a job key: --set model=claude-haiku-4-5"),
     ] = None,
 ) -> None:
-    """Run (or resume) a job: extract, build, submit, wait, download, load."""
+    """Run (or resume) a job: extract, build, submit, wait, download, load.
+
+    Several job files run as one chain, in order (a later job may read an earlier one's
+    outputs with `source: job:<name>`); rerunning the chain resumes it.
+    """
+    if len(job_files) > 1:
+        if set_:
+            raise fail("--set overrides one job: run the chain's jobs one by one to override")
+        print_chain_summary(run_chain([str(f) for f in job_files], restart))
+        return
     spec = parse_overrides(set_ or [])
-    summary = run_flow(str(job_file), spec, restart)
+    summary = run_flow(str(job_files[0]), spec, restart)
     print_summary(summary)
 
 
@@ -120,11 +131,35 @@ def _quiet_teardown() -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
 
 
-def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool) -> Any:
-    """Run the Prefect flow in this process (a temporary Prefect server unless one is set)."""
+def _prefect_env() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     atexit.register(_quiet_teardown)  # before prefect registers its own handlers
+
+
+def check_chain(job_files: list[str]) -> None:
+    """Every stage's job file is valid, and a job source names an earlier stage or a job
+    that exists, before the first stage sends anything."""
+    workdir = get_settings().workdir
+    names: list[str] = []
+    for job_file in job_files:
+        try:
+            job = resolve_job(Path(job_file))
+        except JobConfigError as exc:
+            raise fail(str(exc)) from None
+        upstream = job.upstream
+        if upstream and upstream not in names and not (workdir / upstream / "job.json").is_file():
+            raise fail(
+                f"{job_file}: source job:{upstream} names no earlier job of this chain "
+                f"({', '.join(names) or 'none'}) and no job in {workdir}; fix the name or "
+                "put the job that makes it first"
+            )
+        names.append(job.name)
+
+
+def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool) -> Any:
+    """Run the Prefect flow in this process (a temporary Prefect server unless one is set)."""
+    _prefect_env()
     from prefect.exceptions import CancelledRun
 
     from flows.batch_job import batch_job
@@ -136,6 +171,50 @@ def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool) -> Any:
         raise typer.Exit(1) from None
     except (JobConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
         raise fail(str(exc)) from None
+
+
+def run_chain(job_files: list[str], restart: bool) -> Any:
+    """Run jobs in order as one Prefect flow run (flows/chain.py), like run_flow."""
+    check_chain(job_files)
+    _prefect_env()
+    from prefect.exceptions import CancelledRun
+
+    from flows.chain import job_chain
+
+    try:
+        return job_chain(job_files=job_files, restart=restart)
+    except CancelledRun as exc:
+        err.print(f"[bold yellow]canceled:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except (JobConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        raise fail(str(exc)) from None
+
+
+def print_chain_summary(chain: Any) -> None:
+    from halfrate.summary import ChainSummary, format_usd
+
+    c: ChainSummary = chain
+    for stage in c.stages:
+        print_summary(stage)
+    table = Table("stage", "kind", "rows", "cost (batch)", "real-time", "saved", title="chain")
+    for s in c.stages:
+        table.add_row(
+            s.job_name,
+            s.kind,
+            f"{s.rows:,}",
+            format_usd(s.batch_cost_usd),
+            format_usd(s.realtime_cost_usd),
+            format_usd(s.savings_usd),
+        )
+    table.add_row(
+        "total",
+        "",
+        "",
+        format_usd(c.batch_cost_usd),
+        format_usd(c.realtime_cost_usd),
+        format_usd(c.savings_usd),
+    )
+    console.print(table)
 
 
 def parse_overrides(pairs: list[str]) -> JobSpec | None:
@@ -333,3 +412,28 @@ def version() -> None:
 
     typer.echo(__version__)
     sys.exit(0)
+
+
+def export(
+    job: Annotated[str, typer.Argument(help="Job name.")],
+    format_: Annotated[str, typer.Option("--format", help="parquet, csv or jsonl.")] = "parquet",
+    out: Annotated[
+        Path | None, typer.Option(help="Output file (default: data/exports/JOB.FORMAT).")
+    ] = None,
+) -> None:
+    """Write a job's outputs, joined to its source rows' columns, to Parquet, CSV or JSON Lines."""
+    from halfrate.export import ExportFormat, export_job
+    from halfrate.warehouse import WarehouseBusyError
+
+    try:
+        fmt = ExportFormat(format_)
+    except ValueError:
+        raise fail(f"--format {format_!r}: use parquet, csv or jsonl") from None
+    try:
+        done = export_job(job, get_settings(), fmt, out)
+    except (FileNotFoundError, ValueError, WarehouseBusyError) as exc:
+        raise fail(str(exc)) from None
+    console.print(
+        f"wrote {done.rows:,} rows of {job} to {done.path} (columns: {', '.join(done.columns)})",
+        highlight=False,
+    )
