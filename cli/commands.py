@@ -19,12 +19,25 @@ from halfrate.settings import get_settings
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # paths in errors stay copy-pasteable
 
-DEMO_JOB = Path(__file__).resolve().parents[1] / "data" / "samples" / "intents.yaml"
-EXAMPLE_QUERIES = (
-    "select * from job_costs",
-    "select label, count(*) as n, avg(correct::int) as accuracy from labels "
-    "where job_name = 'intents-demo' group by label order by n desc",
-)
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+DEMO_JOB = SAMPLES / "intents.yaml"
+DEMOS = {
+    "label": [DEMO_JOB],
+    "judge": [SAMPLES / "trivia-answers.yaml", SAMPLES / "trivia-judge.yaml"],
+}
+"""What `halfrate demo --kind KIND` runs: one job, or a chain of jobs in order."""
+EXAMPLE_QUERIES = {
+    "label": (
+        "select * from job_costs",
+        "select label, count(*) as n, avg(correct::int) as accuracy from labels "
+        "where job_name = 'intents-demo' group by label order by n desc",
+    ),
+    "judge": (
+        "select * from judge_scores where job_name = 'trivia-judge'",
+        "select row_id, criterion, score, rationale from judgements "
+        "where job_name = 'trivia-judge' order by score limit 10",
+    ),
+}
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -84,20 +97,37 @@ def demo(
     restart: Annotated[
         bool | None, typer.Option(help="Start over (default: yes on the emulator, no with a key).")
     ] = None,
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="label: 693 utterances; judge: answer 261 trivia questions, then grade the answers."
+        ),
+    ] = "label",
 ) -> None:
-    """Label 693 real utterances; on the built-in emulator unless ANTHROPIC_API_KEY is set."""
+    """Label 693 real utterances (or --kind judge: answer trivia, then judge the answers); on
+    the built-in emulator unless ANTHROPIC_API_KEY is set."""
+    if kind not in DEMOS:
+        raise fail(f"--kind {kind!r}: use one of {', '.join(DEMOS)}")
+    files = [str(f) for f in DEMOS[kind]]
     if os.environ.get("ANTHROPIC_API_KEY"):
         console.print("ANTHROPIC_API_KEY is set: running against the real API (batch prices).")
-        summary = run_flow(str(DEMO_JOB), None, bool(restart))
+        result = _run_demo(files, bool(restart))
     else:
-        summary = _demo_on_emulator(restart is not False)
-    print_summary(summary)
+        result = _demo_on_emulator(files, restart is not False)
+    if len(files) > 1:
+        print_chain_summary(result)
+    else:
+        print_summary(result)
     console.print("\nTry:")
-    for query in EXAMPLE_QUERIES:
+    for query in EXAMPLE_QUERIES[kind]:
         console.print(f'  halfrate sql "{query}"', highlight=False)
 
 
-def _demo_on_emulator(restart: bool) -> Any:
+def _run_demo(files: list[str], restart: bool) -> Any:
+    return run_flow(files[0], None, restart) if len(files) == 1 else run_chain(files, restart)
+
+
+def _demo_on_emulator(files: list[str], restart: bool) -> Any:
     from halfrate_emulator import EmulatorOptions, EmulatorServer
 
     settings = get_settings()
@@ -106,14 +136,15 @@ def _demo_on_emulator(restart: bool) -> Any:
     with EmulatorServer(data_dir=data_dir, port=0, options=options) as server:
         console.print(
             f"No ANTHROPIC_API_KEY: using the built-in emulator at {server.base_url} "
-            "(a deterministic stand-in, not a model: labels are word-overlap guesses)."
+            "(a deterministic stand-in, not a model: labels and scores are word-overlap "
+            "guesses, answers echo the question)."
         )
         os.environ["ANTHROPIC_BASE_URL"] = server.base_url
         os.environ["ANTHROPIC_API_KEY"] = "emulator-key"  # accepted by the emulator only
         os.environ.setdefault("HALFRATE_POLL_INTERVAL", "1")
         get_settings.cache_clear()
         try:
-            return run_flow(str(DEMO_JOB), None, restart)
+            return _run_demo(files, restart)
         finally:
             for key in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"):
                 os.environ.pop(key, None)

@@ -1,0 +1,157 @@
+"""A chain of jobs as one flow run (each stage a subflow), resumed after a kill between its
+stages; `halfrate export` of its outputs; bad chains refused before anything is sent."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from typer.testing import CliRunner
+
+from cli.app import app
+from flows.chain import job_chain
+from halfrate.settings import get_settings
+from halfrate.summary import ChainSummary
+from halfrate_emulator import EmulatorServer
+from tests.flows.conftest import halfrate_bin, subprocess_env, write_job
+
+pytestmark = pytest.mark.slow
+ROWS = 20
+runner = CliRunner()
+
+
+def chain_files(tmp_path: Path) -> list[str]:
+    """Label 20 utterances, then judge each label against the gold intent."""
+    label = write_job(tmp_path, rows=ROWS, prime_cache=False)
+    judge = {
+        "name": "grade",
+        "kind": "judge",
+        "source": "job:intents-demo",
+        "response_column": "label",
+        "prompt_column": "text",
+        "reference_column": "intent",
+        "criteria": {"fit": "Does the label name what the person asked for?"},
+        "verdicts": ["right", "wrong"],
+        "prime_cache": False,
+    }
+    path = tmp_path / "grade.yaml"
+    path.write_text(yaml.safe_dump(judge))
+    return [str(label), str(path)]
+
+
+def sent_ids(server: EmulatorServer) -> list[str]:
+    return [c for create in server.admin.audit(custom_ids=True) for c in create["custom_ids"]]
+
+
+def test_a_chain_runs_each_job_as_a_subflow_and_totals_the_cost(
+    prefect_api: str, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    chain = job_chain(job_files=chain_files(tmp_path))
+
+    assert isinstance(chain, ChainSummary)
+    assert [(s.job_name, s.kind, s.final_states) for s in chain.stages] == [
+        ("intents-demo", "label", {"succeeded": ROWS}),
+        ("grade", "judge", {"succeeded": ROWS}),
+    ]
+    costs = [s.batch_cost_usd for s in chain.stages]
+    assert all(c and c > 0 for c in costs) and chain.batch_cost_usd == pytest.approx(sum(costs))
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs()
+    [parent] = [r for r in runs if r.name and r.parameters.get("job_files")]
+    children = [r for r in runs if r.parent_task_run_id and r.parameters.get("job_file")]
+    assert len(children) >= 2 and parent.state and parent.state.is_completed()
+    assert sorted(sent_ids(emulator)) == sorted(
+        [f"a1_u{i:04d}" for i in range(1, ROWS + 1)] * 2  # each stage sent each row once
+    )
+
+
+def test_a_chain_killed_between_its_stages_resumes_without_sending_twice(
+    prefect_api: str, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    files = chain_files(tmp_path)
+    log = tmp_path / "chain.log"
+    second_stage = get_settings().workdir / "grade" / "job.json"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [halfrate_bin(), "run", *files],
+            env=subprocess_env(prefect_api),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 120
+    while not second_stage.exists():  # the first stage finished: the second one starts
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    creates_before = len(emulator.admin.audit())
+
+    chain = job_chain(job_files=files)
+
+    assert [s.final_states for s in chain.stages] == [{"succeeded": ROWS}] * 2
+    audit = emulator.admin.audit(custom_ids=True)
+    assert creates_before >= 1 and len(audit) == 2  # one batch per stage, none sent again
+    assert [len(set(create["custom_ids"])) for create in audit] == [ROWS, ROWS]
+
+
+def test_export_writes_the_outputs_with_the_source_columns(
+    prefect_api: str, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    job_chain(job_files=chain_files(tmp_path))
+    out = tmp_path / "out"
+    for fmt, name in (("parquet", "g.parquet"), ("csv", "g.csv"), ("jsonl", "g.jsonl")):
+        result = runner.invoke(app, ["export", "grade", "--format", fmt, "--out", str(out / name)])
+        assert result.exit_code == 0, result.output
+        assert f"wrote {ROWS} rows of grade" in result.output
+    frame = pl.read_parquet(out / "g.parquet")
+    assert frame.columns[:3] == ["row_number", "row_id", "prompt"]
+    assert {"id", "text", "intent", "label", "criterion", "verdict", "rationale"} <= set(
+        frame.columns
+    )
+    assert frame["row_number"].to_list() == list(range(1, ROWS + 1))
+    assert frame["prompt"][0].startswith("<prompt>\n") and frame[
+        "criterion"
+    ].unique().to_list() == ["fit"]
+    lines = [json.loads(line) for line in (out / "g.jsonl").read_text().splitlines()]
+    assert [r["row_id"] for r in lines] == frame["row_id"].to_list()
+    assert pl.read_csv(out / "g.csv")["verdict"].to_list() == frame["verdict"].to_list()
+
+    labels = runner.invoke(app, ["export", "intents-demo", "--out", str(out / "l.parquet")])
+    assert labels.exit_code == 0, labels.output
+    with duckdb.connect() as con:
+        assert con.execute(
+            "select count(*), count(label), min(row_id) from read_parquet($p)",
+            {"p": str(out / "l.parquet")},
+        ).fetchone() == (ROWS, ROWS, "u0001")
+
+    bad = runner.invoke(app, ["export", "grade", "--format", "xlsx"])
+    assert bad.exit_code == 2 and "use parquet, csv or jsonl" in bad.output
+    unknown = runner.invoke(app, ["export", "nope"])
+    assert unknown.exit_code == 2 and "no job named 'nope'" in unknown.output
+
+
+def test_a_bad_stage_is_refused_before_the_first_stage_sends_anything(
+    prefect_api: str, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    label, judge = chain_files(tmp_path)
+    keys = yaml.safe_load(Path(judge).read_text())
+    Path(judge).write_text(yaml.safe_dump(keys | {"verdicts": None, "scale": [5, 1]}))
+    result = runner.invoke(app, ["run", label, judge])
+    assert result.exit_code == 2 and "scale: [5, 1]: the minimum must be below" in result.output
+
+    Path(judge).write_text(yaml.safe_dump(keys | {"source": "job:intents-dmeo"}))
+    result = runner.invoke(app, ["run", label, judge])
+    assert result.exit_code == 2
+    assert "source job:intents-dmeo names no earlier job of this chain (intents-demo)" in (
+        result.output
+    )
+    assert emulator.admin.audit() == []
