@@ -133,6 +133,12 @@ def test_export_writes_the_outputs_with_the_source_columns(
             {"p": str(out / "l.parquet")},
         ).fetchone() == (ROWS, ROWS, "u0001")
 
+    source = tmp_path / "intents.csv"
+    source.write_text(source.read_text().replace("u0001", "u9999"))
+    changed = runner.invoke(app, ["export", "intents-demo"])
+    assert changed.exit_code == 2 and "the source changed since job 'intents-demo'" in (
+        changed.output
+    )
     bad = runner.invoke(app, ["export", "grade", "--format", "xlsx"])
     assert bad.exit_code == 2 and "use parquet, csv or jsonl" in bad.output
     unknown = runner.invoke(app, ["export", "nope"])

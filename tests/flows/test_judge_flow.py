@@ -152,6 +152,12 @@ def test_a_judge_job_grades_another_jobs_outputs(
     again = batch_job(job_file=str(job))  # resumes: the finished chain sends nothing
     assert again.final_states == summary.final_states and creates(emulator) == creates_before
 
+    # the upstream starts over: its outputs are no longer what was judged
+    batch_job(job_file=str(write_job(tmp_path, rows=30, prime_cache=False)), restart=True)
+    with pytest.raises(ExtractError, match="that job's outputs changed since this job first read"):
+        batch_job(job_file=str(job))
+    assert warehouse_rows("select count(*) from judgements where job_name = 'grade'") == [(60,)]
+
 
 def test_a_job_source_that_is_unknown_or_unfinished_is_refused_before_anything_is_sent(
     prefect_api: str, emulator: EmulatorServer, tmp_path: Path
