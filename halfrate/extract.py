@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
+from halfrate import documents
 from halfrate.config import JobConfig
 from halfrate.kinds import kind_of
 from halfrate.kinds.base import UserContent
@@ -35,6 +36,8 @@ __all__ = ["ExtractError", "ExtractSummary", "extract_rows", "source_fingerprint
 log = logging.getLogger(__name__)
 
 DUPLICATE_ROWS_SHOWN = 10
+GOLD_FIELD = "gold."
+"""A kind's extra column `gold.<field>` is one of several gold values, packed into `gold`."""
 BATCH_BYTES = 8 << 20  # rows per batch when copying a Parquet source: about this many bytes
 FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 
@@ -145,6 +148,9 @@ class _Scanned:
     """The kind's extra columns: our name -> the source's column (e.g. gold)."""
     content: UserContent
     """What each row sends (the rendered template, unless the kind builds content blocks)."""
+    companions: dict[str, pl.Expr]
+    """Columns rows.parquet carries beside content blocks made from a folder's documents: the
+    text part and the documents' estimated tokens (for the cost estimate)."""
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -158,6 +164,8 @@ class _Scanned:
     def wanted(self) -> list[str]:
         """The source columns the job reads."""
         columns = [self.id_column, *self.template.source_columns, *self.extra.values()]
+        if self.source.folder:
+            columns += documents.DOCUMENT_COLUMNS
         return list(dict.fromkeys(columns))
 
 
@@ -171,7 +179,16 @@ def _scan_source(job: JobConfig, docs_tmp: Path) -> _Scanned:
     source = scan_source(job.source, wanted, docs_tmp)
     _check_columns(job, source, id_column, template, extra)
     content = kind_of(job).user_content(job, template)
-    return _Scanned(source, id_column, template, extra, content)
+    companions: dict[str, pl.Expr] = {}
+    if source.blocks:  # PDFs or images: every row's content becomes a list of blocks
+        if content.column != "text":
+            raise ExtractError(
+                f"{job.source}: kind {job.kind} builds its own message content, so it cannot "
+                "send the folder's PDFs and images; give it a folder of text files"
+            )
+        companions = {"text": content.expr, "doc_tokens": pl.col("doc_tokens")}
+        content = UserContent(documents.content_blocks(content.expr), "content")
+    return _Scanned(source, id_column, template, extra, content, companions)
 
 
 def _check_columns(
@@ -207,12 +224,19 @@ def _check_columns(
 
 
 def _rows(frame: FrameT, scanned: _Scanned, offset: int = 1) -> FrameT:
-    """Our columns, in source order: row_number, row_id, text (the rendered prompt), extras."""
+    """Our columns, in source order: row_number, row_id, text (the rendered prompt) or content
+    (with its companions), the kind's extras (`gold.<field>` ones packed into one JSON `gold`)."""
+    extra = {k: c for k, c in scanned.extra.items() if not k.startswith(GOLD_FIELD)}
+    gold = {k.removeprefix(GOLD_FIELD): c for k, c in scanned.extra.items() if k not in extra}
+    fields = [pl.col(c).cast(pl.String).alias(k) for k, c in gold.items()]
+    packed = [pl.struct(fields).struct.json_encode().alias("gold")] if gold else []
     return frame.with_row_index("row_number", offset=offset).select(
         "row_number",
         pl.col(scanned.id_column).cast(pl.String).alias("row_id"),
         scanned.content.expr.alias(scanned.content.column),
-        *(pl.col(c).cast(pl.String).alias(name) for name, c in scanned.extra.items()),
+        *(expr.alias(name) for name, expr in scanned.companions.items()),
+        *(pl.col(c).cast(pl.String).alias(name) for name, c in extra.items()),
+        *packed,
     )
 
 
@@ -251,12 +275,16 @@ def _facts(frame: FrameT, scanned: _Scanned, offset: int = 1) -> FrameT:
     """Small per-row facts for validation (never the texts themselves)."""
     row_id = pl.col(scanned.id_column).cast(pl.String)
     template = scanned.template
+    sendable, problem = pl.lit(False), pl.lit(None, pl.String)
+    if scanned.source.folder:  # a PDF or image is content; an unusable file has its reason
+        sendable, problem = documents.has_block(), pl.col("doc_problem")
     return frame.with_row_index("row_number", offset=offset).select(
         "row_number",
         row_id.alias("row_id"),
         id_ok=row_id.str.contains(r"\S").fill_null(False),
-        text_ok=template.has_content(),
+        text_ok=template.has_content() | sendable | problem.is_not_null(),
         text_chars=template.chars(),
+        problem=problem,
     )
 
 
@@ -320,6 +348,7 @@ def _quarantine(facts: pl.DataFrame, scanned: _Scanned, settings: Settings) -> p
         )
     )
     checks = {
+        "unusable document": pl.col("problem"),
         "missing id": pl.when(~pl.col("id_ok")).then(
             pl.lit(f"missing id: column {scanned.id_column!r} is empty")
         ),
@@ -330,7 +359,8 @@ def _quarantine(facts: pl.DataFrame, scanned: _Scanned, settings: Settings) -> p
         ),
     }
     suspect = (
-        ~pl.col("id_ok")
+        pl.col("problem").is_not_null()
+        | ~pl.col("id_ok")
         | ~pl.col("text_ok")
         | (pl.col("text_chars") > limit)
         | pl.col("row_id").is_in(duplicates["row_id"].implode())

@@ -10,15 +10,17 @@ from typing import Annotated
 from pydantic import Field
 
 from halfrate.kinds.base import JobBase, Kind
+from halfrate.kinds.extract import EXTRACT, ExtractJob
+from halfrate.kinds.generate import GENERATE, GenerateJob
 from halfrate.kinds.label import LABEL, LabelJob
 
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (LABEL,)}
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (LABEL, EXTRACT, GENERATE)}
 """Every implemented kind, by its `kind:` value."""
 
-PLANNED = ("extract", "generate", "judge")
+PLANNED = ("judge",)
 """Kinds the job file format reserves but halfrate does not run yet."""
 
-JobConfig = Annotated[LabelJob, Field(discriminator="kind")]
+JobConfig = Annotated[LabelJob | ExtractJob | GenerateJob, Field(discriminator="kind")]
 """A job of any implemented kind (pydantic picks the model by `kind`); add new job models
 with `|`, e.g. `Annotated[LabelJob | ExtractJob, Field(discriminator="kind")]`."""
 

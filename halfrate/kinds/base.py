@@ -175,6 +175,11 @@ class Kind:
         schema = self.output_schema(job)
         return None if schema is None else compile_checks(schema)
 
+    def truncated_outcome(self, job: JobBase) -> Literal["invalid_output", "truncated"]:
+        """What an output cut at max_tokens is: `invalid_output` (asked again, like any
+        unusable output) or `truncated` (kept as it is: final, counted apart)."""
+        return "invalid_output"
+
     def params(self, job: JobBase, content: Any) -> "MessageCreateParamsNonStreaming":
         """The Messages params of one request whose user message is `content`."""
         system: TextBlockParam = {"type": "text", "text": job.instructions}
@@ -204,6 +209,10 @@ class Kind:
         """Forget what the kind's tables hold of batches the job no longer has."""
         for name in self.stale_deletes:
             con.execute(load_sql(name), {"job_name": job.name, "batch_ids": batch_ids})
+
+    def check_tables(self, con: "duckdb.DuckDBPyConnection", job: JobBase) -> None:
+        """Before anything is sent: raise if the warehouse holds a table of the kind's that
+        this job could not load into (e.g. a typed output table of another schema)."""
 
     def summarize(self, con: "duckdb.DuckDBPyConnection", job_name: str) -> list[SummaryDetail]:
         """What the kind adds to the job summary (read from the warehouse)."""

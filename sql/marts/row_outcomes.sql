@@ -2,6 +2,8 @@
 -- final_state comes from the latest attempt's outcome (the outcomes table):
 --   succeeded       valid output
 --   invalid_output  output failed validation at the last allowed attempt
+--   truncated       output cut at max_tokens, kept as it is (generate, unless
+--                   retry_truncated: then it is an invalid_output)
 --   failed          invalid_request_error: final, its message is the reason
 --   exhausted       expired, canceled or retriable error at the last attempt
 --   canceled        canceled by the user (`halfrate cancel`, the Prefect UI)
@@ -76,7 +78,8 @@ valid_rows as (
         case
             when unsent.attempt > coalesce(outcomes.attempt, 0) then 'failed'
             when outcomes.outcome is null then 'pending'
-            when outcomes.outcome in ('succeeded', 'failed') then outcomes.outcome
+            when outcomes.outcome in ('succeeded', 'failed', 'truncated')
+                then outcomes.outcome
             when
                 outcomes.result_type = 'canceled'
                 and user_cancels.batch_id is not null
@@ -91,7 +94,8 @@ valid_rows as (
                 outcomes.result_type = 'canceled'
                 and user_cancels.batch_id is not null
                 then 'canceled by the user'
-            when outcomes.outcome = 'invalid_output' then outcomes.invalid_reason
+            when outcomes.outcome in ('invalid_output', 'truncated')
+                then outcomes.invalid_reason
             when outcomes.outcome in ('failed', 'retriable')
                 then coalesce(
                     outcomes.error_type || ': ' || outcomes.error_message,
