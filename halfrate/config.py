@@ -5,6 +5,7 @@
 the same field definitions (descriptions, limits), never copied by hand.
 """
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -72,12 +73,15 @@ def _optional(info: FieldInfo, prefix: str) -> tuple[Any, FieldInfo]:
     )
 
 
-JobSpec: type[JobOverrides] = create_model(
-    "JobSpec",
-    __base__=JobOverrides,
-    __doc__="Field-by-field overrides of a job file (every field optional); the Prefect UI form.",
-    **_override_fields(),
-)
+with warnings.catch_warnings():  # record kinds' `schema` key shadows BaseModel.schema()
+    warnings.filterwarnings("ignore", message='Field name "schema"', category=UserWarning)
+    JobSpec: type[JobOverrides] = create_model(
+        "JobSpec",
+        __base__=JobOverrides,
+        __doc__="Field-by-field overrides of a job file (every field optional); the Prefect UI "
+        "form.",
+        **_override_fields(),
+    )
 
 
 def read_job_file(path: Path) -> dict[str, Any]:

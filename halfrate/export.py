@@ -72,7 +72,7 @@ def write_joined(job: JobConfig, settings: Settings, out: Path, fmt: ExportForma
     wait = settings.load_retry_seconds
     try:
         with connect(settings.warehouse, read_only=True, retry_seconds=wait) as con:
-            kind_of(job).write_outputs(con, job.name, tmp["o"])
+            kind_of(job).write_outputs(con, job, tmp["o"])
         outputs = pq.read_schema(tmp["o"]).names
         write_source_rows(job, paths, set(outputs) | set(ROW_COLUMNS), tmp["s"], tmp["d"])
         params = {"source_rows": str(tmp["s"]), "outputs": str(tmp["o"])}

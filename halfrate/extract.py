@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
+from halfrate import documents
 from halfrate.chain import upstream_fingerprint, write_upstream_rows
 from halfrate.config import JobConfig
 from halfrate.kinds import kind_of
@@ -36,6 +37,8 @@ __all__ = ["ExtractError", "ExtractSummary", "extract_rows", "source_fingerprint
 log = logging.getLogger(__name__)
 
 DUPLICATE_ROWS_SHOWN = 10
+GOLD_FIELD = "gold."
+"""A kind's extra column `gold.<field>` is one of several gold values, packed into `gold`."""
 BATCH_BYTES = 8 << 20  # rows per batch when copying a Parquet source: about this many bytes
 FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 
@@ -165,6 +168,9 @@ class _Scanned:
     contents: dict[str, UserContent]
     """What each row sends per request key (one key, "", unless the kind sends several
     requests per row): the rendered template, unless the kind builds content blocks."""
+    companions: dict[str, pl.Expr]
+    """Columns rows.parquet carries beside content blocks made from a folder's documents: the
+    text part and the documents' estimated tokens (for the cost estimate)."""
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -178,6 +184,8 @@ class _Scanned:
     def wanted(self) -> list[str]:
         """The source columns the job reads."""
         columns = [self.id_column, *self.template.source_columns, *self.extra.values()]
+        if self.source.folder:
+            columns += documents.DOCUMENT_COLUMNS
         return list(dict.fromkeys(columns))
 
 
@@ -201,7 +209,17 @@ def _scan_source(job: JobConfig, docs_tmp: Path) -> _Scanned:
             f"kind {job.kind!r}: its contents {list(contents)} must match its request keys "
             f"{list(kind.request_keys(job))} and share one column"
         )
-    return _Scanned(source, id_column, template, extra, contents)
+    companions: dict[str, pl.Expr] = {}
+    if source.blocks:  # PDFs or images: every row's content becomes a list of blocks
+        content = contents.get("")
+        if content is None or len(contents) > 1 or content.column != "text":
+            raise ExtractError(
+                f"{job.source}: kind {job.kind} builds its own message content, so it cannot "
+                "send the folder's PDFs and images; give it a folder of text files"
+            )
+        companions = {"text": content.expr, "doc_tokens": pl.col("doc_tokens")}
+        contents = {"": UserContent(documents.content_blocks(content.expr), "content")}
+    return _Scanned(source, id_column, template, extra, contents, companions)
 
 
 def _check_columns(
@@ -239,14 +257,23 @@ def _check_columns(
 
 
 def _rows(frame: FrameT, scanned: _Scanned, offset: int = 1) -> FrameT:
-    """Our columns, in source order: row_number, row_id, text (the rendered prompt), extras.
+    """Our columns, in source order: row_number, row_id, text (the rendered prompt) or content
+    (with its companions), the kind's extras (`gold.<field>` ones packed into one JSON `gold`).
 
     A kind that sends several requests per row gets one line per row and request, in key
     order, with the key in a `request` column after row_id.
     """
+    extra: dict[str, str] = {k: c for k, c in scanned.extra.items() if not k.startswith(GOLD_FIELD)}
+    gold = {k.removeprefix(GOLD_FIELD): c for k, c in scanned.extra.items() if k not in extra}
+    fields = [pl.col(c).cast(pl.String).alias(k) for k, c in gold.items()]
+    packed: list[pl.Expr] = [pl.struct(fields).struct.json_encode().alias("gold")] if gold else []
+    extras: list[pl.Expr] = [
+        *(expr.alias(name) for name, expr in scanned.companions.items()),
+        *(pl.col(c).cast(pl.String).alias(name) for name, c in extra.items()),
+        *packed,
+    ]
     indexed = frame.with_row_index("row_number", offset=offset)
     row_id = pl.col(scanned.id_column).cast(pl.String).alias("row_id")
-    extras = [pl.col(c).cast(pl.String).alias(name) for name, c in scanned.extra.items()]
     column = next(iter(scanned.contents.values())).column
     if list(scanned.contents) == [""]:
         content = scanned.contents[""].expr.alias(column)
@@ -291,12 +318,16 @@ def _facts(frame: FrameT, scanned: _Scanned, offset: int = 1) -> FrameT:
     """Small per-row facts for validation (never the texts themselves)."""
     row_id = pl.col(scanned.id_column).cast(pl.String)
     template = scanned.template
+    sendable, problem = pl.lit(False), pl.lit(None, pl.String)
+    if scanned.source.folder:  # a PDF or image is content; an unusable file has its reason
+        sendable, problem = documents.has_block(), pl.col("doc_problem")
     return frame.with_row_index("row_number", offset=offset).select(
         "row_number",
         row_id.alias("row_id"),
         id_ok=row_id.str.contains(r"\S").fill_null(False),
-        text_ok=template.has_content(),
+        text_ok=template.has_content() | sendable | problem.is_not_null(),
         text_chars=template.chars(),
+        problem=problem,
     )
 
 
@@ -360,6 +391,7 @@ def _quarantine(facts: pl.DataFrame, scanned: _Scanned, settings: Settings) -> p
         )
     )
     checks = {
+        "unusable document": pl.col("problem"),
         "missing id": pl.when(~pl.col("id_ok")).then(
             pl.lit(f"missing id: column {scanned.id_column!r} is empty")
         ),
@@ -370,7 +402,8 @@ def _quarantine(facts: pl.DataFrame, scanned: _Scanned, settings: Settings) -> p
         ),
     }
     suspect = (
-        ~pl.col("id_ok")
+        pl.col("problem").is_not_null()
+        | ~pl.col("id_ok")
         | ~pl.col("text_ok")
         | (pl.col("text_chars") > limit)
         | pl.col("row_id").is_in(duplicates["row_id"].implode())

@@ -183,7 +183,7 @@ def _job_config(paths: JobPaths, settings: Settings, name: str, config: str | No
             f"job {name!r}: neither {paths.job_file} nor the warehouse's jobs table holds its "
             "settings; run the job again with --restart"
         )
-    return parse_job(orjson.loads(config), f"{settings.warehouse}: jobs.config of {name!r}")
+    return parse_job(orjson.loads(config), "the warehouse's jobs table")
 
 
 def _iso(value: datetime) -> str:

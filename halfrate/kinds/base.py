@@ -236,6 +236,11 @@ class Kind:
         schema = self.output_schema(job)
         return None if schema is None else compile_checks(schema)
 
+    def truncated_outcome(self, job: JobBase) -> Literal["invalid_output", "truncated"]:
+        """What an output cut at max_tokens is: `invalid_output` (asked again, like any
+        unusable output) or `truncated` (kept as it is: final, counted apart)."""
+        return "invalid_output"
+
     def params(self, job: JobBase, content: Any) -> "MessageCreateParamsNonStreaming":
         """The Messages params of one request whose user message is `content`."""
         system: TextBlockParam = {"type": "text", "text": self.system_prompt(job)}
@@ -266,10 +271,14 @@ class Kind:
         for name in self.stale_deletes:
             con.execute(load_sql(name), {"job_name": job.name, "batch_ids": batch_ids})
 
+    def check_tables(self, con: "duckdb.DuckDBPyConnection", job: JobBase) -> None:
+        """Before anything is sent: raise if the warehouse holds a table of the kind's that
+        this job could not load into (e.g. a typed output table of another schema)."""
+
     def summarize(self, con: "duckdb.DuckDBPyConnection", job_name: str) -> list[SummaryDetail]:
         """What the kind adds to the job summary (read from the warehouse)."""
         return []
 
-    def write_outputs(self, con: "duckdb.DuckDBPyConnection", job_name: str, out: Path) -> None:
+    def write_outputs(self, con: "duckdb.DuckDBPyConnection", job: JobBase, out: Path) -> None:
         """Write the job's outputs (see `outputs`) to the Parquet file `out`."""
-        con.execute(load_sql(self.outputs), {"job_name": job_name, "out": str(out)})
+        con.execute(load_sql(self.outputs), {"job_name": job.name, "out": str(out)})

@@ -2,6 +2,8 @@
 -- final_state comes from the latest attempt's outcome (the outcomes table):
 --   succeeded       valid output
 --   invalid_output  output failed validation at the last allowed attempt
+--   truncated       output cut at max_tokens, kept as it is (generate, unless
+--                   retry_truncated: then it is an invalid_output)
 --   failed          invalid_request_error: final, its message is the reason
 --   exhausted       expired, canceled or retriable error at the last attempt
 --   canceled        canceled by the user (`halfrate cancel`, the Prefect UI)
@@ -11,7 +13,7 @@
 -- A kind that sends several requests per row (jobs.request_keys, e.g. judge's
 -- pairwise 'ab' and 'ba'): each request gets a state as above, and the row's is
 -- succeeded when all of them succeeded, else the first of pending, canceled,
--- failed, invalid_output, exhausted among them, its reason prefixed with the
+-- failed, invalid_output, truncated, exhausted among them, its reason prefixed with the
 -- request key ('ba: ...'); custom_id and output are that request's (the first
 -- request's when all succeeded).
 create or replace view row_outcomes as
@@ -105,7 +107,8 @@ request_states as (
         case
             when unsent.attempt > coalesce(outcomes.attempt, 0) then 'failed'
             when outcomes.outcome is null then 'pending'
-            when outcomes.outcome in ('succeeded', 'failed') then outcomes.outcome
+            when outcomes.outcome in ('succeeded', 'failed', 'truncated')
+                then outcomes.outcome
             when
                 outcomes.result_type = 'canceled'
                 and user_cancels.batch_id is not null
@@ -120,7 +123,8 @@ request_states as (
                 outcomes.result_type = 'canceled'
                 and user_cancels.batch_id is not null
                 then 'canceled by the user'
-            when outcomes.outcome = 'invalid_output' then outcomes.invalid_reason
+            when outcomes.outcome in ('invalid_output', 'truncated')
+                then outcomes.invalid_reason
             when outcomes.outcome in ('failed', 'retriable')
                 then coalesce(
                     outcomes.error_type || ': ' || outcomes.error_message,
@@ -165,7 +169,7 @@ single_request_rows as (
 ),
 
 -- the request that decides the row: the first pending, canceled, failed,
--- invalid_output, exhausted one, in key order; else the first request
+-- invalid_output, truncated, exhausted one, in key order; else the first request
 ranked_requests as (
     select
         *,
@@ -174,8 +178,9 @@ ranked_requests as (
             when 'canceled' then 1
             when 'failed' then 2
             when 'invalid_output' then 3
-            when 'exhausted' then 4
-            else 5
+            when 'truncated' then 4
+            when 'exhausted' then 5
+            else 6
         end as state_rank
     from request_states
     where n_requests > 1

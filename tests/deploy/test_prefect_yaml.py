@@ -51,10 +51,7 @@ def test_job_parameters_override_the_job_file() -> None:
 
 def test_chain_deployments_run_valid_jobs_in_order_one_at_a_time() -> None:
     from halfrate.config import resolve_job
-    from halfrate.kinds import KINDS
 
-    if "generate" not in KINDS:  # TODO(h5): drop once the generate kind is merged
-        pytest.skip("the trivia chain starts with a generate job")
     chains = [d for d in deployments() if d["entrypoint"] == "flows/chain.py:job_chain"]
     assert chains
     for d in chains:

@@ -221,7 +221,10 @@ def test_folder_errors(tmp_path: Path, paths: JobPaths) -> None:
     with pytest.raises(ExtractError, match=r"has no .* files"):
         extract_rows(make_job(folder), paths, Settings())
     write(folder, "a.txt", "x")
-    with pytest.raises(ExtractError, match=r"only the columns path, text, so column 'g' \(gold\)"):
+    with pytest.raises(
+        ExtractError,
+        match=r"only the columns path, text, email_from_name, .*, so column 'g' \(gold\)",
+    ):
         extract_rows(make_job(folder, gold_column="g"), paths, Settings())
     assert_no_outputs(paths)
 
