@@ -101,17 +101,19 @@ def write_source_rows(
     prompt = pl.col("text") if "text" in names else pl.lit(None, pl.String)
     rows = rows.select("row_number", "row_id", prompt.alias("prompt"))
     source, id_column = _source_frame(job, paths, docs_tmp)
+    source = source.with_columns(pl.col(id_column).cast(pl.String).alias("\x00row_id"))
+    if id_column == "row_id":  # a job source's: the same as ours
+        source = source.drop("row_id")
     columns = source.collect_schema().names()
     renamed = {c: f"source_{c}" for c in columns if c in taken}
-    source = source.with_columns(pl.col(id_column).cast(pl.String).alias("\x00row_id"))
     joined = rows.join(source.rename(renamed), left_on="row_id", right_on="\x00row_id")
     joined.sort("row_number").sink_parquet(out)
 
 
 def _source_frame(job: JobConfig, paths: JobPaths, docs_tmp: Path) -> tuple[pl.LazyFrame, str]:
     """The job's source as it was extracted (a job source: what it read then) and its id."""
-    if job.upstream is not None:
-        return pl.scan_parquet(paths.upstream_rows), job.id_column
+    if job.upstream is not None:  # the upstream's row numbers are not this job's
+        return pl.scan_parquet(paths.upstream_rows).drop("row_number"), job.id_column
     state = paths.rows.parent / "source.json"
     if state.is_file() and orjson.loads(state.read_bytes())["fingerprint"] != source_fingerprint(
         job.source

@@ -20,7 +20,7 @@ from flows.chain import job_chain
 from halfrate.settings import get_settings
 from halfrate.summary import ChainSummary
 from halfrate_emulator import EmulatorServer
-from tests.flows.conftest import halfrate_bin, subprocess_env, write_job
+from tests.flows.conftest import SAMPLES, halfrate_bin, subprocess_env
 
 pytestmark = pytest.mark.slow
 ROWS = 20
@@ -28,22 +28,15 @@ runner = CliRunner()
 
 
 def chain_files(tmp_path: Path) -> list[str]:
-    """Label 20 utterances, then judge each label against the gold intent."""
-    label = write_job(tmp_path, rows=ROWS, prime_cache=False)
-    judge = {
-        "name": "grade",
-        "kind": "judge",
-        "source": "job:intents-demo",
-        "response_column": "label",
-        "prompt_column": "text",
-        "reference_column": "intent",
-        "criteria": {"fit": "Does the label name what the person asked for?"},
-        "verdicts": ["right", "wrong"],
-        "prime_cache": False,
-    }
-    path = tmp_path / "grade.yaml"
-    path.write_text(yaml.safe_dump(judge))
-    return [str(label), str(path)]
+    """The trivia sample chain on its first 20 questions: answer them, then judge the answers
+    (the judge's file as committed: it names only criteria, scale and the reference)."""
+    lines = (SAMPLES / "trivia.csv").read_text().splitlines(keepends=True)[: ROWS + 1]
+    (tmp_path / "trivia.csv").write_text("".join(lines))
+    answers = yaml.safe_load((SAMPLES / "trivia-answers.yaml").read_text())
+    answers |= {"source": str(tmp_path / "trivia.csv"), "prime_cache": False}
+    (tmp_path / "answers.yaml").write_text(yaml.safe_dump(answers))
+    (tmp_path / "judge.yaml").write_text((SAMPLES / "trivia-judge.yaml").read_text())
+    return [str(tmp_path / "answers.yaml"), str(tmp_path / "judge.yaml")]
 
 
 def sent_ids(server: EmulatorServer) -> list[str]:
@@ -57,8 +50,8 @@ def test_a_chain_runs_each_job_as_a_subflow_and_totals_the_cost(
 
     assert isinstance(chain, ChainSummary)
     assert [(s.job_name, s.kind, s.final_states) for s in chain.stages] == [
-        ("intents-demo", "label", {"succeeded": ROWS}),
-        ("grade", "judge", {"succeeded": ROWS}),
+        ("trivia-answers", "generate", {"succeeded": ROWS}),
+        ("trivia-judge", "judge", {"succeeded": ROWS}),
     ]
     costs = [s.batch_cost_usd for s in chain.stages]
     assert all(c and c > 0 for c in costs) and chain.batch_cost_usd == pytest.approx(sum(costs))
@@ -68,7 +61,7 @@ def test_a_chain_runs_each_job_as_a_subflow_and_totals_the_cost(
     children = [r for r in runs if r.parent_task_run_id and r.parameters.get("job_file")]
     assert len(children) >= 2 and parent.state and parent.state.is_completed()
     assert sorted(sent_ids(emulator)) == sorted(
-        [f"a1_u{i:04d}" for i in range(1, ROWS + 1)] * 2  # each stage sent each row once
+        [f"a1_q{i:03d}" for i in range(1, ROWS + 1)] * 2  # each stage sent each row once
     )
 
 
@@ -77,7 +70,7 @@ def test_a_chain_killed_between_its_stages_resumes_without_sending_twice(
 ) -> None:
     files = chain_files(tmp_path)
     log = tmp_path / "chain.log"
-    second_stage = get_settings().workdir / "grade" / "job.json"
+    second_stage = get_settings().workdir / "trivia-judge" / "job.json"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [halfrate_bin(), "run", *files],
@@ -108,38 +101,39 @@ def test_export_writes_the_outputs_with_the_source_columns(
 ) -> None:
     job_chain(job_files=chain_files(tmp_path))
     out = tmp_path / "out"
-    for fmt, name in (("parquet", "g.parquet"), ("csv", "g.csv"), ("jsonl", "g.jsonl")):
-        result = runner.invoke(app, ["export", "grade", "--format", fmt, "--out", str(out / name)])
+    for fmt, name in (("parquet", "j.parquet"), ("csv", "j.csv"), ("jsonl", "j.jsonl")):
+        args = ["export", "trivia-judge", "--format", fmt, "--out", str(out / name)]
+        result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
-        assert f"wrote {ROWS} rows of grade" in result.output
-    frame = pl.read_parquet(out / "g.parquet")
-    assert frame.columns[:3] == ["row_number", "row_id", "prompt"]
-    assert {"id", "text", "intent", "label", "criterion", "verdict", "rationale"} <= set(
-        frame.columns
+        assert f"wrote {2 * ROWS} rows of trivia-judge" in result.output  # two criteria
+    frame = pl.read_parquet(out / "j.parquet")
+    assert frame.columns[:4] == ["row_number", "row_id", "prompt", "source_prompt"]
+    assert {"id", "question", "reference_answer", "text", "criterion", "score", "rationale"} <= (
+        set(frame.columns)
     )
-    assert frame["row_number"].to_list() == list(range(1, ROWS + 1))
-    assert frame["prompt"][0].startswith("<prompt>\n") and frame[
-        "criterion"
-    ].unique().to_list() == ["fit"]
-    lines = [json.loads(line) for line in (out / "g.jsonl").read_text().splitlines()]
+    assert frame["row_number"].to_list() == [n for n in range(1, ROWS + 1) for _ in (1, 2)]
+    assert frame["criterion"].unique(maintain_order=True).to_list() == ["concision", "correctness"]
+    assert frame["source_prompt"][0] == "Question: " + frame["question"][0]
+    assert frame["prompt"][0].startswith("<prompt>\nQuestion: ")
+    lines = [json.loads(line) for line in (out / "j.jsonl").read_text().splitlines()]
     assert [r["row_id"] for r in lines] == frame["row_id"].to_list()
-    assert pl.read_csv(out / "g.csv")["verdict"].to_list() == frame["verdict"].to_list()
+    assert pl.read_csv(out / "j.csv")["score"].to_list() == frame["score"].to_list()
 
-    labels = runner.invoke(app, ["export", "intents-demo", "--out", str(out / "l.parquet")])
-    assert labels.exit_code == 0, labels.output
+    answers = runner.invoke(app, ["export", "trivia-answers", "--out", str(out / "a.parquet")])
+    assert answers.exit_code == 0, answers.output
     with duckdb.connect() as con:
         assert con.execute(
-            "select count(*), count(label), min(row_id) from read_parquet($p)",
-            {"p": str(out / "l.parquet")},
-        ).fetchone() == (ROWS, ROWS, "u0001")
+            "select count(*), count(text), min(row_id), bool_or(truncated) from read_parquet($p)",
+            {"p": str(out / "a.parquet")},
+        ).fetchone() == (ROWS, ROWS, "q001", False)
 
-    source = tmp_path / "intents.csv"
-    source.write_text(source.read_text().replace("u0001", "u9999"))
-    changed = runner.invoke(app, ["export", "intents-demo"])
-    assert changed.exit_code == 2 and "the source changed since job 'intents-demo'" in (
+    source = tmp_path / "trivia.csv"
+    source.write_text(source.read_text().replace("q001", "q999"))
+    changed = runner.invoke(app, ["export", "trivia-answers"])
+    assert changed.exit_code == 2 and "the source changed since job 'trivia-answers'" in (
         changed.output
     )
-    bad = runner.invoke(app, ["export", "grade", "--format", "xlsx"])
+    bad = runner.invoke(app, ["export", "trivia-judge", "--format", "xlsx"])
     assert bad.exit_code == 2 and "use parquet, csv or jsonl" in bad.output
     unknown = runner.invoke(app, ["export", "nope"])
     assert unknown.exit_code == 2 and "no job named 'nope'" in unknown.output
@@ -148,16 +142,20 @@ def test_export_writes_the_outputs_with_the_source_columns(
 def test_a_bad_stage_is_refused_before_the_first_stage_sends_anything(
     prefect_api: str, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
-    label, judge = chain_files(tmp_path)
+    answers, judge = chain_files(tmp_path)
     keys = yaml.safe_load(Path(judge).read_text())
-    Path(judge).write_text(yaml.safe_dump(keys | {"verdicts": None, "scale": [5, 1]}))
-    result = runner.invoke(app, ["run", label, judge])
+    Path(judge).write_text(yaml.safe_dump(keys | {"scale": [5, 1]}))
+    result = runner.invoke(app, ["run", answers, judge])
     assert result.exit_code == 2 and "scale: [5, 1]: the minimum must be below" in result.output
 
-    Path(judge).write_text(yaml.safe_dump(keys | {"source": "job:intents-dmeo"}))
-    result = runner.invoke(app, ["run", label, judge])
+    Path(judge).write_text(yaml.safe_dump(keys | {"criteria": {}}))
+    result = runner.invoke(app, ["run", answers, judge])
+    assert result.exit_code == 2 and "criteria: give at least one criterion" in result.output
+
+    Path(judge).write_text(yaml.safe_dump(keys | {"source": "job:trivia-answrs"}))
+    result = runner.invoke(app, ["run", answers, judge])
     assert result.exit_code == 2
-    assert "source job:intents-dmeo names no earlier job of this chain (intents-demo)" in (
+    assert "source job:trivia-answrs names no earlier job of this chain (trivia-answers)" in (
         result.output
     )
     assert emulator.admin.audit() == []
