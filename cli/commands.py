@@ -19,12 +19,22 @@ from halfrate.settings import get_settings
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # paths in errors stay copy-pasteable
 
-DEMO_JOB = Path(__file__).resolve().parents[1] / "data" / "samples" / "intents.yaml"
-EXAMPLE_QUERIES = (
-    "select * from job_costs",
-    "select label, count(*) as n, avg(correct::int) as accuracy from labels "
-    "where job_name = 'intents-demo' group by label order by n desc",
-)
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+DEMOS = {
+    "label": (
+        SAMPLES / "intents.yaml",
+        "Label 693 real utterances",
+        "select label, count(*) as n, avg(correct::int) as accuracy from labels "
+        "where job_name = 'intents-demo' group by label order by n desc",
+    ),
+    "extract": (
+        SAMPLES / "emails.yaml",
+        "Extract a typed record from each of 281 real e-mails",
+        "select field, rows, round(accuracy, 3) as accuracy from extract_accuracy "
+        "where job_name = 'emails-demo' order by field",
+    ),
+}
+"""Demo jobs by kind: the job file, what it does, and a query to try on its results."""
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -73,20 +83,27 @@ def demo(
     restart: Annotated[
         bool | None, typer.Option(help="Start over (default: yes on the emulator, no with a key).")
     ] = None,
+    kind: Annotated[
+        str, typer.Option(help=f"Which demo: {', '.join(DEMOS)} (a job of that kind).")
+    ] = "label",
 ) -> None:
-    """Label 693 real utterances; on the built-in emulator unless ANTHROPIC_API_KEY is set."""
+    """Run a demo job on real sample data; on the built-in emulator unless ANTHROPIC_API_KEY
+    is set. --kind label: label 693 utterances; --kind extract: a record per e-mail."""
+    if kind not in DEMOS:
+        raise fail(f"--kind {kind!r}: the demos are {', '.join(DEMOS)}")
+    job_file, _, query = DEMOS[kind]
     if os.environ.get("ANTHROPIC_API_KEY"):
         console.print("ANTHROPIC_API_KEY is set: running against the real API (batch prices).")
-        summary = run_flow(str(DEMO_JOB), None, bool(restart))
+        summary = run_flow(str(job_file), None, bool(restart))
     else:
-        summary = _demo_on_emulator(restart is not False)
+        summary = _demo_on_emulator(job_file, restart is not False)
     print_summary(summary)
     console.print("\nTry:")
-    for query in EXAMPLE_QUERIES:
-        console.print(f'  halfrate sql "{query}"', highlight=False)
+    for example in ("select * from job_costs", query):
+        console.print(f'  halfrate sql "{example}"', highlight=False)
 
 
-def _demo_on_emulator(restart: bool) -> Any:
+def _demo_on_emulator(job_file: Path, restart: bool) -> Any:
     from halfrate_emulator import EmulatorOptions, EmulatorServer
 
     settings = get_settings()
@@ -95,14 +112,15 @@ def _demo_on_emulator(restart: bool) -> Any:
     with EmulatorServer(data_dir=data_dir, port=0, options=options) as server:
         console.print(
             f"No ANTHROPIC_API_KEY: using the built-in emulator at {server.base_url} "
-            "(a deterministic stand-in, not a model: labels are word-overlap guesses)."
+            "(a deterministic stand-in, not a model: labels are word-overlap guesses, "
+            "records are schema-valid placeholders)."
         )
         os.environ["ANTHROPIC_BASE_URL"] = server.base_url
         os.environ["ANTHROPIC_API_KEY"] = "emulator-key"  # accepted by the emulator only
         os.environ.setdefault("HALFRATE_POLL_INTERVAL", "1")
         get_settings.cache_clear()
         try:
-            return run_flow(str(DEMO_JOB), None, restart)
+            return run_flow(str(job_file), None, restart)
         finally:
             for key in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"):
                 os.environ.pop(key, None)
