@@ -20,24 +20,28 @@ console = Console()
 err = Console(stderr=True, soft_wrap=True)  # paths in errors stay copy-pasteable
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
-DEMO_JOB = SAMPLES / "intents.yaml"
 DEMOS = {
-    "label": [DEMO_JOB],
-    "judge": [SAMPLES / "trivia-answers.yaml", SAMPLES / "trivia-judge.yaml"],
-}
-"""What `halfrate demo --kind KIND` runs: one job, or a chain of jobs in order."""
-EXAMPLE_QUERIES = {
     "label": (
-        "select * from job_costs",
+        [SAMPLES / "intents.yaml"],
+        "Label 693 real utterances",
         "select label, count(*) as n, avg(correct::int) as accuracy from labels "
         "where job_name = 'intents-demo' group by label order by n desc",
     ),
+    "extract": (
+        [SAMPLES / "emails.yaml"],
+        "Extract a typed record from each of 281 real e-mails",
+        "select field, rows, round(accuracy, 3) as accuracy from extract_accuracy "
+        "where job_name = 'emails-demo' order by field",
+    ),
     "judge": (
-        "select * from judge_scores where job_name = 'trivia-judge'",
-        "select row_id, criterion, score, rationale from judgements "
-        "where job_name = 'trivia-judge' order by score limit 10",
+        [SAMPLES / "trivia-answers.yaml", SAMPLES / "trivia-judge.yaml"],
+        "Answer 261 trivia questions, then judge the answers (a chain of two jobs)",
+        "select criterion, n, mean, min, max, distribution from judge_scores "
+        "where job_name = 'trivia-judge'",
     ),
 }
+"""Demos by kind: the job file (several: a chain, in order), what it does, and a query to
+try on its results."""
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -98,17 +102,16 @@ def demo(
         bool | None, typer.Option(help="Start over (default: yes on the emulator, no with a key).")
     ] = None,
     kind: Annotated[
-        str,
-        typer.Option(
-            help="label: 693 utterances; judge: answer 261 trivia questions, then grade the answers."
-        ),
+        str, typer.Option(help=f"Which demo: {', '.join(DEMOS)} (a job of that kind).")
     ] = "label",
 ) -> None:
-    """Label 693 real utterances (or --kind judge: answer trivia, then judge the answers); on
-    the built-in emulator unless ANTHROPIC_API_KEY is set."""
+    """Run a demo job on real sample data; on the built-in emulator unless ANTHROPIC_API_KEY
+    is set. --kind label: label 693 utterances; --kind extract: a record per e-mail;
+    --kind judge: answer 261 trivia questions, then judge the answers."""
     if kind not in DEMOS:
-        raise fail(f"--kind {kind!r}: use one of {', '.join(DEMOS)}")
-    files = [str(f) for f in DEMOS[kind]]
+        raise fail(f"--kind {kind!r}: the demos are {', '.join(DEMOS)}")
+    job_files, _, query = DEMOS[kind]
+    files = [str(f) for f in job_files]
     if os.environ.get("ANTHROPIC_API_KEY"):
         console.print("ANTHROPIC_API_KEY is set: running against the real API (batch prices).")
         result = _run_demo(files, bool(restart))
@@ -119,8 +122,8 @@ def demo(
     else:
         print_summary(result)
     console.print("\nTry:")
-    for query in EXAMPLE_QUERIES[kind]:
-        console.print(f'  halfrate sql "{query}"', highlight=False)
+    for example in ("select * from job_costs", query):
+        console.print(f'  halfrate sql "{example}"', highlight=False)
 
 
 def _run_demo(files: list[str], restart: bool) -> Any:
@@ -137,7 +140,7 @@ def _demo_on_emulator(files: list[str], restart: bool) -> Any:
         console.print(
             f"No ANTHROPIC_API_KEY: using the built-in emulator at {server.base_url} "
             "(a deterministic stand-in, not a model: labels and scores are word-overlap "
-            "guesses, answers echo the question)."
+            "guesses, records are schema-valid placeholders, answers echo the question)."
         )
         os.environ["ANTHROPIC_BASE_URL"] = server.base_url
         os.environ["ANTHROPIC_API_KEY"] = "emulator-key"  # accepted by the emulator only

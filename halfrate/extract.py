@@ -217,7 +217,7 @@ def _scan_source(job: JobConfig, docs_tmp: Path) -> _Scanned:
                 f"{job.source}: kind {job.kind} builds its own message content, so it cannot "
                 "send the folder's PDFs and images; give it a folder of text files"
             )
-        companions = {"text": content.expr, "doc_tokens": pl.col("doc_tokens")}
+        companions = {"text": content.expr.fill_null(""), "doc_tokens": pl.col("doc_tokens")}
         contents = {"": UserContent(documents.content_blocks(content.expr), "content")}
     return _Scanned(source, id_column, template, extra, contents, companions)
 

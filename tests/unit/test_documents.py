@@ -176,6 +176,7 @@ def test_a_mixed_folder_sends_blocks_and_quarantines_what_cannot_go(tmp_path: Pa
     ]
     assert base64.b64decode(content[0][0]["source"]["data"]) == (folder / "a.pdf").read_bytes()
     assert content[2][0]["text"] == "a plain note" == rows["text"][2]
+    assert rows["text"][0] == ""  # a PDF alone: no text, and the estimate counts none
     assert rows["doc_tokens"].to_list() == [2 * documents.PDF_PAGE_TOKENS, 1, 0, 0]
     gold = [json.loads(g) for g in rows["gold"]]
     assert gold[3] == {"title": "The case for spam"} and gold[0] == {"title": None}
