@@ -159,3 +159,23 @@ def test_a_bad_stage_is_refused_before_the_first_stage_sends_anything(
         result.output
     )
     assert emulator.admin.audit() == []
+
+
+def test_demo_kind_judge_runs_the_trivia_chain_on_the_emulator(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, ["demo", "--kind", "judge"])
+    assert result.exit_code == 0, result.output
+    assert "trivia-answers" in result.output and "trivia-judge" in result.output
+    assert "total" in result.output and "judge_scores" in result.output
+    with duckdb.connect(str(get_settings().warehouse), read_only=True) as con:
+        scores = con.execute(
+            "select criterion, n from judge_scores where job_name = 'trivia-judge' order by 1"
+        ).fetchall()
+        states = con.execute(
+            "select job_name, final_state, count(*) from row_outcomes group by all order by 1"
+        ).fetchall()
+    assert scores == [("concision", 261), ("correctness", 261)]
+    assert states == [("trivia-answers", "succeeded", 261), ("trivia-judge", "succeeded", 261)]
+    unknown = runner.invoke(app, ["demo", "--kind", "summarise"])
+    assert unknown.exit_code == 2 and "the demos are label, extract, judge" in unknown.output
