@@ -1,6 +1,10 @@
 """Judge jobs as Prefect flows against the emulator over HTTP with the real SDK: graded and
 pairwise, with faults; a judge job reading another job's outputs (`source: job:<name>`)."""
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +16,17 @@ import yaml
 from flows.batch_job import batch_job
 from halfrate import pipeline
 from halfrate.extract import ExtractError
+from halfrate.ledger import BatchStatus, Ledger
 from halfrate.settings import get_settings
-from halfrate_emulator import EmulatorServer
+from halfrate_emulator import EmulatorOptions, EmulatorServer
 from halfrate_emulator.options import FaultConfig, HttpFault
-from tests.flows.conftest import SAMPLES, write_job
+from tests.flows.conftest import (
+    SAMPLES,
+    halfrate_bin,
+    running_emulator,
+    subprocess_env,
+    write_job,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -184,3 +195,41 @@ def test_a_job_source_that_is_unknown_or_unfinished_is_refused_before_anything_i
     assert not (settings.workdir / "early" / "ledger.sqlite").exists() or not list(
         (settings.workdir / "early" / "requests").glob("*")
     )
+
+
+def test_a_pairwise_judge_killed_while_waiting_resumes_without_a_second_create(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = EmulatorOptions(processing_seconds=3600, cancel_seconds=0.2)
+    with running_emulator(tmp_path, monkeypatch, options) as server:
+        source = answers_csv(tmp_path, 30)
+        job = judge_file(tmp_path, source=str(source), compare=["answer", "other"])
+        ledger = get_settings().workdir / "grade" / "ledger.sqlite"
+        log = tmp_path / "run.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [halfrate_bin(), "run", str(job)],
+                env=subprocess_env(prefect_api),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 120
+        while not (ledger.exists() and BatchStatus.submitted in statuses(ledger)):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        time.sleep(1)  # it polls: the run is in the await step
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+        server.admin.advance_clock(3600)
+        summary = batch_job(job_file=str(job))
+
+        assert summary.final_states == {"succeeded": 30}
+        [create] = server.admin.audit(custom_ids=True)  # one create, never a second
+        assert len(create["custom_ids"]) == len(set(create["custom_ids"])) == 60
+        assert warehouse_rows("select count(distinct row_id) from judgements") == [(30,)]
+
+
+def statuses(ledger: Path) -> list[BatchStatus | None]:
+    return [r.status for r in Ledger(ledger).records()]
