@@ -44,7 +44,7 @@ MAX_IMAGE_BASE64 = 5 * 1024 * 1024
 MAX_IMAGE_SIDE = 8000
 PDF_PAGE_TOKENS = 2_250
 IMAGE_TOKENS_UNKNOWN = 1_600
-CHUNK_BYTES = 64 << 20  # staged rows are written a few files or ~64 MB at a time
+CHUNK_BYTES = 16 << 20  # staged rows are written a few files or ~16 MB at a time
 CHUNK_FILES = 512
 
 EMAIL_COLUMNS = (
@@ -81,7 +81,10 @@ def stage_folder(docs: list[tuple[str, Path]], target: Path) -> bool:
     """Write one row per file to `target` (Parquet), a chunk at a time; whether any of them
     is a PDF or an image to send as a block."""
     blocks = False
-    with pq.ParquetWriter(target, SCHEMA) as writer:
+    # base64 of a PDF or image neither compresses nor repeats: encoding it only costs memory
+    plain = {"doc_data": "NONE"}
+    dictionary = [name for name in SCHEMA.names if name != "doc_data"]
+    with pq.ParquetWriter(target, SCHEMA, compression=plain, use_dictionary=dictionary) as writer:
         rows: list[dict[str, Any]] = []
         size = 0
         for name, path in docs:
@@ -131,13 +134,16 @@ def read_pdf(path: Path) -> dict[str, Any]:
     _check_size(path, MAX_REQUEST_BYTES - REQUEST_HEADROOM, "a request holds 32 MB", "split it")
     data = path.read_bytes()
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged files are reported below
+    stream = io.BytesIO(data)  # closed after: the reader's cycles would keep it until a GC
     try:
-        reader = pypdf.PdfReader(io.BytesIO(data))
+        reader = pypdf.PdfReader(stream)
         if reader.is_encrypted:
             raise _Unusable("encrypted PDF: the API takes PDFs without a password; decrypt it")
         pages = len(reader.pages)
     except (pypdf.errors.PyPdfError, ValueError, KeyError, OSError) as exc:
         raise _Unusable(f"unreadable PDF ({type(exc).__name__}: {exc})") from None
+    finally:
+        stream.close()
     if pages > MAX_PDF_PAGES:
         raise _Unusable(f"PDF of {pages} pages: a request takes {MAX_PDF_PAGES}; split it")
     if pages == 0:
@@ -308,9 +314,12 @@ def content_blocks(text: pl.Expr) -> pl.Expr:
         pl.lit('"}}'),
     )
     words = text.fill_null("")
+    has_text = words.str.contains(r"\S")
     text_block = pl.struct(type=pl.lit("text"), text=words).struct.json_encode()
-    blocks = pl.concat_list(
-        pl.when(has_block()).then(media),
-        pl.when(words.str.contains(r"\S")).then(text_block),
+    return pl.concat_str(  # one pass over the (large) base64: no lists of blocks
+        pl.lit("["),
+        pl.when(has_block()).then(media).otherwise(pl.lit("")),
+        pl.when(has_block() & has_text).then(pl.lit(",")).otherwise(pl.lit("")),
+        pl.when(has_text).then(text_block).otherwise(pl.lit("")),
+        pl.lit("]"),
     )
-    return pl.concat_str(pl.lit("["), blocks.list.drop_nulls().list.join(","), pl.lit("]"))

@@ -169,7 +169,8 @@ class TypedTable:
         literal = orjson.dumps(self.columns).decode()
         # the structure holds checked names and our type names only: no quote can get in
         assert _STRUCTURE_CHARS.fullmatch(literal), literal
-        text = load_sql(name).replace(_STRUCTURE_SLOT, f"'{literal}'")
+        lines = [line for line in load_sql(name).splitlines() if not line.startswith("--")]
+        text = "\n".join(lines).replace(_STRUCTURE_SLOT, f"'{literal}'")
         return re.sub(rf"\b{_TABLE_SLOT}\b", f'"{self.name}"', text)
 
     def check(self, con: "duckdb.DuckDBPyConnection") -> bool:
