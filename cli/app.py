@@ -19,6 +19,7 @@ app.command("adopt")(commands.adopt)
 app.command("recover")(commands.recover)
 app.command("load")(commands.load)
 app.command("sql")(commands.sql)
+app.command("export")(commands.export)
 app.command("version")(commands.version)
 
 

@@ -19,6 +19,7 @@ from cli.output import (
     errors_shown,
     fail,
     finish,
+    finish_chain,
     note,
     plain,
     quiet_actionable_tracebacks,
@@ -27,12 +28,25 @@ from cli.start import api_endpoint, check_before_start
 from halfrate.config import JobSpec
 from halfrate.settings import get_settings
 
-DEMO_JOB = Path(__file__).resolve().parents[1] / "data" / "samples" / "intents.yaml"
-EXAMPLE_QUERIES = (
-    "select * from job_costs",
-    "select label, count(*) as n, avg(correct::int) as accuracy from labels "
-    "where job_name = 'intents-demo' group by label order by n desc",
-)
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+DEMOS = {
+    "label": (
+        [SAMPLES / "intents.yaml"],
+        "select label, count(*) as n, avg(correct::int) as accuracy from labels "
+        "where job_name = 'intents-demo' group by label order by n desc",
+    ),
+    "extract": (
+        [SAMPLES / "emails.yaml"],
+        "select field, rows, round(accuracy, 3) as accuracy from extract_accuracy "
+        "where job_name = 'emails-demo' order by field",
+    ),
+    "judge": (
+        [SAMPLES / "trivia-answers.yaml", SAMPLES / "trivia-judge.yaml"],
+        "select criterion, n, mean, min, max, distribution from judge_scores "
+        "where job_name = 'trivia-judge'",
+    ),
+}
+"""Demos by kind: the job files (several: a chain, in order) and a query to try on the results."""
 
 JobFile = Annotated[Path, typer.Argument(help="YAML job file.")]
 Overrides = Annotated[
@@ -53,7 +67,9 @@ Debug = Annotated[
 
 
 def run(
-    job_file: JobFile,
+    job_files: Annotated[
+        list[Path], typer.Argument(help="YAML job file; several run as a chain, in order.")
+    ],
     restart: Annotated[bool, typer.Option(help="Start over instead of resuming.")] = False,
     set_: Overrides = None,
     emulator: OnEmulator = False,
@@ -61,16 +77,33 @@ def run(
 ) -> None:
     """Run (or resume) a job: extract, build, submit, wait, download, load.
 
+    Several job files run as one chain, in order (a later job may read an earlier one's
+    outputs with `source: job:<name>`); every one is checked before the first sends anything,
+    and rerunning the chain resumes it.
+
     Exit codes: 0 every row succeeded; 1 unexpected error; 2 bad job, source, setting or key
     (the message says what to fix); 3 some rows did not succeed; 4 results staged, not loaded;
-    5 canceled by the user.
+    5 canceled by the user. A chain exits with its worst stage's code.
     """
+    files = [str(f) for f in job_files]
     with errors_shown(debug):
+        if len(files) > 1 and set_:
+            raise fail("--set overrides one job: run the chain's jobs one by one to override")
         spec = parse_overrides(set_ or [])
-        check_before_start("run", str(job_file), spec, restart=restart, emulator=emulator)
+        check_before_start("run", files, spec, restart=restart, emulator=emulator)
         with api_endpoint(emulator) as ran_on:
-            summary = run_flow(str(job_file), spec, restart, debug=debug)
-    raise typer.Exit(finish(summary, ran_on))
+            result = _run_jobs(files, spec, restart, debug)
+    raise typer.Exit(_finish(result, len(files), ran_on))
+
+
+def _run_jobs(files: list[str], spec: JobSpec | None, restart: bool, debug: bool) -> Any:
+    if len(files) == 1:
+        return run_flow(files[0], spec, restart, debug=debug)
+    return run_chain(files, restart, debug=debug)
+
+
+def _finish(result: Any, n_files: int, ran_on: bool) -> ExitCode:
+    return finish_chain(result, ran_on) if n_files > 1 else finish(result, ran_on)
 
 
 def estimate(
@@ -82,7 +115,7 @@ def estimate(
     """Price a job before running it: extract and count tokens; nothing is submitted."""
     with errors_shown(debug):
         spec = parse_overrides(set_ or [])
-        check_before_start("estimate", str(job_file), spec, restart=False, emulator=emulator)
+        check_before_start("estimate", [str(job_file)], spec, restart=False, emulator=emulator)
         with api_endpoint(emulator) as ran_on:
             job, cost = _estimate(str(job_file), spec)
     if cost is None:
@@ -110,20 +143,29 @@ def demo(
     restart: Annotated[
         bool | None, typer.Option(help="Start over (default: yes on the emulator, no with a key).")
     ] = None,
+    kind: Annotated[
+        str, typer.Option(help=f"Which demo: {', '.join(DEMOS)} (a job of that kind).")
+    ] = "label",
     debug: Debug = False,
 ) -> None:
-    """Label 693 real utterances; on the built-in emulator unless ANTHROPIC_API_KEY is set."""
+    """Run a demo job on real sample data; on the built-in emulator unless ANTHROPIC_API_KEY
+    is set. --kind label: label 693 utterances; --kind extract: a record per e-mail;
+    --kind judge: answer 261 trivia questions, then judge the answers."""
+    if kind not in DEMOS:
+        raise fail(f"--kind {kind!r}: the demos are {', '.join(DEMOS)}")
+    job_files, query = DEMOS[kind]
+    files = [str(f) for f in job_files]
     on_emulator = not os.environ.get("ANTHROPIC_API_KEY")
     with errors_shown(debug):
         if not on_emulator:
             console.print("ANTHROPIC_API_KEY is set: running against the real API (batch prices).")
         with api_endpoint(on_emulator, "No ANTHROPIC_API_KEY: ") as ran_on:
             start_over = restart if restart is not None else ran_on
-            summary = run_flow(str(DEMO_JOB), None, start_over, debug=debug)
-    code = finish(summary, ran_on)
+            result = _run_jobs(files, None, start_over, debug)
+    code = _finish(result, len(files), ran_on)
     console.print("\nTry:")
-    for query in EXAMPLE_QUERIES:
-        note(f'  halfrate sql "{query}"', style="")
+    for example in ("select * from job_costs", query):
+        note(f'  halfrate sql "{example}"', style="")
     raise typer.Exit(code)
 
 
@@ -138,19 +180,36 @@ def _quiet_teardown() -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
 
 
-def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool, debug: bool = False) -> Any:
-    """Run the Prefect flow in this process (a temporary Prefect server unless one is set)."""
+def _prefect_env(debug: bool) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     atexit.register(_quiet_teardown)  # before prefect registers its own handlers
+    quiet_actionable_tracebacks(debug)
+
+
+def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool, debug: bool = False) -> Any:
+    """Run the Prefect flow in this process (a temporary Prefect server unless one is set)."""
+    _prefect_env(debug)
     from prefect.exceptions import CancelledRun
 
     from flows.batch_job import batch_job
 
-    quiet_actionable_tracebacks(debug)
     try:
         return batch_job(job_file=job_file, job=spec, restart=restart)
     except CancelledRun as exc:  # the user canceled the job while it ran
+        raise Canceled(str(exc)) from None
+
+
+def run_chain(job_files: list[str], restart: bool, debug: bool = False) -> Any:
+    """Run jobs in order as one Prefect flow run (flows/chain.py), like run_flow."""
+    _prefect_env(debug)
+    from prefect.exceptions import CancelledRun
+
+    from flows.chain import job_chain
+
+    try:
+        return job_chain(job_files=job_files, restart=restart)
+    except CancelledRun as exc:  # the user canceled a stage while it ran
         raise Canceled(str(exc)) from None
 
 
@@ -324,3 +383,26 @@ def version() -> None:
 
     typer.echo(__version__)
     sys.exit(0)
+
+
+def export(
+    job: Annotated[str, typer.Argument(help="Job name.")],
+    format_: Annotated[str, typer.Option("--format", help="parquet, csv or jsonl.")] = "parquet",
+    out: Annotated[
+        Path | None, typer.Option(help="Output file (default: data/exports/JOB.FORMAT).")
+    ] = None,
+) -> None:
+    """Write a job's outputs, joined to its source rows' columns, to Parquet, CSV or JSON Lines."""
+    from halfrate.export import ExportFormat, export_job
+    from halfrate.warehouse import WarehouseBusyError
+
+    try:
+        fmt = ExportFormat(format_)
+    except ValueError:
+        raise fail(f"--format {format_!r}: use parquet, csv or jsonl") from None
+    try:
+        done = export_job(job, get_settings(), fmt, out)
+    except (FileNotFoundError, ValueError, WarehouseBusyError) as exc:
+        raise fail(str(exc)) from None
+    columns = ", ".join(done.columns)
+    console.print(plain(f"wrote {done.rows:,} rows of {job} to {done.path} (columns: {columns})"))

@@ -18,12 +18,13 @@ from rich.text import Text
 from halfrate.errors import is_actionable
 
 if TYPE_CHECKING:  # the summary module imports DuckDB: only a finished run needs it
-    from halfrate.summary import JobSummary
+    from halfrate.summary import ChainSummary, JobSummary
 
 EMULATOR_NOTE = (
     "Ran on the built-in emulator, a deterministic stand-in for the API, not a model: the "
-    "outputs are placeholders (a label job's are word-overlap guesses); the costs are what the "
-    "real API would charge for the same tokens."
+    "outputs are placeholders (labels and scores are word-overlap guesses, records are "
+    "schema-valid placeholders, answers echo the question); the costs are what the real API "
+    "would charge for the same tokens."
 )
 FAILURES_SHOWN = 10
 
@@ -143,6 +144,23 @@ def finish(summary: "JobSummary", ran_on_emulator: bool) -> ExitCode:
     if s.verdict is Verdict.unfinished:
         return ExitCode.unfinished
     return ExitCode.rows_not_succeeded
+
+
+def finish_chain(chain: "ChainSummary", ran_on_emulator: bool) -> ExitCode:
+    """Each stage as `finish` prints it, then the cost per stage and in total; the exit code
+    of the stage that ended worst."""
+    from halfrate.summary import format_usd
+
+    last = len(chain.stages) - 1  # the emulator's note once, after the last stage
+    codes = [finish(s, ran_on_emulator and i == last) for i, s in enumerate(chain.stages)]
+    table = Table("stage", "kind", "rows", "cost (batch)", "real-time", "saved", title="chain")
+    for s in chain.stages:
+        costs = (s.batch_cost_usd, s.realtime_cost_usd, s.savings_usd)
+        table.add_row(plain(s.job_name), s.kind, f"{s.rows:,}", *map(format_usd, costs))
+    totals = (chain.batch_cost_usd, chain.realtime_cost_usd, chain.savings_usd)
+    table.add_row("total", "", "", *map(format_usd, totals))
+    console.print(table)
+    return max(codes, default=ExitCode.ok)
 
 
 def print_summary(s: "JobSummary") -> None:

@@ -13,15 +13,22 @@ EMULATOR_KEY = "emulator-key"  # accepted by the emulator only
 
 
 def check_before_start(
-    command: str, job_file: str, spec: JobSpec | None, *, restart: bool, emulator: bool
+    command: str, job_files: list[str], spec: JobSpec | None, *, restart: bool, emulator: bool
 ) -> None:
-    """Refuse in a second what would fail later: the job file, source, folders, key."""
+    """Refuse in a second what would fail later: the job file, source, folders, key.
+
+    Several job files are a chain's stages, in order: each is checked before the first one
+    sends anything (a job source may name an earlier stage).
+    """
     from halfrate.checks import MissingKeyError, check_job, check_key
 
     settings = get_settings()
-    checked = check_job(job_file, spec, settings, restart=restart)
-    for warning in checked.warnings:
-        warn(warning)
+    names: list[str] = []
+    for job_file in job_files:
+        checked = check_job(job_file, spec, settings, restart=restart, earlier=names)
+        for warning in checked.warnings:
+            warn(warning)
+        names.append(checked.job.name)
     if emulator:
         return
     try:
@@ -29,8 +36,8 @@ def check_before_start(
     except MissingKeyError:
         raise fail(
             "no ANTHROPIC_API_KEY is set: export ANTHROPIC_API_KEY=sk-ant-... to run against "
-            f"the API, or try it offline on the built-in emulator: halfrate {command} {job_file} "
-            "--emulator"
+            f"the API, or try it offline on the built-in emulator: halfrate {command} "
+            f"{' '.join(job_files)} --emulator"
         ) from None
     if settings.anthropic_api_key is not None:  # else a Secret block holds it: the run checks
         from halfrate.gateway import BatchGateway, make_client

@@ -10,6 +10,7 @@ full, by the run itself (extract, `halfrate.preflight`).
 
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from halfrate.errors import ActionableError
 from halfrate.extract import check_columns, check_source_unchanged
 from halfrate.pricing import base_model, price_list, price_table
 from halfrate.settings import API_KEY_BLOCK_ENV, Settings
-from halfrate.sources import source_columns
+from halfrate.sources import ExtractError, source_columns
 from halfrate.workspace import check_same_job, job_paths
 
 
@@ -39,20 +40,32 @@ class CheckedJob:
 
 
 def check_job(
-    job_file: str | None, spec: JobOverrides | None, settings: Settings, *, restart: bool
+    job_file: str | None,
+    spec: JobOverrides | None,
+    settings: Settings,
+    *,
+    restart: bool,
+    earlier: Sequence[str] = (),
 ) -> CheckedJob:
     """Refuse a job that cannot run, before anything starts.
+
+    `earlier` are the names of the jobs that run before this one in a chain (`halfrate run
+    A.yaml B.yaml`): a job source (`source: job:<name>`) may name one of them.
 
     Raises:
         JobConfigError: The job file or an override is invalid (names the file and key).
         ExtractError: The source is missing, unreadable, empty, lacks a column the job names,
-            or changed since the job first read it.
+            changed since the job first read it, or names a job that neither ran nor runs
+            earlier in the chain.
         SetupError: The job folder cannot be written.
         JobConflictError: The job name is taken by a job with other settings.
     """
     job = resolve_job(Path(job_file) if job_file else None, spec)
-    columns, folder = source_columns(job.source)
-    check_columns(job, columns, folder)
+    if job.upstream is None:
+        columns, folder = source_columns(job.source)
+        check_columns(job, columns, folder)
+    else:  # its columns are known once the upstream ran: extract checks them, sending nothing
+        check_upstream(job, job_file or job.name, settings, earlier)
     check_writable(settings.workdir, "HALFRATE_WORKDIR", settings.workdir)
     check_writable(settings.warehouse.parent, "HALFRATE_WAREHOUSE", settings.warehouse)
     paths = job_paths(settings.workdir, job.name)
@@ -60,6 +73,26 @@ def check_job(
         check_same_job(paths, job)
         check_source_unchanged(job, paths)
     return CheckedJob(job, model_warnings(job.model))
+
+
+def check_upstream(job: JobConfig, where: str, settings: Settings, earlier: Sequence[str]) -> None:
+    """A job source names a job that runs earlier in the chain or has a folder in the workdir
+    (whether it finished is checked when this job's extract reads its outputs)."""
+    upstream = job.upstream
+    if upstream is None or upstream in earlier:
+        return
+    if job_paths(settings.workdir, upstream).job_file.is_file():
+        return
+    if earlier:
+        raise ExtractError(
+            f"{where}: source job:{upstream} names no earlier job of this chain "
+            f"({', '.join(earlier)}) and no job in {settings.workdir}; fix the name or put "
+            "the job that makes it first"
+        )
+    raise ExtractError(
+        f"{where}: source job:{upstream} names no job in {settings.workdir}; fix the name, or "
+        f"run that job first (both in order: halfrate run UPSTREAM.yaml {where})"
+    )
 
 
 def model_warnings(model: str) -> list[str]:

@@ -5,6 +5,7 @@
 the same field definitions (descriptions, limits), never copied by hand.
 """
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +16,7 @@ from pydantic_core import PydanticUndefined
 
 from halfrate.errors import ActionableError
 from halfrate.kinds import KINDS, JobConfig, UnknownKindError, kind_named
-from halfrate.kinds.base import JOB_NAME_PATTERN, CacheTTL, JobBase
+from halfrate.kinds.base import JOB_NAME_PATTERN, JOB_SOURCE_PREFIX, CacheTTL, JobBase
 
 __all__ = [
     "JOB_NAME_PATTERN",
@@ -73,12 +74,15 @@ def _optional(info: FieldInfo, prefix: str) -> tuple[Any, FieldInfo]:
     )
 
 
-JobSpec: type[JobOverrides] = create_model(
-    "JobSpec",
-    __base__=JobOverrides,
-    __doc__="Field-by-field overrides of a job file (every field optional); the Prefect UI form.",
-    **_override_fields(),
-)
+with warnings.catch_warnings():  # record kinds' `schema` key shadows BaseModel.schema()
+    warnings.filterwarnings("ignore", message='Field name "schema"', category=UserWarning)
+    JobSpec: type[JobOverrides] = create_model(
+        "JobSpec",
+        __base__=JobOverrides,
+        __doc__="Field-by-field overrides of a job file (every field optional); the Prefect UI "
+        "form.",
+        **_override_fields(),
+    )
 
 
 def read_job_file(path: Path) -> dict[str, Any]:
@@ -97,7 +101,10 @@ def read_job_file(path: Path) -> dict[str, Any]:
             f"{path}: a job file is a mapping of keys (name: ..., source: ..., "
             f"instructions: ...), got {got}; see data/samples/intents.yaml"
         )
-    if isinstance(data.get("source"), str) and not Path(data["source"]).is_absolute():
+    source = data.get("source")
+    if isinstance(source, str) and source.startswith(JOB_SOURCE_PREFIX):
+        return data  # another job's outputs, not a path
+    if isinstance(source, str) and not Path(source).is_absolute():
         candidate = path.parent / data["source"]
         if candidate.exists() or not Path(data["source"]).exists():
             data["source"] = str(candidate)

@@ -26,13 +26,15 @@ def quarantine_rows(
     """One row per rejected source row: row_number, row_id, reason (and its kinds).
 
     `facts` has a row per source row: row_number, row_id, id_ok, text_ok, text_chars, and
-    where they apply `binary` (a folder's document that is not text) and `body_bytes` (the
-    row's request alone as a batch body).
+    where they apply `problem` (why a folder's file cannot be sent: halfrate/documents.py),
+    `binary` (a folder's text file that is not text) and `body_bytes` (the row's largest
+    request alone as a batch body).
     """
     facts = facts.with_columns(id_key=_id_key())
     duplicates = _duplicates(facts)
     checks = _checks(facts, id_column, template, limits)
     measured = {
+        "problem": pl.col("problem").is_not_null(),
         "binary": pl.col("binary"),
         "body_bytes": pl.col("body_bytes") > limits.max_batch_bytes,
     }
@@ -100,7 +102,10 @@ def _checks(
 ) -> dict[str, pl.Expr]:
     """Reason kind -> the reason of each row it applies to (null where it does not)."""
     limit = limits.max_text_chars
-    checks = {
+    checks: dict[str, pl.Expr] = {}
+    if "problem" in facts.columns:
+        checks["unusable document"] = pl.col("problem")
+    checks |= {
         "missing id": pl.when(~pl.col("id_ok")).then(
             pl.lit(f"missing id: column {id_column!r} is empty or blank")
         ),

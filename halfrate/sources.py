@@ -2,8 +2,9 @@
 
 A file (.csv, .parquet, .jsonl/.ndjson) is scanned as it is. A folder of documents is staged
 to a Parquet file first, one row per non-hidden file, with the columns `path` (relative to the
-folder: the row id) and `text`. Nothing here knows about job kinds or prompts: extract picks
-the columns it needs and checks they exist.
+folder: the row id), `text` and an e-mail's headers, plus PDFs and images as base64 blocks and
+what keeps a file out (halfrate/documents.py). Nothing here knows about job kinds or prompts:
+extract picks the columns it needs and checks they exist.
 """
 
 import hashlib
@@ -14,9 +15,8 @@ from typing import Any
 
 import orjson
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
+from halfrate.documents import FOLDER_COLUMNS, stage_folder
 from halfrate.errors import ActionableError
 
 FILE_FORMATS = {
@@ -25,11 +25,8 @@ FILE_FORMATS = {
     ".jsonl": "JSON Lines",
     ".ndjson": "JSON Lines",
 }
-FOLDER_COLUMNS = ("path", "text")
-"""The columns of a folder source: the file's path relative to the folder, and its text."""
 FULL_HASH_MAX_BYTES = 256 << 20  # above this, fingerprint size + mtime + first/last MiB
 SAMPLE_BYTES = 1 << 20
-DOCS_PER_CHUNK = 512
 
 
 class ExtractError(ValueError, ActionableError):
@@ -45,6 +42,8 @@ class Source:
     parquet: Path | None
     """The Parquet file behind the frame, if any (read in bounded batches with pyarrow)."""
     folder: bool
+    blocks: bool = False
+    """A folder with PDFs or images: its rows are sent as content blocks."""
 
 
 def scan_source(source: Path, wanted: list[str], docs_tmp: Path) -> Source:
@@ -54,8 +53,11 @@ def scan_source(source: Path, wanted: list[str], docs_tmp: Path) -> Source:
     sees only the first lines).
     """
     if source.is_dir():
-        _stage_documents(source, docs_tmp)
-        return Source(pl.scan_parquet(docs_tmp), list(FOLDER_COLUMNS), docs_tmp, True)
+        docs = _documents(source)
+        if not docs:
+            raise _no_documents(source)
+        blocks = stage_folder(docs, docs_tmp)
+        return Source(pl.scan_parquet(docs_tmp), list(FOLDER_COLUMNS), docs_tmp, True, blocks)
     frame, available = _scan_file(source, wanted)
     parquet = source if FILE_FORMATS[source.suffix.lower()] == "Parquet" else None
     return Source(frame, available, parquet, False)
@@ -63,7 +65,7 @@ def scan_source(source: Path, wanted: list[str], docs_tmp: Path) -> Source:
 
 def source_columns(source: Path) -> tuple[list[str], bool]:
     """The columns a source has, from its header or schema only (never its rows), and whether
-    it is a folder (whose columns are always `path` and `text`).
+    it is a folder (whose columns are always `path`, `text` and the `email_*` headers).
 
     Raises:
         ExtractError: The source is missing, of an unsupported type, empty, or unreadable.
@@ -94,7 +96,7 @@ def _check_type(source: Path) -> None:
     if source.suffix.lower() not in FILE_FORMATS:
         raise ExtractError(
             f"{source}: unsupported file type {source.suffix!r}; use .csv, .parquet, "
-            ".jsonl or .ndjson, or a folder of text documents"
+            ".jsonl or .ndjson, or a folder of documents (text, PDF, images)"
         )
 
 
@@ -197,30 +199,3 @@ def _documents(folder: Path) -> list[tuple[str, Path]]:
                 path = Path(dirpath, name)
                 found.append((path.relative_to(folder).as_posix(), path))
     return sorted(found)
-
-
-def _stage_documents(folder: Path, target: Path) -> None:
-    """Write a folder's documents (one row each) to a Parquet file, a chunk at a time."""
-    schema = pa.schema([(FOLDER_COLUMNS[0], pa.string()), (FOLDER_COLUMNS[1], pa.string())])
-    docs = _documents(folder)
-    if not docs:
-        raise _no_documents(folder)
-    with pq.ParquetWriter(target, schema) as writer:
-        for start in range(0, len(docs), DOCS_PER_CHUNK):
-            chunk = docs[start : start + DOCS_PER_CHUNK]
-            texts = [_decode(path.read_bytes()) for _, path in chunk]
-            ids = [name for name, _ in chunk]
-            writer.write_table(pa.table([ids, texts], schema=schema))
-
-
-BINARY_SNIFF_BYTES = 8192
-
-
-def _decode(data: bytes) -> str | None:
-    """A document's text; None for binary data (a NUL byte in its first 8 KiB, as git does)."""
-    if b"\x00" in data[:BINARY_SNIFF_BYTES]:
-        return None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")

@@ -225,6 +225,51 @@ def render_markdown(s: JobSummary) -> str:
     return "\n".join(lines)
 
 
+class ChainSummary(BaseModel):
+    """A chain of jobs run in order (`halfrate run a.yaml b.yaml`): each stage and the total."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stages: list[JobSummary]
+    batch_cost_usd: float | None
+    """The stages' cost at batch prices; None when a stage's cost cannot be priced."""
+    realtime_cost_usd: float | None
+    savings_usd: float | None
+
+    @classmethod
+    def of(cls, stages: list[JobSummary]) -> "ChainSummary":
+        def total(values: list[float | None]) -> float | None:
+            return None if any(v is None for v in values) else float(sum(v or 0 for v in values))
+
+        return cls(
+            stages=stages,
+            batch_cost_usd=total([s.batch_cost_usd for s in stages]),
+            realtime_cost_usd=total([s.realtime_cost_usd for s in stages]),
+            savings_usd=total([s.savings_usd for s in stages]),
+        )
+
+
+def render_chain_markdown(chain: ChainSummary) -> str:
+    """The chain's stages and total cost as Markdown, for the Prefect UI."""
+    lines = [
+        f"# halfrate chain: {' → '.join(f'`{s.job_name}`' for s in chain.stages)}",
+        "",
+        "| stage | kind | rows | final states | batch cost | real-time | saved |",
+        "|---|---|---:|---|---:|---:|---:|",
+    ]
+    for s in chain.stages:
+        states = ", ".join(f"{k} {v}" for k, v in s.final_states.items())
+        lines.append(
+            f"| `{s.job_name}` | {s.kind} | {s.rows:,} | {states} | {format_usd(s.batch_cost_usd)}"
+            f" | {format_usd(s.realtime_cost_usd)} | {format_usd(s.savings_usd)} |"
+        )
+    lines.append(
+        f"| **total** | | | | **{format_usd(chain.batch_cost_usd)}** | "
+        f"{format_usd(chain.realtime_cost_usd)} | {format_usd(chain.savings_usd)} |"
+    )
+    return "\n".join(lines)
+
+
 def format_usd(value: float | Decimal | None, *, versus: float | Decimal | None = None) -> str:
     """Money for people, the one formatter for logs, events, artifacts and the CLI.
 

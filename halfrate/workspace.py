@@ -6,6 +6,7 @@ data/jobs/<name>/
   extract/rows.parquet           valid rows in source order: row_id, text (the rendered prompt) or
                                  content (JSON content blocks), + the kind's columns (label: gold)
   extract/quarantine.parquet     rejected rows: row_number, row_id, reason
+  extract/upstream.parquet       a job source (job:<name>): that job's outputs joined to its rows
   requests/a<N>/part-<NNNN>.jsonl     one request per line, one file per batch
   requests/a<N>/part-<NNNN>.index.parquet   custom_id, row_id for each line
   results/<batch_id>.jsonl       raw results as downloaded (the replay source)
@@ -53,6 +54,12 @@ class JobPaths:
     @property
     def quarantine(self) -> Path:
         return self.root / "extract" / "quarantine.parquet"
+
+    @property
+    def upstream_rows(self) -> Path:
+        """A job source's rows as extract read them: the upstream job's outputs joined to
+        its source rows (halfrate/chain.py)."""
+        return self.root / "extract" / "upstream.parquet"
 
     def requests_dir(self, attempt: int) -> Path:
         return self.root / "requests" / f"a{attempt}"

@@ -45,8 +45,7 @@ def test_unknown_key_and_wrong_type_are_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ("kind: judge\n", "kind 'judge' is not implemented yet; this version runs: label"),
-        ("kind: summarise\n", "kind 'summarise' is unknown; use one of: label"),
+        ("kind: summarise\n", "kind 'summarise' is unknown; use one of: label, extract, gen"),
         ("cache_ttl: 2h\n", "cache_ttl"),
         ("name: Bad Name\n", "name"),
     ],

@@ -223,7 +223,10 @@ def test_folder_errors(tmp_path: Path, paths: JobPaths) -> None:
     with pytest.raises(ExtractError, match=r"has no .* files"):
         extract_rows(make_job(folder), paths, Settings())
     write(folder, "a.txt", "x")
-    with pytest.raises(ExtractError, match=r"only the columns path, text, so column 'g' \(gold\)"):
+    with pytest.raises(
+        ExtractError,
+        match=r"only the columns path, text, email_from_name, .*, so column 'g' \(gold\)",
+    ):
         extract_rows(make_job(folder, gold_column="g"), paths, Settings())
     assert_no_outputs(paths)
 
@@ -314,21 +317,26 @@ def test_csv_with_a_bom_and_crlf_line_ends(tmp_path: Path, paths: JobPaths) -> N
 
 
 def test_folder_files_say_what_is_wrong_with_them(tmp_path: Path, paths: JobPaths) -> None:
-    """An empty file is reported as an empty file, not as "column 'text' is empty"; a binary
-    file is quarantined, never sent as latin-1 noise; each is named by its path."""
+    """An empty file is reported as an empty file, not as "column 'text' is empty"; a text
+    file holding binary data is quarantined, never sent as latin-1 noise, and so is a file of
+    an unknown type; each is named by its path."""
     folder = tmp_path / "docs"
     folder.mkdir()
     write(folder, "ok.txt", "hello")
     write(folder, "empty.txt", "")
     write(folder, "blank.txt", "  \n\t")
-    write(folder, "photo.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    write(folder, "notes.txt", "UTF-16 text".encode("utf-16"))
+    write(folder, "dump.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    write(folder, "blob.bin", bytes(range(256)))
     summary = extract_rows(make_job(folder), paths, Settings())
     assert pl.read_parquet(paths.rows)["row_id"].to_list() == ["ok.txt"]
     reasons = dict(pl.read_parquet(paths.quarantine).select("row_id", "reason").iter_rows())
     assert reasons["empty.txt"].startswith("empty file: it has no text; remove it")
     assert reasons["blank.txt"].startswith("blank file: it holds only whitespace")
-    assert reasons["photo.png"].startswith("not text: the file holds NUL bytes")
-    assert summary.reasons == {"missing text": 2, "not text": 1}
+    for name in ("notes.txt", "dump.md"):
+        assert reasons[name].startswith("not text: the file holds NUL bytes")
+    assert reasons["blob.bin"].startswith("unsupported file type '.bin': a folder source takes")
+    assert summary.reasons == {"missing text": 2, "not text": 2, "unusable document": 1}
 
 
 def test_a_request_over_max_batch_bytes_is_quarantined_and_the_rest_kept(
@@ -381,9 +389,9 @@ def test_requests_are_not_measured_when_no_row_can_be_too_large(tmp_path: Path) 
     from halfrate.kinds import kind_of
 
     job = make_job(tmp_path / "in.csv")
-    content = kind_of(job).user_content(job, job.template)
-    assert extract._size_check(job, content, Settings()) is None
-    assert extract._size_check(job, content, Settings(max_batch_bytes=100_000)) is not None
+    contents = kind_of(job).user_contents(job, job.template)
+    assert extract._size_check(job, contents, Settings()) is None
+    assert extract._size_check(job, contents, Settings(max_batch_bytes=100_000)) is not None
 
 
 def test_a_lower_batch_limit_on_a_reused_extract_is_refused_only_when_it_matters(
@@ -410,6 +418,7 @@ def test_source_columns_reads_only_the_header(tmp_path: Path) -> None:
     with pytest.raises(ExtractError, match=r"has no .* files"):
         source_columns(folder)
     write(folder, "a.txt", "x")
-    assert source_columns(folder) == (["path", "text"], True)
+    columns, folder_source = source_columns(folder)  # the e-mail headers are columns too
+    assert columns[:3] == ["path", "text", "email_from_name"] and folder_source
     with pytest.raises(ExtractError, match="source not found"):
         source_columns(tmp_path / "nope.parquet")
