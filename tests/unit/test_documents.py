@@ -13,7 +13,14 @@ import pytest
 from halfrate import documents
 from halfrate.build import build_requests, request_for
 from halfrate.config import JobConfig, parse_job
-from halfrate.documents import content_blocks, email_columns, image_size, image_tokens, read_file
+from halfrate.documents import (
+    content_blocks,
+    content_blocks_bytes,
+    email_columns,
+    image_size,
+    image_tokens,
+    read_file,
+)
 from halfrate.extract import extract_rows
 from halfrate.ledger import Ledger
 from halfrate.settings import Settings
@@ -85,6 +92,22 @@ def test_content_blocks_are_the_json_of_the_blocks() -> None:
         [{"type": "text", "text": "only text é"}],
     ]
     assert made == [orjson.dumps(blocks).decode() for blocks in expected]
+    # measured without the data (extract's size check never reads a document's base64)
+    frame = frame.with_columns(doc_bytes=pl.col("doc_data").str.len_bytes())
+    sizes = frame.drop("doc_data").select(content_blocks_bytes(pl.col("text"))).to_series()
+    assert sizes.to_list() == [len(m.encode()) for m in made]
+
+
+def test_a_text_file_of_binary_data_is_staged_without_text(tmp_path: Path) -> None:
+    """A NUL byte in the first 8 KiB: binary (or UTF-16), quarantined as "not text" by
+    extract, never sent as Latin-1 noise; an e-mail of it has no headers either."""
+    for name in ("utf16.txt", "mail.eml"):
+        (tmp_path / name).write_bytes("From: a@b.c\n\nhi".encode("utf-16"))
+        row = read_file(name, tmp_path / name)
+        assert row["text"] is None and row["doc_problem"] is None and row["doc_block"] is None
+        assert row["email_from_address"] is None
+    (tmp_path / "late.txt").write_bytes(b"x" * 8192 + b"\x00")  # past the sniffed part
+    assert read_file("late.txt", tmp_path / "late.txt")["text"] == "x" * 8192 + "\x00"
 
 
 @pytest.mark.parametrize(
@@ -189,6 +212,37 @@ def test_a_folder_of_text_files_sends_text_as_before(tmp_path: Path) -> None:
     paths = JobPaths(tmp_path / "job")
     extract_rows(extract_job(folder), paths, Settings())
     assert pl.read_parquet(paths.rows).columns == ["row_number", "row_id", "text"]
+
+
+def test_a_document_too_large_for_a_batch_is_quarantined_by_its_request_size(
+    tmp_path: Path,
+) -> None:
+    """A PDF whose request alone exceeds HALFRATE_MAX_BATCH_BYTES is quarantined by extract
+    (the build would otherwise stop on it), measured as the build will send it."""
+    folder = tmp_path / "pdfs"
+    folder.mkdir()
+    (folder / "big.pdf").write_bytes(pdf_bytes(pages=1, pad=600_000))
+    (folder / "small.pdf").write_bytes(pdf_bytes(pages=1))
+    (folder / "note.txt").write_text("a short note", encoding="utf-8")
+    job = extract_job(folder, prompt="Title of {path}?")
+    paths = JobPaths(tmp_path / "job")
+    summary = extract_rows(job, paths, Settings(max_batch_bytes=500_000))
+
+    assert summary.reasons == {"request too large": 1}
+    assert pl.read_parquet(paths.rows)["row_id"].to_list() == ["note.txt", "small.pdf"]
+    [(number, row_id, reason)] = pl.read_parquet(paths.quarantine).iter_rows()
+    assert (number, row_id) == (1, "big.pdf")
+    assert reason.endswith("bytes as a batch body, over HALFRATE_MAX_BATCH_BYTES=500,000; "
+                           "shorten the text (or the instructions), or raise the limit")  # fmt: skip
+    size = int(reason.split(": ")[1].split(" bytes")[0].replace(",", ""))
+    other = JobPaths(tmp_path / "other")  # the same row under the default limit, built alone
+    extract_rows(job, other, Settings())
+    alone = tmp_path / "alone.parquet"
+    pl.read_parquet(other.rows).filter(pl.col("row_id") == "big.pdf").write_parquet(alone)
+    [built] = build_requests(
+        job, other, Ledger.create(other.ledger), 1, alone, Settings(), prime=False
+    )
+    assert size == built.body_bytes + len("a10xxxx_") - len("a1_")
 
 
 def test_large_pdfs_split_into_request_files_by_their_exact_bytes(tmp_path: Path) -> None:

@@ -182,3 +182,30 @@ def test_judgements_are_checked_before_they_count(tmp_path: Path) -> None:
 
 def test_the_judge_is_the_registered_plug_in() -> None:
     assert kind_of(judge(scale=[1, 5], response_column="a")) is JUDGE
+
+
+def test_pairwise_rows_over_the_batch_limit_are_quarantined_once(tmp_path: Path) -> None:
+    """Each of a row's requests is measured as it will be sent; a row whose largest request
+    alone exceeds HALFRATE_MAX_BATCH_BYTES is quarantined (both orders with it)."""
+    long = "word " * 1000
+    (tmp_path / "answers.csv").write_text(SOURCE.replace("Lyon", long))
+    job = judge(compare=["answer", "other"], prompt_column="question")
+    job = job.model_copy(update={"source": tmp_path / "answers.csv"})
+    settings = Settings(
+        workdir=tmp_path / "jobs", warehouse=tmp_path / "w.duckdb", max_batch_bytes=5_000
+    )
+    paths = open_job(settings.workdir, job)
+    extracted = extract_rows(job, paths, settings)
+    assert extracted.reasons == {"request too large": 1, "missing text": 1}
+    rows = pl.read_parquet(paths.rows)
+    assert rows.select("row_id", "request").rows() == [("q1", "ab"), ("q1", "ba")]
+    quarantine = pl.read_parquet(paths.quarantine).filter(pl.col("row_id") == "q2")
+    size = int(quarantine["reason"][0].split(": ")[1].split(" bytes")[0].replace(",", ""))
+    alone = tmp_path / "alone.parquet"  # q2's two requests under the default limit
+    other = open_job(tmp_path / "other", job)
+    extract_rows(job, other, Settings(workdir=tmp_path / "other"))
+    pl.read_parquet(other.rows).filter(pl.col("row_id") == "q2").write_parquet(alone)
+    one_each = Settings(max_requests_per_batch=1)
+    files = build_requests(job, other, Ledger(other.ledger), 1, alone, one_each, False)
+    assert len(files) == 2
+    assert size == max(f.body_bytes for f in files) + len("a10xxxx_") - len("a1ab_")
