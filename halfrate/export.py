@@ -19,6 +19,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from halfrate.config import JobConfig
+from halfrate.errors import ActionableError
 from halfrate.kinds import kind_of
 from halfrate.settings import Settings
 from halfrate.sources import scan_source, source_fingerprint
@@ -41,7 +42,7 @@ class ExportFormat(StrEnum):
         return "export/json" if self is ExportFormat.jsonl else f"export/{self.value}"
 
 
-class ExportError(ValueError):
+class ExportError(ValueError, ActionableError):
     """A job that cannot be exported (not run yet, source changed); the message says why."""
 
 

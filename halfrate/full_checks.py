@@ -21,12 +21,13 @@ import fastjsonschema
 import orjson
 import pyarrow as pa
 
+from halfrate.errors import ActionableError
 from halfrate.sql import load_sql
 
 READ_ROWS = 8192  # outputs validated per Arrow batch (bounded memory)
 
 
-class FullSchemaError(ValueError):
+class FullSchemaError(ValueError, ActionableError):
     """A schema the validator cannot be compiled from; the message says which part."""
 
 

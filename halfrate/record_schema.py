@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel
 
+from halfrate.errors import ActionableError
 from halfrate.full_checks import FullSchemaError, validator_for
 from halfrate.output_checks import MAX_DEPTH, SchemaCheckError, compile_checks, resolve
 from halfrate.typed_table import TypedTableError, structure
@@ -30,7 +31,7 @@ LITERAL_KEYS = ("type", "anyOf", "oneOf", "allOf", "enum", "const", "$ref")
 """A value's schema needs one of these (anthropic's transform_schema refuses it otherwise)."""
 
 
-class RecordSchemaError(ValueError):
+class RecordSchemaError(ValueError, ActionableError):
     """A schema or schema_model that cannot describe a record; the message says what to fix."""
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from halfrate.errors import ActionableError
 from halfrate.output_checks import SchemaCheckError, resolve
 from halfrate.sql import load_sql
 
@@ -40,7 +41,7 @@ _STRUCTURE_CHARS = re.compile(r'[A-Za-z0-9_\-\[\]{}":,]*')
 _TABLE_SLOT, _STRUCTURE_SLOT = "typed_table", "'typed_structure'"
 
 
-class TypedTableError(ValueError):
+class TypedTableError(ValueError, ActionableError):
     """A schema or table name that cannot make a typed table; the message says what to change."""
 
 
