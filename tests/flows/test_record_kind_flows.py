@@ -239,11 +239,21 @@ def test_a_generate_job_counts_truncated_texts_and_retries_them_only_when_asked(
     }
     path = tmp_path / "answers.yaml"
     path.write_text(yaml.safe_dump(keys), encoding="utf-8")
-    emulator.admin.set_faults(FaultConfig(seed=5, errored_rate=0.2))
+    emulator.admin.set_faults(
+        FaultConfig(
+            seed=5, errored_rate=0.15, expired_rate=0.1, results_cut_after=8, results_cut_count=1
+        )
+    )
     summary = batch_job(job_file=str(path))
 
     truncated = summary.final_states.get("truncated", 0)
     assert 0 < truncated < 30 and summary.detail("truncated") == truncated
+    assert set(summary.final_states) <= {"succeeded", "truncated", "exhausted"}
+    answered = warehouse_rows(
+        "select row_id from row_outcomes where final_state in ('succeeded', 'truncated') "
+        "except select row_id from generations"
+    )
+    assert answered == []  # every answered row has its text in generations
     [(stored,)] = warehouse_rows("select count(*) from generations where truncated")
     assert stored == truncated
     cut = dict(warehouse_rows("select row_id, attempt from generations where truncated"))
