@@ -13,6 +13,8 @@ DuckDB file (CHECKPOINTed on close).
     .venv/bin/python -m bench.load_bench              # 100k (5 runs + warm-up) and 1M (2 runs)
     .venv/bin/python -m bench.load_bench --sizes 100000 --runs 3
     .venv/bin/python -m bench.load_bench --outputs labels   # every output {"label": ...}
+    .venv/bin/python -m bench.load_bench --outputs extract  # an extract job's 8-field records
+    .venv/bin/python -m bench.load_bench --outputs extract-full  # ... whose schema needs Python
     .venv/bin/python -m bench.load_bench --baseline /tmp/base   # and older code, alternately
 """
 
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -47,7 +50,50 @@ _TEXT = (
 WORDS = _TEXT.split(" ")
 
 
-def _job(root: Path) -> JobConfig:
+CATEGORIES = ["personal", "mailing_list", "newsletter", "commercial", "spam", "other"]
+EXTRACT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": [
+        "sender_name", "sender_address", "subject", "date", "list_id", "is_reply", "summary",
+        "category",
+    ],
+    "properties": {
+        "sender_name": {"type": ["string", "null"]},
+        "sender_address": {"type": "string"},
+        "subject": {"type": "string"},
+        "date": {"type": "string"},
+        "list_id": {"type": ["string", "null"]},
+        "is_reply": {"type": "boolean"},
+        "summary": {"type": "string"},
+        "category": {"type": "string", "enum": CATEGORIES},
+    },
+}  # fmt: skip
+"""The emails demo's record: every keyword one the SQL checks cover."""
+FULL_KEYWORDS = {
+    "sender_address": {"format": "email"},
+    "date": {"format": "date-time"},
+    "summary": {"maxLength": 300},
+}
+"""extract-full adds these, which only the Python validation checks."""
+
+
+def _job(root: Path) -> Any:
+    outputs = (root / "outputs.txt").read_text() if (root / "outputs.txt").exists() else "mixed"
+    if outputs.startswith("extract"):
+        from halfrate.kinds.extract import ExtractJob
+
+        schema = json.loads(json.dumps(EXTRACT_SCHEMA))
+        if outputs == "extract-full":
+            for name, extra in FULL_KEYWORDS.items():
+                schema["properties"][name] |= extra
+        return ExtractJob(
+            name="bench",
+            source=root / "source.parquet",
+            instructions="Extract the record.",
+            schema=schema,
+            model="claude-sonnet-5",
+        )
     return JobConfig(
         name="bench",
         source=root / "source.parquet",
@@ -81,6 +127,8 @@ def _line(rng: random.Random, custom_id: str, outputs: str = "mixed") -> bytes:
     if outputs == "labels":  # what a label job gets back: {"label": ...}, 5 % not a label
         label = rng.choice(LABELS) if rng.random() < 0.95 else "unknown"
         text = orjson.dumps({"label": label}).decode()
+    elif outputs.startswith("extract"):  # an e-mail's record, 5 % with a category not allowed
+        text = orjson.dumps(_record(rng)).decode()
     elif rng.random() < 0.4:
         text = orjson.dumps({"label": rng.choice(LABELS), "reason": _prose(rng, 560)}).decode()
     else:
@@ -112,6 +160,20 @@ def _line(rng: random.Random, custom_id: str, outputs: str = "mixed") -> bytes:
     )
 
 
+def _record(rng: random.Random) -> dict[str, Any]:
+    name = " ".join(rng.choices(WORDS, k=2)).title()
+    return {
+        "sender_name": name if rng.random() < 0.8 else None,
+        "sender_address": f"{name.split()[0].lower()}{rng.randint(1, 999)}@example.org",
+        "subject": _prose(rng, rng.randint(20, 70)).strip(),
+        "date": f"2002-08-{rng.randint(10, 28)}T{rng.randint(10, 23)}:{rng.randint(10, 59)}:00Z",
+        "list_id": "fork.xent.com" if rng.random() < 0.35 else None,
+        "is_reply": rng.random() < 0.3,
+        "summary": _prose(rng, rng.randint(80, 200)).strip(),
+        "category": rng.choice(CATEGORIES) if rng.random() < 0.95 else "unknown",
+    }
+
+
 def stage(n: int, outputs: str = "mixed") -> Path:
     """A job folder with n rows and ceil(n / 100,000) downloaded batches (cached on disk)."""
     root = OUT / (f"load-{n}" if outputs == "mixed" else f"load-{outputs}-{n}")
@@ -121,6 +183,7 @@ def stage(n: int, outputs: str = "mixed") -> Path:
     shutil.rmtree(root, ignore_errors=True)
     paths = JobPaths(root / "jobs" / "bench")
     paths.rows.parent.mkdir(parents=True)
+    (root / "outputs.txt").write_text(outputs)
     rng = random.Random(20261124)
     row_ids = [f"doc-{i:07d}" for i in range(n)]
     pq.write_table(
@@ -315,10 +378,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--outputs",
-        choices=["mixed", "labels"],
+        choices=["mixed", "labels", "extract", "extract-full"],
         default="mixed",
         help="mixed: 40%% JSON label objects with a long reason, 60%% prose (the figures below); "
-        'labels: every output {"label": ...} as a label job gets them, 5%% not a label',
+        'labels: every output {"label": ...} as a label job gets them, 5%% not a label; '
+        "extract: an extract job's 8-field records into its typed table, 5%% invalid; "
+        "extract-full: the same with format/maxLength (validated in Python too)",
     )
     parser.add_argument(
         "--baseline",

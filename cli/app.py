@@ -1,6 +1,9 @@
 """halfrate: bulk Claude jobs at batch prices, landed in DuckDB."""
 
+from typing import Any
+
 import typer
+from typer.core import TyperCommand
 
 from cli import commands, lifetime, server_commands
 from halfrate_emulator.cli import emulator
@@ -16,8 +19,20 @@ app.command("adopt")(commands.adopt)
 app.command("recover")(commands.recover)
 app.command("load")(commands.load)
 app.command("sql")(commands.sql)
+app.command("export")(commands.export)
 app.command("version")(commands.version)
-app.command("emulator")(emulator)
+
+
+class PlainHelp(TyperCommand):
+    """Click's own help layout, which wraps long option names instead of cutting them off (Rich's
+    options table truncates `--processing-seconds` to `--processing-secon…` at 80 columns)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rich_markup_mode = None
+
+
+app.command("emulator", cls=PlainHelp)(emulator)
 app.add_typer(server_commands.app, name="server")
 
 

@@ -8,116 +8,185 @@ from typing import Annotated, Any
 import typer
 import yaml
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from halfrate.config import JobConfigError, JobSpec
+from cli.output import (
+    Canceled,
+    ExitCode,
+    console,
+    errors_shown,
+    fail,
+    finish,
+    finish_chain,
+    note,
+    plain,
+    quiet_actionable_tracebacks,
+)
+from cli.start import api_endpoint, check_before_start
+from halfrate.config import JobSpec
 from halfrate.settings import get_settings
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)  # paths in errors stay copy-pasteable
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+DEMOS = {
+    "label": (
+        [SAMPLES / "intents.yaml"],
+        "select label, count(*) as n, avg(correct::int) as accuracy from labels "
+        "where job_name = 'intents-demo' group by label order by n desc",
+    ),
+    "extract": (
+        [SAMPLES / "emails.yaml"],
+        "select field, rows, round(accuracy, 3) as accuracy from extract_accuracy "
+        "where job_name = 'emails-demo' order by field",
+    ),
+    "judge": (
+        [SAMPLES / "trivia-answers.yaml", SAMPLES / "trivia-judge.yaml"],
+        "select criterion, n, mean, min, max, distribution from judge_scores "
+        "where job_name = 'trivia-judge'",
+    ),
+}
+"""Demos by kind: the job files (several: a chain, in order) and a query to try on the results."""
 
-DEMO_JOB = Path(__file__).resolve().parents[1] / "data" / "samples" / "intents.yaml"
-EXAMPLE_QUERIES = (
-    "select * from job_costs",
-    "select label, count(*) as n, avg(correct::int) as accuracy from labels "
-    "where job_name = 'intents-demo' group by label order by n desc",
-)
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
+JobFile = Annotated[Path, typer.Argument(help="YAML job file.")]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a job key: --set model=claude-haiku-4-5"),
+]
+OnEmulator = Annotated[
+    bool,
+    typer.Option(
+        "--emulator",
+        help="Run on the built-in emulator of the Batches API (no key, nothing paid): try "
+        "halfrate on your own data offline. Outputs are stand-ins, not a model's.",
+    ),
+]
+Debug = Annotated[
+    bool, typer.Option("--debug", help="Show tracebacks of errors (and Prefect's in full).")
+]
 
 
 def run(
-    job_file: Annotated[Path, typer.Argument(help="YAML job file.")],
+    job_files: Annotated[
+        list[Path], typer.Argument(help="YAML job file; several run as a chain, in order.")
+    ],
     restart: Annotated[bool, typer.Option(help="Start over instead of resuming.")] = False,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a job key: --set model=claude-haiku-4-5"),
-    ] = None,
+    set_: Overrides = None,
+    emulator: OnEmulator = False,
+    debug: Debug = False,
 ) -> None:
-    """Run (or resume) a job: extract, build, submit, wait, download, load."""
-    spec = parse_overrides(set_ or [])
-    summary = run_flow(str(job_file), spec, restart)
-    print_summary(summary)
+    """Run (or resume) a job: extract, build, submit, wait, download, load.
+
+    Several job files run as one chain, in order (a later job may read an earlier one's
+    outputs with `source: job:<name>`); every one is checked before the first sends anything,
+    and rerunning the chain resumes it.
+
+    Exit codes: 0 every row succeeded; 1 unexpected error; 2 bad job, source, setting or key
+    (the message says what to fix); 3 some rows did not succeed; 4 results staged, not loaded;
+    5 canceled by the user. A chain exits with its worst stage's code.
+    """
+    files = [str(f) for f in job_files]
+    with errors_shown(debug):
+        if len(files) > 1 and set_:
+            raise fail("--set overrides one job: run the chain's jobs one by one to override")
+        spec = parse_overrides(set_ or [])
+        check_before_start("run", files, spec, restart=restart, emulator=emulator)
+        with api_endpoint(emulator) as ran_on:
+            result = _run_jobs(files, spec, restart, debug)
+    raise typer.Exit(_finish(result, len(files), ran_on))
+
+
+def _run_jobs(files: list[str], spec: JobSpec | None, restart: bool, debug: bool) -> Any:
+    if len(files) == 1:
+        return run_flow(files[0], spec, restart, debug=debug)
+    return run_chain(files, restart, debug=debug)
+
+
+def _finish(result: Any, n_files: int, ran_on: bool) -> ExitCode:
+    return finish_chain(result, ran_on) if n_files > 1 else finish(result, ran_on)
 
 
 def estimate(
-    job_file: Annotated[Path, typer.Argument(help="YAML job file.")],
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a job key: --set model=claude-haiku-4-5"),
-    ] = None,
+    job_file: JobFile,
+    set_: Overrides = None,
+    emulator: OnEmulator = False,
+    debug: Debug = False,
 ) -> None:
     """Price a job before running it: extract and count tokens; nothing is submitted."""
-    from halfrate import pipeline
+    with errors_shown(debug):
+        spec = parse_overrides(set_ or [])
+        check_before_start("estimate", [str(job_file)], spec, restart=False, emulator=emulator)
+        with api_endpoint(emulator) as ran_on:
+            job, cost = _estimate(str(job_file), spec)
+    if cost is None:
+        raise fail(f"job {job.name!r} has no rows to send (every row was quarantined)")
     from halfrate.estimate import render_estimate
 
-    settings = get_settings()
-    try:
-        job = pipeline.prepare(str(job_file), parse_overrides(set_ or []), False, settings)
-        pipeline.extract(job, settings)
-        cost = pipeline.estimate(job, settings, enforce_budget=False)
-    except (JobConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        raise fail(str(exc)) from None
-    if cost is None:
-        raise fail(f"job {job.name!r} has no rows to send")
     console.print(Markdown(render_estimate(job, cost)))
+    if ran_on:
+        note(
+            "Counted on the built-in emulator (--emulator): its token counts approximate the "
+            "real API's."
+        )
+
+
+def _estimate(job_file: str, spec: JobSpec | None) -> tuple[Any, Any]:
+    from halfrate import pipeline
+
+    settings = get_settings()
+    job = pipeline.prepare(job_file, spec, False, settings)
+    pipeline.extract(job, settings)
+    return job, pipeline.estimate(job, settings, enforce_budget=False)
 
 
 def demo(
     restart: Annotated[
         bool | None, typer.Option(help="Start over (default: yes on the emulator, no with a key).")
     ] = None,
+    kind: Annotated[
+        str, typer.Option(help=f"Which demo: {', '.join(DEMOS)} (a job of that kind).")
+    ] = "label",
+    debug: Debug = False,
 ) -> None:
-    """Label 693 real utterances; on the built-in emulator unless ANTHROPIC_API_KEY is set."""
-    if os.environ.get("ANTHROPIC_API_KEY"):
-        console.print("ANTHROPIC_API_KEY is set: running against the real API (batch prices).")
-        summary = run_flow(str(DEMO_JOB), None, bool(restart))
-    else:
-        summary = _demo_on_emulator(restart is not False)
-    print_summary(summary)
+    """Run a demo job on real sample data; on the built-in emulator unless ANTHROPIC_API_KEY
+    is set. --kind label: label 693 utterances; --kind extract: a record per e-mail;
+    --kind judge: answer 261 trivia questions, then judge the answers."""
+    if kind not in DEMOS:
+        raise fail(f"--kind {kind!r}: the demos are {', '.join(DEMOS)}")
+    job_files, query = DEMOS[kind]
+    files = [str(f) for f in job_files]
+    on_emulator = not os.environ.get("ANTHROPIC_API_KEY")
+    with errors_shown(debug):
+        if not on_emulator:
+            console.print("ANTHROPIC_API_KEY is set: running against the real API (batch prices).")
+        with api_endpoint(on_emulator, "No ANTHROPIC_API_KEY: ") as ran_on:
+            start_over = restart if restart is not None else ran_on
+            result = _run_jobs(files, None, start_over, debug)
+    code = _finish(result, len(files), ran_on)
     console.print("\nTry:")
-    for query in EXAMPLE_QUERIES:
-        console.print(f'  halfrate sql "{query}"', highlight=False)
+    for example in ("select * from job_costs", query):
+        note(f'  halfrate sql "{example}"', style="")
+    raise typer.Exit(code)
 
 
-def _demo_on_emulator(restart: bool) -> Any:
-    from halfrate_emulator import EmulatorOptions, EmulatorServer
-
-    settings = get_settings()
-    data_dir = settings.workdir.parent / "emulator"
-    options = EmulatorOptions(processing_seconds=2.0)
-    with EmulatorServer(data_dir=data_dir, port=0, options=options) as server:
-        console.print(
-            f"No ANTHROPIC_API_KEY: using the built-in emulator at {server.base_url} "
-            "(a deterministic stand-in, not a model: labels are word-overlap guesses)."
-        )
-        os.environ["ANTHROPIC_BASE_URL"] = server.base_url
-        os.environ["ANTHROPIC_API_KEY"] = "emulator-key"  # accepted by the emulator only
-        os.environ.setdefault("HALFRATE_POLL_INTERVAL", "1")
-        get_settings.cache_clear()
-        try:
-            return run_flow(str(DEMO_JOB), None, restart)
-        finally:
-            for key in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"):
-                os.environ.pop(key, None)
-            get_settings.cache_clear()
-
-
-def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool) -> Any:
-    """Run the Prefect flow in this process, reporting to the server `ensure_server` finds."""
+def _prefect_env(debug: bool) -> None:
+    """Signals end the CLI cleanly, and the run reports to the Prefect server ensure_server
+    finds (PREFECT_API_URL, else halfrate's kept local server, started if need be)."""
     from cli.lifetime import handle_signals
-    from cli.server import ServerError, ensure_server
+    from cli.server import ServerError, ServerUnreachable, ensure_server
 
     handle_signals()
+    quiet_actionable_tracebacks(debug)
     try:
-        ensure_server(say=lambda line: err.print(line, highlight=False))
+        ensure_server(say=note)
+    except ServerUnreachable as exc:
+        raise fail(str(exc)) from None
     except ServerError as exc:
-        raise fail(str(exc), code=1) from None
+        raise fail(str(exc), code=ExitCode.error) from None
+
+
+def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool, debug: bool = False) -> Any:
+    """Run the Prefect flow in this process, reporting to the server `_prefect_env` finds."""
+    _prefect_env(debug)
     from prefect.exceptions import CancelledRun
 
     from flows.batch_job import batch_job
@@ -125,10 +194,20 @@ def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool) -> Any:
     try:
         return batch_job(job_file=job_file, job=spec, restart=restart)
     except CancelledRun as exc:  # the user canceled the job while it ran
-        err.print(f"[bold yellow]canceled:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
-    except (JobConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        raise fail(str(exc)) from None
+        raise Canceled(str(exc)) from None
+
+
+def run_chain(job_files: list[str], restart: bool, debug: bool = False) -> Any:
+    """Run jobs in order as one Prefect flow run (flows/chain.py), like run_flow."""
+    _prefect_env(debug)
+    from prefect.exceptions import CancelledRun
+
+    from flows.chain import job_chain
+
+    try:
+        return job_chain(job_files=job_files, restart=restart)
+    except CancelledRun as exc:  # the user canceled a stage while it ran
+        raise Canceled(str(exc)) from None
 
 
 def parse_overrides(pairs: list[str]) -> JobSpec | None:
@@ -147,39 +226,6 @@ def parse_overrides(pairs: list[str]) -> JobSpec | None:
         raise fail(f"--set: {bad}") from None
 
 
-def print_summary(summary: Any) -> None:
-    from halfrate.summary import JobSummary, format_usd
-
-    s: JobSummary = summary
-    table = Table(title=f"halfrate job {s.job_name} ({s.kind}, {s.model})", show_header=False)
-    table.add_row("rows", f"{s.rows:,}")
-    table.add_row("batches / attempts", f"{s.batches} / {s.attempts}")
-    table.add_row("final states", ", ".join(f"{k} {v:,}" for k, v in s.final_states.items()))
-    table.add_row("results", ", ".join(f"{k} {v:,}" for k, v in s.result_types.items()))
-    for detail in s.details:
-        if detail.shown:
-            table.add_row(detail.title.lower(), detail.text)
-    table.add_row(
-        "tokens",
-        f"input {s.input_tokens:,} · cache write {s.cache_write_5m_tokens + s.cache_write_1h_tokens:,}"
-        f" · cache read {s.cache_read_tokens:,} · output {s.output_tokens:,}",
-    )
-    table.add_row("cost (batch prices)", format_usd(s.batch_cost_usd))
-    table.add_row("real-time equivalent", format_usd(s.realtime_cost_usd))
-    table.add_row("saved", format_usd(s.savings_usd))
-    hit = "n/a" if s.cache_hit_rate is None else f"{s.cache_hit_rate:.1%}"
-    table.add_row("cache hit rate", hit)
-    table.add_row("warehouse", s.warehouse)
-    console.print(table)
-    if s.note:
-        console.print(f"[yellow]{s.note}[/]")
-    if s.staged_not_loaded:
-        console.print(
-            f"[yellow]{s.staged_not_loaded} batches staged, not yet loaded "
-            "(warehouse busy): run `halfrate load JOB`[/]"
-        )
-
-
 def status(
     job: Annotated[str | None, typer.Argument(help="Job name; all jobs if omitted.")] = None,
 ) -> None:
@@ -188,9 +234,11 @@ def status(
 
     settings = get_settings()
     if job is None:
-        table = Table("job", "batches", "by status", "rows", title=f"jobs in {settings.workdir}")
+        table = Table(
+            "job", "batches", "by status", "rows", title=plain(f"jobs in {settings.workdir}")
+        )
         for job_row in list_jobs(settings.workdir):
-            table.add_row(*job_row)
+            table.add_row(*map(plain, job_row))
         console.print(table)
         return
     try:
@@ -199,7 +247,7 @@ def status(
         raise fail(str(exc)) from None
     table = Table("attempt", "purpose", "file", "requests", "batch", "status", "counts", "expires")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(plain, row))
     console.print(table)
 
 
@@ -212,7 +260,7 @@ def cancel(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
         canceled = pipeline.cancel(job, get_settings())
     except (FileNotFoundError, RuntimeError) as exc:
         raise fail(str(exc)) from None
-    console.print(f"canceled {len(canceled)} batch(es): {', '.join(canceled) or '-'}")
+    console.print(plain(f"canceled {len(canceled)} batch(es): {', '.join(canceled) or '-'}"))
 
 
 def recover(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
@@ -224,13 +272,15 @@ def recover(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         raise fail(str(exc)) from None
     console.print(
-        f"recovered {done.job_name}: {len(done.attached)} batch(es) attached"
-        + (
-            f", {len(done.to_reconcile)} file(s) to reconcile with the batch list"
-            if done.to_reconcile
-            else ""
+        plain(
+            f"recovered {done.job_name}: {len(done.attached)} batch(es) attached"
+            + (
+                f", {len(done.to_reconcile)} file(s) to reconcile with the batch list"
+                if done.to_reconcile
+                else ""
+            )
+            + "; rerun the job to continue"
         )
-        + "; rerun the job to continue"
     )
 
 
@@ -247,7 +297,7 @@ def adopt(
         record = pipeline.adopt(job, request_file, batch_id, get_settings())
     except (FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
         raise fail(str(exc)) from None
-    console.print(f"{record.file.path} -> {record.batch_id}; rerun the job to continue")
+    console.print(plain(f"{record.file.path} -> {record.batch_id}; rerun the job to continue"))
 
 
 def load(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
@@ -259,8 +309,12 @@ def load(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
     except (FileNotFoundError, RuntimeError) as exc:
         raise fail(str(exc)) from None
     if result.deferred:
-        raise fail(result.message or "warehouse busy", code=1)
-    console.print(f"loaded {len(result.loaded)} batch(es) into {get_settings().warehouse}")
+        raise fail(
+            f"{result.message or 'warehouse busy'}; the batches stay staged: run `halfrate load "
+            f"{job}` again when it is free",
+            ExitCode.unfinished,
+        )
+    console.print(plain(f"loaded {len(result.loaded)} batch(es) into {get_settings().warehouse}"))
 
 
 def sql(
@@ -292,7 +346,7 @@ def sql(
     for name in names:
         table.add_column(name, overflow="fold")  # wrap long values, never cut them off
     for row in rows[:limit]:
-        table.add_row(*(_cell(name, v) for name, v in zip(names, row, strict=True)))
+        table.add_row(*(plain(_cell(name, v)) for name, v in zip(names, row, strict=True)))
     console.print(table)
     if len(rows) > limit:
         console.print(f"(first {limit} rows; use --limit)")
@@ -326,3 +380,26 @@ def version() -> None:
 
     typer.echo(__version__)
     sys.exit(0)
+
+
+def export(
+    job: Annotated[str, typer.Argument(help="Job name.")],
+    format_: Annotated[str, typer.Option("--format", help="parquet, csv or jsonl.")] = "parquet",
+    out: Annotated[
+        Path | None, typer.Option(help="Output file (default: data/exports/JOB.FORMAT).")
+    ] = None,
+) -> None:
+    """Write a job's outputs, joined to its source rows' columns, to Parquet, CSV or JSON Lines."""
+    from halfrate.export import ExportFormat, export_job
+    from halfrate.warehouse import WarehouseBusyError
+
+    try:
+        fmt = ExportFormat(format_)
+    except ValueError:
+        raise fail(f"--format {format_!r}: use parquet, csv or jsonl") from None
+    try:
+        done = export_job(job, get_settings(), fmt, out)
+    except (FileNotFoundError, ValueError, WarehouseBusyError) as exc:
+        raise fail(str(exc)) from None
+    columns = ", ".join(done.columns)
+    console.print(plain(f"wrote {done.rows:,} rows of {job} to {done.path} (columns: {columns})"))

@@ -34,7 +34,11 @@ START_TIMEOUT = 180.0  # a new database runs its migrations first (~15 s on a bu
 
 
 class ServerError(RuntimeError):
-    """No usable Prefect server: the configured one does not answer, or ours did not start."""
+    """halfrate's own Prefect server did not start (its log says why)."""
+
+
+class ServerUnreachable(ServerError):
+    """PREFECT_API_URL names a server that does not answer: a setting to fix."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ def ensure_server(say: Callable[[str], None]) -> str:
     url = configured_api_url()
     if url:
         if not healthy(url, timeout=5.0):
-            raise ServerError(
+            raise ServerUnreachable(
                 f"PREFECT_API_URL={url} does not answer ({url.rstrip('/')}/health): start that "
                 "Prefect server, or unset PREFECT_API_URL and halfrate starts a local one"
             )

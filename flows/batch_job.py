@@ -5,7 +5,7 @@ from typing import Any
 
 from prefect import Flow, flow
 from prefect.client.schemas.objects import FlowRun, State
-from prefect.states import Cancelled
+from prefect.states import Cancelled, Completed
 
 from halfrate import pipeline
 from halfrate.config import JobSpec
@@ -81,4 +81,7 @@ def batch_job(
             load(config, extracted)
     summary = report(config)
     canceled = user_cancel(config)
-    return Cancelled(message=canceled) if canceled else summary
+    if canceled:
+        return Cancelled(message=canceled)
+    # Completed either way; the message says when rows did not succeed (the CLI's exit code too)
+    return Completed(message=summary.outcome, data=summary)

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from halfrate.config import CacheTTL, JobConfig
+from halfrate.errors import ActionableError
 from halfrate.kinds import kind_of
 from halfrate.ledger import Ledger, RequestFile
 from halfrate.settings import Settings
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 BODY_OVERHEAD = len(b'{"requests":[') + len(b"]}") - 1  # body = file size + this
 RAW_KEY = re.compile(r"[A-Za-z0-9_-]{1,56}")
 REQUEST_KEY = re.compile(r"[a-z]{0,4}")
+HASH_BYTES = 12  # a long or unusual row id's custom_id key: "h" + 24 hex digits
+CUSTOM_ID_PREFIX_BYTES = len("a10xxxx_")  # the longest: attempt 10, a 4-letter request key
 BATCH_LINE_BYTES = 3 << 20  # rows are read and encoded in batches of about this many bytes
 READ_BATCH_ROWS = 4096  # the most rows in one batch
 MAX_BLOCKS_IN_FLIGHT = 3  # batches handed to the I/O thread but not yet written
@@ -46,7 +49,7 @@ _CUSTOM_ID_SLOT = "\x00halfrate:custom_id\x00"
 _TEXT_SLOT = "\x00halfrate:text\x00"
 
 
-class BuildError(ValueError):
+class BuildError(ValueError, ActionableError):
     """Requests cannot be built; the message names the file or row and what to do."""
 
 
@@ -64,7 +67,7 @@ def custom_id_for(row_id: str, attempt: int, request: str = "") -> str:
 
 
 def _hash_key(row_id: str) -> str:
-    return hashlib.blake2b(row_id.encode(), digest_size=12).hexdigest()
+    return hashlib.blake2b(row_id.encode(), digest_size=HASH_BYTES).hexdigest()
 
 
 def request_for(job: JobConfig, custom_id: str, content: Any) -> "Request":
@@ -98,19 +101,43 @@ class RequestTemplate:
 
         `texts` are the message texts, or with `blocks` the JSON of each message's content.
         """
-        if blocks:
-            message = pl.concat_str(pl.lit('{"role":"user","content":'), "text", pl.lit("}"))
-        else:
-            message = pl.struct(role=pl.lit("user"), content=pl.col("text")).struct.json_encode()
         line = pl.concat_str(
             pl.lit(self.head.decode()),
             pl.col("custom_id"),
             pl.lit(self.middle.decode()),
-            message,
+            message_json(pl.col("text"), blocks),
             pl.lit(self.tail.decode()),
         )
         frame = pl.DataFrame({"custom_id": custom_ids, "text": texts})
         return frame.select(line).to_series().to_arrow().cast(pa.large_binary())
+
+    def body_bytes(self, row_id: pl.Expr, message_bytes: pl.Expr) -> pl.Expr:
+        """The body of a batch holding only this row's request, in bytes, at its largest (the
+        custom_id of the last attempt, with a request key): what `max_batch_bytes` limits.
+
+        `message_bytes` is the length of the user message's JSON (`message_json`).
+        """
+        plain = row_id.str.contains(f"^{RAW_KEY.pattern}$").fill_null(False)
+        key = pl.when(plain).then(row_id.str.len_bytes()).otherwise(1 + 2 * HASH_BYTES)
+        fixed = len(self.head) + len(self.middle) + len(self.tail) + BODY_OVERHEAD
+        return key + (fixed + CUSTOM_ID_PREFIX_BYTES) + message_bytes
+
+    def min_body_bytes(self) -> int:
+        """The smallest body a request of this job can have (an empty one-character id)."""
+        fixed = len(self.head) + len(self.middle) + len(self.tail) + BODY_OVERHEAD
+        return fixed + CUSTOM_ID_PREFIX_BYTES + 1 + len(orjson.dumps(_message("")))
+
+
+BLOCKS_MESSAGE_BYTES = len(b'{"role":"user","content":}')
+"""What `message_json` adds around the JSON of content blocks, in bytes."""
+
+
+def message_json(text: pl.Expr, blocks: bool = False) -> pl.Expr:
+    """The user message's JSON, byte-identical to orjson: from the text, or with `blocks` from
+    the JSON of its content blocks (spliced in as it is)."""
+    if blocks:
+        return pl.concat_str(pl.lit('{"role":"user","content":'), text, pl.lit("}"))
+    return pl.struct(role=pl.lit("user"), content=text).struct.json_encode()
 
 
 def _message(text: str) -> "MessageParam":
@@ -174,7 +201,8 @@ def build_requests(
 
 
 def _read_rows(rows: Path, line_overhead: int) -> tuple[int, str, Iterator[pa.RecordBatch]]:
-    """The row count, the content column, and (row_id, content) batches that bound memory."""
+    """The line count, the content column, and (row_id, content[, request]) batches that
+    bound memory (`request`: the request key, when the kind sends several per row)."""
     try:
         parquet = pq.ParquetFile(rows, pre_buffer=False, buffer_size=1 << 20)
     except (OSError, pa.ArrowException) as exc:
@@ -191,14 +219,20 @@ def _read_rows(rows: Path, line_overhead: int) -> tuple[int, str, Iterator[pa.Re
     )
     line_bytes = line_overhead + text_bytes // max(meta.num_rows, 1)
     batch_rows = max(1, min(READ_BATCH_ROWS, BATCH_LINE_BYTES // line_bytes))
-    batches = parquet.iter_batches(batch_size=batch_rows, columns=["row_id", column])
+    columns = ["row_id", column, *(["request"] if "request" in names else [])]
+    batches = parquet.iter_batches(batch_size=batch_rows, columns=columns)
     return meta.num_rows, column, batches
 
 
-def custom_ids_for(row_ids: pa.Array, attempt: int, request: str = "") -> pa.Array:
-    """`custom_id_for` over an Arrow string array (the plain ids never leave Arrow)."""
-    if not REQUEST_KEY.fullmatch(request):
-        raise BuildError(f"request key {request!r}: use up to 4 lowercase letters")
+def custom_ids_for(row_ids: pa.Array, attempt: int, request: str | pa.Array = "") -> pa.Array:
+    """`custom_id_for` over an Arrow string array (the plain ids never leave Arrow).
+
+    `request` is one key for every row, or an array of each row's key.
+    """
+    keys_used = [request] if isinstance(request, str) else pc.unique(request).to_pylist()
+    for used in keys_used:
+        if not isinstance(used, str) or not REQUEST_KEY.fullmatch(used):
+            raise BuildError(f"request key {used!r}: use up to 4 lowercase letters")
     row_ids = row_ids.cast(pa.string())
     plain = pc.match_substring_regex(row_ids, f"^{RAW_KEY.pattern}$")
     keys = row_ids
@@ -208,7 +242,9 @@ def custom_ids_for(row_ids: pa.Array, attempt: int, request: str = "") -> pa.Arr
             for r, p in zip(row_ids.to_pylist(), plain.to_pylist(), strict=True)
         ]
         keys = pc.if_else(plain, row_ids, pa.array(hashed, pa.string()))
-    return pc.binary_join_element_wise(f"a{attempt}{request}_", keys, "")
+    if isinstance(request, str):
+        return pc.binary_join_element_wise(f"a{attempt}{request}_", keys, "")
+    return pc.binary_join_element_wise(f"a{attempt}", request.cast(pa.string()), "_", keys, "")
 
 
 class _OpenFile:
@@ -223,6 +259,7 @@ class _OpenFile:
         self.size = self.count = 0
         self.custom_ids: list[pa.Array] = []
         self.row_ids: list[pa.Array] = []
+        self.requests: list[pa.Array] = []
 
     def write(self, block: memoryview) -> None:
         self.sha.update(block)  # both calls release the GIL: they overlap the main thread
@@ -258,7 +295,7 @@ class _Builder:
     def write_all(self, batches: Iterator[pa.RecordBatch], prime: bool) -> list[RequestFile]:
         current = self._open("prime", 0, "prime", 1) if prime else self._open_next(None)
         for batch in batches:
-            row_ids, custom_ids, texts = self._columns(batch)
+            row_ids, custom_ids, texts, requests = self._columns(batch)
             lines = self.template.lines(custom_ids, texts, self.blocks)
             offsets = _offsets(lines)
             data = memoryview(lines.buffers()[2])
@@ -279,6 +316,8 @@ class _Builder:
                 current.count += stop - start
                 current.custom_ids.append(custom_ids[start:stop])
                 current.row_ids.append(row_ids[start:stop])
+                if requests is not None:
+                    current.requests.append(requests[start:stop])
                 start = stop
         if current.count:
             self._close(current)
@@ -288,14 +327,19 @@ class _Builder:
         self._drain()
         return [self._request_file(opened) for opened in self.files]
 
-    def _columns(self, batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array, pa.Array]:
+    def _columns(
+        self, batch: pa.RecordBatch
+    ) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array | None]:
         row_ids, texts = batch.column(0).cast(pa.string()), batch.column(1).cast(pa.string())
-        for name, column in (("row_id", row_ids), ("text", texts)):
-            if column.null_count:
+        requests = batch.column(2).cast(pa.string()) if batch.num_columns > 2 else None
+        named = (("row_id", row_ids), ("text", texts), ("request", requests))
+        for name, column in named:
+            if column is not None and column.null_count:
                 first = pc.index(pc.is_null(column), True).as_py()
                 row_id = row_ids[first].as_py()
                 raise BuildError(f"row id {row_id!r}: {name} is null; rerun extract")
-        return row_ids, custom_ids_for(row_ids, self.attempt), texts
+        custom_ids = custom_ids_for(row_ids, self.attempt, "" if requests is None else requests)
+        return row_ids, custom_ids, texts, requests
 
     def _too_large(self, row_id: str, body_bytes: int) -> BuildError:
         return BuildError(
@@ -333,9 +377,10 @@ class _Builder:
         self._submit(opened.finish)
         custom_ids = pa.concat_arrays(opened.custom_ids)
         row_ids = pa.concat_arrays(opened.row_ids)
+        requests = pa.concat_arrays(opened.requests) if opened.requests else None
         self.custom_id_hashes.append(pl.Series(custom_ids).hash(seed=1).to_arrow())
         index = self.paths.index_file(self.paths.relative(opened.jsonl))
-        _write_index(index, custom_ids, row_ids, self.attempt)
+        _write_index(index, custom_ids, row_ids, self.attempt, requests)
 
     def _request_file(self, opened: _OpenFile) -> RequestFile:
         return RequestFile(
@@ -385,9 +430,15 @@ def _offsets(lines: pa.Array) -> list[int]:
     return raw[lines.offset : lines.offset + len(lines) + 1].tolist()
 
 
-def _write_index(path: Path, custom_ids: pa.Array, row_ids: pa.Array, attempt: int) -> None:
+def _write_index(
+    path: Path, custom_ids: pa.Array, row_ids: pa.Array, attempt: int, requests: pa.Array | None
+) -> None:
+    """custom_id, row_id, attempt (and request: the key, for kinds with several per row)."""
     attempts = pa.array([attempt] * len(custom_ids), pa.uint8())
-    table = pa.table({"custom_id": custom_ids, "row_id": row_ids, "attempt": attempts})
+    columns = {"custom_id": custom_ids, "row_id": row_ids, "attempt": attempts}
+    if requests is not None:
+        columns["request"] = requests
+    table = pa.table(columns)
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp)
     with open(tmp, "rb+") as fh:

@@ -5,6 +5,7 @@
 the same field definitions (descriptions, limits), never copied by hand.
 """
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from halfrate.errors import ActionableError
 from halfrate.kinds import KINDS, JobConfig, UnknownKindError, kind_named
-from halfrate.kinds.base import JOB_NAME_PATTERN, CacheTTL, JobBase
+from halfrate.kinds.base import JOB_NAME_PATTERN, JOB_SOURCE_PREFIX, CacheTTL, JobBase
 
 __all__ = [
     "JOB_NAME_PATTERN",
@@ -33,7 +35,7 @@ DEFAULT_KIND = "label"  # job files written before `kind` existed are label jobs
 _ADAPTER: TypeAdapter[JobConfig] = TypeAdapter(JobConfig)
 
 
-class JobConfigError(ValueError):
+class JobConfigError(ValueError, ActionableError):
     """A job file or override that cannot become a JobConfig; the message says what to fix."""
 
 
@@ -72,12 +74,15 @@ def _optional(info: FieldInfo, prefix: str) -> tuple[Any, FieldInfo]:
     )
 
 
-JobSpec: type[JobOverrides] = create_model(
-    "JobSpec",
-    __base__=JobOverrides,
-    __doc__="Field-by-field overrides of a job file (every field optional); the Prefect UI form.",
-    **_override_fields(),
-)
+with warnings.catch_warnings():  # record kinds' `schema` key shadows BaseModel.schema()
+    warnings.filterwarnings("ignore", message='Field name "schema"', category=UserWarning)
+    JobSpec: type[JobOverrides] = create_model(
+        "JobSpec",
+        __base__=JobOverrides,
+        __doc__="Field-by-field overrides of a job file (every field optional); the Prefect UI "
+        "form.",
+        **_override_fields(),
+    )
 
 
 def read_job_file(path: Path) -> dict[str, Any]:
@@ -85,16 +90,38 @@ def read_job_file(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise JobConfigError(f"{path}: job file not found") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise JobConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise JobConfigError(f"{path}: job file not found; check the path") from None
+    except UnicodeDecodeError as exc:
+        raise JobConfigError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8") from None
+    except yaml.YAMLError as exc:
+        raise JobConfigError(f"{path}: not valid YAML{_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
-        raise JobConfigError(f"{path}: expected a mapping of job keys, got {type(data).__name__}")
-    if isinstance(data.get("source"), str) and not Path(data["source"]).is_absolute():
+        got = "nothing (the file is empty)" if data is None else f"a {type(data).__name__}"
+        raise JobConfigError(
+            f"{path}: a job file is a mapping of keys (name: ..., source: ..., "
+            f"instructions: ...), got {got}; see data/samples/intents.yaml"
+        )
+    source = data.get("source")
+    if isinstance(source, str) and source.startswith(JOB_SOURCE_PREFIX):
+        return data  # another job's outputs, not a path
+    if isinstance(source, str) and not Path(source).is_absolute():
         candidate = path.parent / data["source"]
         if candidate.exists() or not Path(data["source"]).exists():
             data["source"] = str(candidate)
     return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """` at line 3, column 7: <problem> (<context> at line 2, column 9)` and the line, marked."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f": {exc}"
+    mark = exc.problem_mark
+    text = f" at line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    if exc.context and exc.context_mark is not None:
+        where = exc.context_mark
+        text += f" ({exc.context} at line {where.line + 1}, column {where.column + 1})"
+    snippet = mark.get_snippet()
+    return text + (f"\n{snippet}" if snippet else "")
 
 
 def resolve_job(job_file: Path | None = None, spec: JobOverrides | None = None) -> JobConfig:

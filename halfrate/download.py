@@ -29,7 +29,7 @@ import orjson
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
-from halfrate.errors import APIError, ErrorKind
+from halfrate.errors import ActionableError, APIError, ErrorKind
 from halfrate.gateway import BatchGateway, total_requests
 from halfrate.ledger import BatchRecord, BatchStatus, Ledger
 from halfrate.submit import ADOPTED_NOTES
@@ -53,7 +53,7 @@ class DownloadVerificationError(DownloadError):
     """A batch's results do not match its request file, even after downloading again."""
 
 
-class ResultsUnavailableError(DownloadError):
+class ResultsUnavailableError(DownloadError, ActionableError):
     """The API no longer has the batch's results (archived, deleted, or past retention)."""
 
 

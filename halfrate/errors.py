@@ -44,6 +44,28 @@ OUTCOME_UNKNOWN = frozenset({ErrorKind.no_response, ErrorKind.server, ErrorKind.
 SPEND_LIMIT_CODES = frozenset({"enforced_spend_limit_reached"})
 
 
+FINAL_KINDS = frozenset(
+    {ErrorKind.spend_limit, ErrorKind.auth, ErrorKind.invalid, ErrorKind.too_large}
+)
+"""Answers that call for a person (a key, a limit, a request to fix): never worth retrying."""
+
+
+class ActionableError(Exception):
+    """A problem with the job, its input, the settings or the key, not a bug.
+
+    Its message names the file, row or key and says what to do, so it is shown as one line
+    (no traceback unless asked for) and a task never retries it. Mixed into the errors of
+    configuration (JobConfigError), input (ExtractError), refusals (PreflightError) and such.
+    """
+
+
+def is_actionable(exc: BaseException) -> bool:
+    """Whether `exc` needs a person rather than a retry or a debugger."""
+    if isinstance(exc, APIError):
+        return exc.kind in FINAL_KINDS
+    return isinstance(exc, ActionableError)
+
+
 class APIError(RuntimeError):
     """A failed API call, as plain data (never an SDK object, request or header)."""
 

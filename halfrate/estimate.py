@@ -8,6 +8,8 @@ through the gateway:
 and tools): their difference is the cacheable prefix, the second is a message's own overhead,
 3. a sample of rows (the first 50, up to 200,000 characters): tokens per character, applied to
 every row's length, 4. for a label job, every possible answer: the output length.
+PDFs and images of a folder source add the tokens estimated per file when it was read
+(halfrate/documents.py: 2,250 per PDF page, width x height / 750 per image), with a wider range.
 
 When count_tokens fails for good, the estimate is made from characters (about four per token)
 and says it is rough; a job with a budget cap then stops before anything is sent.
@@ -23,7 +25,8 @@ import polars as pl
 from halfrate.build import request_for
 from halfrate.config import JobConfig
 from halfrate.cost_model import CostEstimate, TokenProfile, estimate_cost, plan_prime
-from halfrate.errors import APIError
+from halfrate.documents import PDF_PAGE_TOKENS
+from halfrate.errors import ActionableError, APIError, ErrorKind
 from halfrate.gateway import BatchGateway
 from halfrate.summary import format_usd
 from halfrate.workspace import write_atomic
@@ -34,6 +37,7 @@ SAMPLED_ROWS_RANGE = (0.9, 1.1)  # rows extrapolated from a sample's tokens per 
 COUNTED_ROWS_RANGE = (0.98, 1.02)  # the sample holds every row (only their split is estimated)
 ROUGH_RANGE = (0.5, 2.0)  # from characters alone: about 4 per token, 2 to 8 in practice
 CHARS_PER_TOKEN = 4
+DOCUMENT_RANGE = (0.6, 1.5)  # a PDF page is 1,500 to 3,000 tokens: 2,250 is assumed
 SHORTEST_ANSWER_SHARE = 0.8  # low output: the shortest answer's share of the mean, with slack
 UNKNOWN_OUTPUT_SHARE = 0.5  # expected output of a job whose answers are not known in advance
 PREFIX_KEYS = ("system", "tools", "tool_choice")  # the cached prefix (tools, then system)
@@ -41,7 +45,7 @@ COUNT_ERRORS: tuple[type[Exception], ...] = (APIError,)
 """count_tokens failures that make the estimate rough (after the SDK's own retries)."""
 
 
-class BudgetError(RuntimeError):
+class BudgetError(RuntimeError, ActionableError):
     """The job's budget (`max_cost_usd`) stops it: nothing was submitted."""
 
 
@@ -64,11 +68,36 @@ def estimate_job(gateway: BatchGateway, job: JobConfig, rows: Path) -> CostEstim
     try:
         profile, row_tokens = _counted(gateway, job, chars, sample, whole)
     except COUNT_ERRORS as exc:
+        if isinstance(exc, APIError) and exc.kind is ErrorKind.auth:
+            raise  # a refused key fails every call the job makes: say so, not "rough"
         profile, row_tokens = _rough(job, chars, f"{type(exc).__name__}: {exc}")
+    if "doc_tokens" in pl.read_parquet_schema(rows):
+        profile, row_tokens = _with_documents(profile, row_tokens, rows)
     prime, reason = plan_prime(
         job.prime_cache, job.cache_ttl.value, chars.len(), profile, job.model
     )
     return estimate_cost(job.model, row_tokens, profile, job.cache_ttl.value, prime, reason)
+
+
+def _with_documents(
+    profile: TokenProfile, row_tokens: pl.Series, rows: Path
+) -> tuple[TokenProfile, pl.Series]:
+    """Add the PDFs' and images' tokens (estimated per file when the folder was read) to the
+    rows' text tokens, and widen the range by what those rules of thumb can be off."""
+    tokens = pl.scan_parquet(rows).select("doc_tokens").collect().to_series().fill_null(0)
+    files = int((tokens > 0).sum())
+    low, high = profile.row_range
+    note = (
+        f"documents: {files:,} PDFs or images, {int(tokens.sum()):,} tokens by the rules of "
+        f"thumb ({PDF_PAGE_TOKENS:,} per PDF page, width x height / 750 per image)"
+    )
+    profile = profile.model_copy(
+        update={
+            "row_range": (min(low, DOCUMENT_RANGE[0]), max(high, DOCUMENT_RANGE[1])),
+            "notes": (*profile.notes, note),
+        }
+    )
+    return profile, row_tokens + tokens
 
 
 def _params(job: JobConfig, text: str, *, prefix: bool = True) -> dict[str, Any]:
@@ -126,9 +155,10 @@ def _rough(job: JobConfig, chars: pl.Series, reason: str) -> tuple[TokenProfile,
 
 def _answers(job: JobConfig) -> list[str] | None:
     """Every answer the job can give, when they are known in advance (a label job's)."""
-    if not job.labels:
+    labels: list[str] | None = getattr(job, "labels", None)
+    if not labels:
         return None
-    return [orjson.dumps({"label": label}).decode() for label in job.labels]
+    return [orjson.dumps({"label": label}).decode() for label in labels]
 
 
 def _output(

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
 
-from halfrate.errors import APIError, ErrorKind, classify
+from halfrate.errors import ActionableError, APIError, ErrorKind, classify
 
 if TYPE_CHECKING:  # importing settings (pydantic-settings) costs the client ~3 MiB
     import anthropic
@@ -50,6 +50,8 @@ BODY_SUFFIX = b"]}"
 FRESH_BATCH_GRACE_S = 60.0
 """A 404 for a batch younger than this is a propagation delay, not a missing batch."""
 PRODUCTION_HOST = "api.anthropic.com"
+KEY_CHECK_TTL_S = 60.0
+"""How long a key the API accepted counts as checked (for this gateway)."""
 
 COUNT_TOKENS_KEYS = frozenset(
     {"messages", "model", "system", "tools", "tool_choice", "thinking", "output_config",
@@ -59,7 +61,7 @@ COUNT_TOKENS_KEYS = frozenset(
 _T = TypeVar("_T")
 
 
-class MissingAPIKeyError(RuntimeError):
+class MissingAPIKeyError(RuntimeError, ActionableError):
     """No API key was configured."""
 
 
@@ -189,6 +191,7 @@ class BatchGateway:
         self._fresh_grace_s = fresh_grace_s
         self._born: dict[str, float] = {}  # batch id -> monotonic time this process learned it
         self._ended: dict[str, MessageBatch] = {}  # batch id -> its last retrieve, once ended
+        self._key_accepted_at: float | None = None
 
     # -- create ---------------------------------------------------------------------------
 
@@ -253,8 +256,16 @@ class BatchGateway:
             page = _call("list", page.get_next_page)
 
     def check_key(self) -> None:
-        """One cheap authenticated call (list one batch): raises APIError if the key is refused."""
+        """One cheap authenticated call (list one batch): raises APIError if the key is refused.
+
+        Once accepted, the key is not checked again by this gateway for a minute: the CLI's
+        checks before a run and the run's preflight then make one call, not two.
+        """
+        accepted = self._key_accepted_at
+        if accepted is not None and self._monotonic() - accepted < KEY_CHECK_TTL_S:
+            return
         _call("list", lambda: self.client.messages.batches.list(limit=1))
+        self._key_accepted_at = self._monotonic()
 
     def cancel(self, batch_id: str) -> "MessageBatch":
         """Ask the API to cancel a batch (it goes to `canceling`, then `ended`)."""

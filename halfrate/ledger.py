@@ -35,6 +35,8 @@ from typing import Any
 
 import orjson
 
+from halfrate.errors import ActionableError
+
 SCHEMA = """
 create table if not exists request_files (
     path text primary key,          -- relative to the job folder
@@ -76,7 +78,7 @@ CANCEL_KEY = "cancel_requested_at"
 RESTART_KEY = "restarted_at"
 
 
-class LedgerMissingError(RuntimeError):
+class LedgerMissingError(RuntimeError, ActionableError):
     """The job's ledger file is gone (the job folder was deleted or moved)."""
 
 

@@ -8,9 +8,11 @@ join back to source rows through the request index, by custom_id, never by posit
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from halfrate.config import JobConfig
@@ -47,14 +49,15 @@ def load_job(
     for path in (paths.rows, paths.quarantine):
         if not path.is_file():
             raise LoadError(f"{path}: staged extract file missing; run the extract step first")
-    n_rows = pq.read_metadata(paths.rows).num_rows
+    n_rows = staged_rows(paths.rows)
     n_quarantined = pq.read_metadata(paths.quarantine).num_rows
     if (n_rows, n_quarantined) != (extract.valid_rows, extract.quarantined_rows):
         raise LoadError(
             f"{paths.rows}: holds {n_rows} rows and {n_quarantined} quarantined, but extract "
             f"reported {extract.valid_rows} and {extract.quarantined_rows}; rerun extract"
         )
-    has_gold = "gold" in pq.read_schema(paths.rows).names
+    names = pq.read_schema(paths.rows).names
+    kind = kind_of(job)
     params = {"job_name": job.name}
     with _transaction(con):
         run_sql(
@@ -68,23 +71,42 @@ def load_job(
                 "config": job.model_dump_json(),
                 "source": str(job.source),
                 "max_attempts": job.max_attempts,
+                "request_keys": list(kind.request_keys(job)),
                 "n_rows": n_rows,
                 "n_quarantined": n_quarantined,
                 "now": _now(),
             },
         )
         run_sql(con, "load/delete_job_rows", params)
-        insert_rows = "load/insert_job_rows" if has_gold else "load/insert_job_rows_no_gold"
-        run_sql(con, insert_rows, {**params, "path": str(paths.rows)})
+        _insert_rows(con, paths.rows, names, {**params, "request": kind.request_keys(job)[0]})
         run_sql(con, "load/delete_quarantine", params)
         run_sql(con, "load/insert_quarantine", {**params, "path": str(paths.quarantine)})
         batch_ids = sorted(ledger.known_batch_ids())
         for table in ("results", "requests", "outcomes", "batches"):
             run_sql(con, f"load/delete_stale_{table}", {"batch_ids": batch_ids, **params})
-        kind_of(job).delete_stale(con, job, batch_ids)
+        kind.delete_stale(con, job, batch_ids)
         for record in ledger.records():
             if record.batch_id is not None:
                 _upsert_batch(con, job, record)
+
+
+def _insert_rows(
+    con: duckdb.DuckDBPyConnection, rows: Path, names: list[str], params: dict[str, Any]
+) -> None:
+    """job_rows from the rows file: each row once (its first request's line, if keyed)."""
+    if "request" in names:
+        run_sql(con, "load/insert_job_rows_keyed", {**params, "path": str(rows)})
+        return
+    sql = "load/insert_job_rows" if "gold" in names else "load/insert_job_rows_no_gold"
+    run_sql(con, sql, {"job_name": params["job_name"], "path": str(rows)})
+
+
+def staged_rows(rows: Path) -> int:
+    """The source rows a rows file holds (it has a line per row, or per row and request)."""
+    if "request" not in pq.read_schema(rows).names:
+        return int(pq.read_metadata(rows).num_rows)
+    numbers = pq.read_table(rows, columns=["row_number"]).column(0)
+    return int(pc.count_distinct(numbers).as_py())
 
 
 def load_batch(

@@ -7,13 +7,17 @@ presence (`required`), JSON type (`type`, a list of types, `anyOf`/`oneOf` of ty
 `nullable`), `enum`/`const`, `minimum`/`maximum` (and their exclusive forms), no keys beyond
 `properties` when `additionalProperties` is false, and the type of an array's items when
 `items` has one. Local `$ref`s (`#/$defs/...`) are followed. Anything else (patterns, formats,
-lengths, the properties of objects inside arrays or `anyOf` branches) is not checked here.
+lengths, the properties of objects inside arrays or `anyOf` branches) is not checked here: a
+schema that uses such a keyword also carries `full_schema`, and the parse step validates the
+outputs that pass these checks against it in Python (halfrate/full_checks.py).
 """
 
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from halfrate.errors import ActionableError
 
 JSON_TYPES: dict[str, tuple[tuple[str, ...], str]] = {
     "string": (("VARCHAR",), "a string"),
@@ -26,9 +30,19 @@ JSON_TYPES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 """JSON Schema type -> the DuckDB json_type() names that satisfy it, and how to say it."""
 MAX_DEPTH = 16
+ANNOTATIONS = frozenset(
+    {"description", "title", "default", "examples", "$comment", "$schema", "$id", "$defs",
+     "definitions", "readOnly", "writeOnly", "deprecated"}
+)  # fmt: skip
+"""Keywords that never constrain a value."""
+CHECKED = ANNOTATIONS | {
+    "type", "properties", "required", "additionalProperties", "enum", "const", "minimum",
+    "maximum", "exclusiveMinimum", "exclusiveMaximum", "items", "anyOf", "nullable", "$ref",
+}  # fmt: skip
+"""Keywords the SQL checks enforce in full (with the limits `uncovered` applies)."""
 
 
-class SchemaCheckError(ValueError):
+class SchemaCheckError(ValueError, ActionableError):
     """An output schema the checks cannot be compiled from (e.g. an unresolvable $ref)."""
 
 
@@ -42,6 +56,8 @@ class OutputChecks:
 
     checks: list[dict[str, Any]] = field(default_factory=list)
     root_keys: list[str] | None = None
+    full_schema: dict[str, Any] | None = None
+    """The whole schema, when it says more than the checks enforce (validated in Python)."""
 
     def params(self) -> dict[str, Any]:
         """$checks, $paths (one JSON Pointer per check) and $root_keys."""
@@ -58,7 +74,44 @@ def compile_checks(schema: dict[str, Any]) -> OutputChecks:
         check["parent"] = max(check["parent"] - 1, 0)
     if nested_checks and nested_checks[-1]["path"] == "$":  # the root's trailing keys check
         nested_checks.pop()
-    return OutputChecks(nested_checks, _root_keys(schema))
+    full = schema if uncovered(schema) is not None else None
+    return OutputChecks(nested_checks, _root_keys(schema), full)
+
+
+def uncovered(schema: dict[str, Any]) -> str | None:
+    """The first keyword of `schema` the SQL checks do not enforce (None: they cover it all)."""
+    return _uncovered(schema, schema, 0)
+
+
+def _uncovered(schema: Any, root: dict[str, Any], depth: int) -> str | None:
+    node = _resolve(schema, root)
+    if depth > MAX_DEPTH:
+        return f"nesting deeper than {MAX_DEPTH}"
+    extra: str | None = next((key for key in node if key not in CHECKED), None)
+    if extra is not None:
+        return extra
+    properties = node.get("properties") or {}
+    if node.get("additionalProperties") not in (None, True, False):
+        return "additionalProperties"
+    if set(node.get("required") or []) - set(properties):
+        return "required"  # a required key without a property is not checked
+    for sub in properties.values():
+        found = _uncovered(sub, root, depth + 1)
+        if found is not None:
+            return found
+    if "items" in node and not _bare(node["items"], root):
+        return "items"  # only the items' type is checked
+    if any(not _bare(branch, root) for branch in node.get("anyOf") or []):
+        return "anyOf"  # only the branches' types are checked
+    return None
+
+
+def _bare(node: Any, root: dict[str, Any]) -> bool:
+    """A schema that says no more than a type (what an anyOf branch or items check)."""
+    return isinstance(node, dict) and set(_resolve(node, root)) <= ANNOTATIONS | {
+        "type",
+        "nullable",
+    }
 
 
 def _walk(
@@ -171,6 +224,11 @@ def _range(low: float | None, low_x: bool, high: float | None, high_x: bool) -> 
     if high is not None:
         parts.append(f"{'<' if high_x else '<='} {high:g}")
     return " and ".join(parts) or None
+
+
+def resolve(node: Any, root: dict[str, Any]) -> dict[str, Any]:
+    """The schema `node` stands for, following local `$ref`s (`{}` if it is not a schema)."""
+    return _resolve(node, root)
 
 
 def _resolve(node: Any, root: dict[str, Any]) -> dict[str, Any]:

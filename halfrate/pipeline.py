@@ -21,8 +21,9 @@ from halfrate.download import DownloadSummary, download_ended
 from halfrate.estimate import check_budget, estimate_job, load_estimate, save_estimate
 from halfrate.extract import ExtractSummary, extract_rows
 from halfrate.gateway import BatchGateway, shared_gateway
+from halfrate.kinds import kind_of
 from halfrate.ledger import CANCEL_KEY, BatchRecord, BatchStatus, Ledger, RequestFile
-from halfrate.load import load_batch, load_job
+from halfrate.load import load_batch, load_job, staged_rows
 from halfrate.preflight import preflight as preflight_checks
 from halfrate.progress import Progress, cancel_batches, check_batches
 from halfrate.results import parse_results
@@ -89,9 +90,20 @@ def prepare(
 
 
 def preflight(job: JobConfig, settings: Settings) -> None:
-    """Before any paid call: the warehouse, the job folder and the key work (and no lost ledger)."""
+    """Before any paid call: the warehouse, the job folder and the key work (and no lost ledger),
+    and the warehouse has no table of the job's kind it could not load into."""
     step = Step.of(job, settings)
     preflight_checks(job.name, step.paths, settings, step.gateway())
+    _check_kind_tables(job, settings)
+
+
+def _check_kind_tables(job: JobConfig, settings: Settings) -> None:
+    try:
+        con = connect(settings.warehouse, read_only=True, retry_seconds=0)
+    except (FileNotFoundError, WarehouseBusyError):
+        return  # a new warehouse has no such table; a busy one is checked again at the load
+    with con:
+        kind_of(job).check_tables(con, job)
 
 
 _IN_FLIGHT = (BatchStatus.intent, BatchStatus.submitted)
@@ -207,8 +219,7 @@ class _StagedCounts:
 
     @classmethod
     def of(cls, paths: JobPaths) -> "_StagedCounts":
-        rows, quarantine = pq.read_metadata(paths.rows), pq.read_metadata(paths.quarantine)
-        return cls(rows.num_rows, quarantine.num_rows)
+        return cls(staged_rows(paths.rows), pq.read_metadata(paths.quarantine).num_rows)
 
 
 def submit_policy(settings: Settings) -> SubmitPolicy:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from halfrate.errors import APIError
+from halfrate.errors import ActionableError, APIError
 from halfrate.gateway import BatchGateway
 from halfrate.ledger import RESTART_KEY, Ledger
 from halfrate.settings import Settings
@@ -32,7 +32,7 @@ BUSY_WAIT_S = 10.0
 """How long preflight waits for a warehouse another process holds before it checks without it."""
 
 
-class PreflightError(RuntimeError):
+class PreflightError(RuntimeError, ActionableError):
     """Something that would make the job fail is wrong; nothing was sent."""
 
 
@@ -54,7 +54,7 @@ def preflight(job_name: str, paths: JobPaths, settings: Settings, gateway: Batch
             "the ledger from the warehouse and the API's batch list, then rerun the job (or "
             "rerun with --restart to start the job over on purpose)."
         )
-    _check_key(gateway)
+    check_key(gateway)
 
 
 def _check_folder(root: Path) -> None:
@@ -107,7 +107,8 @@ def _unusable(path: Path, exc: BaseException) -> PreflightError:
     )
 
 
-def _check_key(gateway: BatchGateway) -> None:
+def check_key(gateway: BatchGateway) -> None:
+    """One free authenticated call: a refused key stops here (a passing fault is let through)."""
     try:
         gateway.check_key()
     except APIError as exc:

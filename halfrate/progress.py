@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from halfrate.errors import APIError, ErrorKind
+from halfrate.errors import ActionableError, APIError, ErrorKind
 from halfrate.gateway import BatchGateway
 from halfrate.ledger import UNSENT, BatchRecord, BatchStatus, Ledger
 
@@ -65,7 +65,7 @@ class BatchesNotReady(Exception):
         self.progress = progress
 
 
-class BatchMissingError(RuntimeError):
+class BatchMissingError(RuntimeError, ActionableError):
     """The API does not know a batch the ledger holds (deleted, or another workspace)."""
 
 
@@ -94,7 +94,8 @@ def check_batches(
                 raise BatchMissingError(
                     f"batch {record.batch_id} ({record.file.path}) no longer exists on the API "
                     f"({exc}): it was deleted, or belongs to another workspace or "
-                    "API key. Check ANTHROPIC_API_KEY; if it was deleted, restart the job."
+                    "API key (or to the built-in emulator: rerun with --emulator). Check "
+                    "ANTHROPIC_API_KEY; if it was deleted, restart the job."
                 ) from None
             ledger.update_progress(batch.model_dump(mode="json"))
     everything = ledger.records(attempt=attempt)

@@ -23,10 +23,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
+import orjson
 
 from halfrate import pipeline
-from halfrate.config import JobConfig
-from halfrate.errors import APIError
+from halfrate.config import JobConfig, parse_job
+from halfrate.errors import ActionableError, APIError
 from halfrate.gateway import BatchGateway, make_client, total_requests
 from halfrate.ledger import Ledger, now_iso
 from halfrate.settings import Settings
@@ -40,7 +41,7 @@ from halfrate.workspace import JobPaths, job_paths, open_job
 log = logging.getLogger(__name__)
 
 
-class RecoverError(RuntimeError):
+class RecoverError(RuntimeError, ActionableError):
     """The ledger cannot be rebuilt as asked; the message says why and what to do."""
 
 
@@ -182,7 +183,7 @@ def _job_config(paths: JobPaths, settings: Settings, name: str, config: str | No
             f"job {name!r}: neither {paths.job_file} nor the warehouse's jobs table holds its "
             "settings; run the job again with --restart"
         )
-    return JobConfig.model_validate_json(config)
+    return parse_job(orjson.loads(config), "the warehouse's jobs table")
 
 
 def _iso(value: datetime) -> str:

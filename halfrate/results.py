@@ -9,6 +9,7 @@ that drives retries:
 
   succeeded       valid output
   invalid_output  succeeded, but the output is not usable (invalid_reason says why)
+  truncated       succeeded, cut at max_tokens, kept as it is (a kind that accepts it: generate)
   retriable       expired, canceled, or errored with any type but invalid_request_error
   failed          errored with invalid_request_error: final, error_message is the reason
 """
@@ -22,12 +23,13 @@ import orjson
 from pydantic import BaseModel, ConfigDict
 
 from halfrate.config import JobConfig
+from halfrate.full_checks import apply_full_checks
 from halfrate.kinds import kind_of
 from halfrate.output_checks import OutputChecks
 from halfrate.sql import load_sql
 
 RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")
-OUTCOMES = ("succeeded", "invalid_output", "retriable", "failed")
+OUTCOMES = ("succeeded", "invalid_output", "truncated", "retriable", "failed")
 
 
 class ResultsFormatError(ValueError):
@@ -48,6 +50,7 @@ class ParseSummary(BaseModel):
     expired: int
     valid_outputs: int
     invalid_outputs: int
+    truncated: int
     retriable: int
     failed: int
 
@@ -56,7 +59,8 @@ def parse_results(raw: Path, out: Path, job: JobConfig, batch_id: str) -> ParseS
     """Write `out` (Parquet, one typed row per line of `raw`) atomically and summarize it."""
     if not raw.is_file():
         raise FileNotFoundError(f"{raw}: results file not found; download the batch first")
-    checks = kind_of(job).output_checks(job)
+    kind = kind_of(job)
+    checks = kind.output_checks(job)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
@@ -70,11 +74,14 @@ def parse_results(raw: Path, out: Path, job: JobConfig, batch_id: str) -> ParseS
                     "out": str(tmp),
                     "batch_id": batch_id,
                     "job_name": job.name,
+                    "truncated_outcome": kind.truncated_outcome(job),
                     **_check_params(checks),
                 },
             )
         except duckdb.Error as exc:
             raise ResultsFormatError(_explain(raw) or f"{raw}: cannot be parsed: {exc}") from None
+        if checks is not None and checks.full_schema is not None:
+            apply_full_checks(con, tmp, checks.full_schema)
         row = con.execute(load_sql("parse/summarize_parsed"), {"path": str(tmp)}).fetchone()
         assert row is not None
         counts = dict(zip([d[0] for d in con.description or ()], row, strict=True))
@@ -98,6 +105,7 @@ def parse_results(raw: Path, out: Path, job: JobConfig, batch_id: str) -> ParseS
         expired=counts["expired"],
         valid_outputs=counts["valid_outputs"],
         invalid_outputs=counts["invalid_outputs"],
+        truncated=counts["truncated"],
         retriable=counts["retriable"],
         failed=counts["failed"],
     )

@@ -46,24 +46,31 @@ def plan_retry(paths: JobPaths, ledger: Ledger, attempt: int) -> Path | None:
 
 
 def _retry_rows(paths: JobPaths, batches: list[tuple[str, str]]) -> pl.DataFrame:
+    """The rows (and, for kinds with several requests per row, the requests) to resend."""
     rows = pl.scan_parquet(paths.rows)
-    content = "content" if "content" in rows.collect_schema().names() else "text"
-    empty = pl.DataFrame(schema={"row_id": pl.Utf8, content: pl.Utf8})
+    names = rows.collect_schema().names()
+    content = "content" if "content" in names else "text"
+    keys = ["row_id", "request"] if "request" in names else ["row_id"]
+    empty = pl.DataFrame(schema=dict.fromkeys([keys[0], content, *keys[1:]], pl.Utf8))
     if not batches:
         return empty
-    index = pl.concat([pl.scan_parquet(paths.index_file(f)) for f, _ in batches])
+    index = pl.concat(
+        [pl.scan_parquet(paths.index_file(f)) for f, _ in batches], how="diagonal_relaxed"
+    )
+    if "request" not in index.collect_schema().names():  # written before request keys
+        index = index.with_columns(request=pl.lit("", pl.String))
     parsed = pl.concat(
         [pl.scan_parquet(paths.parsed_file(b)).select("custom_id", "outcome") for _, b in batches]
     )
     retry_ids = (
         parsed.filter(pl.col("outcome").is_in(RETRY_OUTCOMES))
-        .join(index.select("custom_id", "row_id"), on="custom_id", how="inner")
-        .select("row_id")
+        .join(index.select("custom_id", *keys), on="custom_id", how="inner")
+        .select(keys)
     )
     return (
-        rows.select("row_id", content, "row_number")
-        .join(retry_ids, on="row_id", how="semi")
-        .sort("row_number")
-        .select("row_id", content)
+        rows.select(*keys, content, "row_number")
+        .join(retry_ids, on=keys, how="semi")
+        .sort("row_number", maintain_order=True)
+        .select(keys[0], content, *keys[1:])
         .collect()
     )

@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # The Message Batches API limits (shared/reference/anthropic-batches.md section 5).
 API_MAX_REQUESTS_PER_BATCH = 100_000
 API_MAX_BATCH_BYTES = 256_000_000
+API_KEY_BLOCK_ENV = "HALFRATE_API_KEY_BLOCK"
+"""Names a Prefect Secret block that holds the API key (read by tasks/runtime.py at run time)."""
 
 
 class Settings(BaseSettings):

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from halfrate.errors import APIError, ErrorKind
+from halfrate.errors import ActionableError, APIError, ErrorKind
 from halfrate.gateway import BatchGateway, RequestFileError, total_requests
 from halfrate.ledger import UNSENT, BatchRecord, BatchStatus, Ledger
 from halfrate.progress import cancel_batches
@@ -72,7 +72,7 @@ class SubmissionError(RuntimeError):
     """Base class of the errors `submit_pending` raises."""
 
 
-class SubmissionRefusedError(SubmissionError):
+class SubmissionRefusedError(SubmissionError, ActionableError):
     """The API refused a create: nothing was submitted for the file, and its intent is cleared."""
 
 
@@ -92,7 +92,7 @@ class SubmissionUnknownError(SubmissionRetryLaterError):
     """A create's outcome is still unknown after reconciling; rerunning is safe."""
 
 
-class AmbiguousSubmissionError(SubmissionError):
+class AmbiguousSubmissionError(SubmissionError, ActionableError):
     """Several unknown batches could be the lost one; nothing is sent until a person decides."""
 
     def __init__(self, message: str, candidates: list[str]) -> None:

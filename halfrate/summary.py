@@ -1,6 +1,7 @@
 """A job's outcome in one typed record: rows, states, tokens, cost, savings and what its kind adds."""
 
 from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
 from pathlib import Path
 
 import duckdb
@@ -16,12 +17,30 @@ MAX_USD_PLACES = 12  # the warehouse keeps money to 12 decimals
 
 
 class FailureRow(BaseModel):
-    """A row that did not succeed, and why."""
+    """A row that did not succeed, and why. `row_number` (1-based, in source order) identifies
+    it even when its id is missing; for a folder source the id is the file's path."""
 
-    row_id: str
+    row_number: int | None
+    row_id: str | None
     final_state: str
     reason: str | None
     attempts: int | None
+
+
+NOT_FINISHED = frozenset({"pending"})
+"""Final states of rows a later run (or `halfrate load`) still settles."""
+
+
+class Verdict(StrEnum):
+    """How a run ended for its rows; the CLI's exit code says the same (README)."""
+
+    succeeded = "succeeded"
+    """Every row succeeded."""
+    rows_not_succeeded = "rows_not_succeeded"
+    """The job is done, but some rows ended failed, exhausted, invalid_output, canceled or
+    quarantined (the failures table names each, with its reason)."""
+    unfinished = "unfinished"
+    """Results are staged but not loaded (the warehouse was busy), or rows are still pending."""
 
 
 class JobSummary(BaseModel):
@@ -80,6 +99,32 @@ class JobSummary(BaseModel):
             failures=[],
         )
 
+    @property
+    def verdict(self) -> Verdict:
+        """Whether every row succeeded, some did not, or the job is not settled yet."""
+        if self.staged_not_loaded or any(s in NOT_FINISHED for s in self.final_states):
+            return Verdict.unfinished
+        if self.rows_not_succeeded:
+            return Verdict.rows_not_succeeded
+        return Verdict.succeeded
+
+    @property
+    def outcome(self) -> str:
+        """One line for people: `45 succeeded, 10 exhausted, 7 quarantined: see the failures
+        table` (the run's final state message in Prefect, the CLI's last line)."""
+        states = ", ".join(f"{n:,} {state}" for state, n in self.final_states.items())
+        text = states or "no rows loaded"
+        if self.staged_not_loaded:
+            text += (
+                f"; {self.staged_not_loaded} batch(es) staged, not loaded (warehouse busy): "
+                f"run `halfrate load {self.job_name}`"
+            )
+        elif self.verdict is Verdict.unfinished:
+            text += ": rerun the job to settle the pending rows"
+        elif self.verdict is Verdict.rows_not_succeeded:
+            text += ": see the failures table"
+        return text
+
     def detail(self, name: str) -> float | int | str | None:
         """The value of one of the kind's details (None if the kind has no such figure)."""
         return next((d.value for d in self.details if d.name == name), None)
@@ -89,12 +134,12 @@ def summarize(con: duckdb.DuckDBPyConnection, job: JobConfig, warehouse: Path) -
     """Read a job's summary from the warehouse views (row_outcomes, job_costs) and its kind's."""
     job_name = job.name
     params = {"job_name": job_name}
-    states = dict(con.execute(load_sql("report/job_states"), params).fetchall())
+    states = _succeeded_first(dict(con.execute(load_sql("report/job_states"), params).fetchall()))
     types = dict(con.execute(load_sql("report/job_result_types"), params).fetchall())
     n_batches, attempts = con.execute(load_sql("report/job_batches"), params).fetchone() or (0, 0)
     costs = _costs(con, job_name)
     failures = [
-        FailureRow(row_id=r[0], final_state=r[1], reason=r[2], attempts=r[3])
+        FailureRow(row_number=r[0], row_id=r[1], final_state=r[2], reason=r[3], attempts=r[4])
         for r in con.execute(
             load_sql("report/job_failures"), {**params, "limit": FAILURE_ROWS}
         ).fetchall()
@@ -114,6 +159,11 @@ def summarize(con: duckdb.DuckDBPyConnection, job: JobConfig, warehouse: Path) -
         failures=failures,
         **costs,
     )
+
+
+def _succeeded_first(states: dict[str, int]) -> dict[str, int]:
+    """`succeeded` first, then the others by count (the SQL's order)."""
+    return dict(sorted(states.items(), key=lambda item: item[0] != "succeeded"))
 
 
 def _costs(con: duckdb.DuckDBPyConnection, job_name: str) -> dict[str, float | int | None]:
@@ -142,14 +192,13 @@ def _float(value: object) -> float | None:
 
 def render_markdown(s: JobSummary) -> str:
     """The summary as Markdown, for the Prefect UI."""
-    states = " · ".join(f"{k} **{v}**" for k, v in s.final_states.items()) or "none"
     types = " · ".join(f"{k} {v}" for k, v in s.result_types.items()) or "none"
     lines = [
         f"# halfrate job `{s.job_name}`",
         "",
         f"Kind `{s.kind}` · model `{s.model}` · {s.rows} rows · {s.batches} batches over {s.attempts} attempt(s)",
         "",
-        f"**Final states:** {states}  ",
+        f"**Outcome:** {s.outcome}  ",
         f"**Results (all attempts):** {types}  ",
     ]
     lines += [f"**{d.title}:** {d.text}  " for d in s.details if d.shown]
@@ -173,6 +222,51 @@ def render_markdown(s: JobSummary) -> str:
             f"\n**{s.staged_not_loaded} batches are staged but not loaded** "
             "(the warehouse was busy): rerun the job to load them."
         )
+    return "\n".join(lines)
+
+
+class ChainSummary(BaseModel):
+    """A chain of jobs run in order (`halfrate run a.yaml b.yaml`): each stage and the total."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stages: list[JobSummary]
+    batch_cost_usd: float | None
+    """The stages' cost at batch prices; None when a stage's cost cannot be priced."""
+    realtime_cost_usd: float | None
+    savings_usd: float | None
+
+    @classmethod
+    def of(cls, stages: list[JobSummary]) -> "ChainSummary":
+        def total(values: list[float | None]) -> float | None:
+            return None if any(v is None for v in values) else float(sum(v or 0 for v in values))
+
+        return cls(
+            stages=stages,
+            batch_cost_usd=total([s.batch_cost_usd for s in stages]),
+            realtime_cost_usd=total([s.realtime_cost_usd for s in stages]),
+            savings_usd=total([s.savings_usd for s in stages]),
+        )
+
+
+def render_chain_markdown(chain: ChainSummary) -> str:
+    """The chain's stages and total cost as Markdown, for the Prefect UI."""
+    lines = [
+        f"# halfrate chain: {' → '.join(f'`{s.job_name}`' for s in chain.stages)}",
+        "",
+        "| stage | kind | rows | final states | batch cost | real-time | saved |",
+        "|---|---|---:|---|---:|---:|---:|",
+    ]
+    for s in chain.stages:
+        states = ", ".join(f"{k} {v}" for k, v in s.final_states.items())
+        lines.append(
+            f"| `{s.job_name}` | {s.kind} | {s.rows:,} | {states} | {format_usd(s.batch_cost_usd)}"
+            f" | {format_usd(s.realtime_cost_usd)} | {format_usd(s.savings_usd)} |"
+        )
+    lines.append(
+        f"| **total** | | | | **{format_usd(chain.batch_cost_usd)}** | "
+        f"{format_usd(chain.realtime_cost_usd)} | {format_usd(chain.savings_usd)} |"
+    )
     return "\n".join(lines)
 
 

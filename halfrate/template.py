@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from string import Formatter
 from typing import TYPE_CHECKING
 
+from halfrate.errors import ActionableError
+
 if TYPE_CHECKING:  # the job models import this module; the parse and load steps need no Polars
     import polars as pl
 
 
-class TemplateError(ValueError):
+class TemplateError(ValueError, ActionableError):
     """A prompt template that cannot be parsed, or that names columns the source lacks."""
 
 
@@ -27,6 +29,11 @@ class PromptTemplate:
     """The placeholders in order (a column may appear more than once)."""
     shorthand: bool = False
     """True for the `text_column` shorthand (quarantine reasons then name the column)."""
+    required: tuple[str, ...] = ()
+    """Columns that must each hold text (judge: the response); a row without is quarantined."""
+    keys: tuple[str, ...] = ()
+    """For a template a kind builds from column keys (judge: response_column, ...): the job
+    key naming each placeholder's column, so errors say which key to fix."""
 
     @classmethod
     def parse(cls, text: str) -> "PromptTemplate":
@@ -85,12 +92,15 @@ class PromptTemplate:
         return pl.concat_str(parts)
 
     def has_content(self) -> "pl.Expr":
-        """True where at least one placeholder's value holds a non-blank character."""
+        """True where at least one placeholder's value (and each required one's) holds a
+        non-blank character."""
         import polars as pl
 
-        return pl.any_horizontal(
-            _value(c).str.contains(r"\S").fill_null(False) for c in self.source_columns
-        )
+        def filled(column: str) -> pl.Expr:
+            return _value(column).str.contains(r"\S").fill_null(False)
+
+        some = pl.any_horizontal(filled(c) for c in self.source_columns)
+        return pl.all_horizontal(some, *(filled(c) for c in self.required))
 
     def chars(self) -> "pl.Expr":
         """The rendered prompt's length in characters, without building it."""
@@ -101,7 +111,10 @@ class PromptTemplate:
         return pl.sum_horizontal(*lengths) + literal_chars
 
     def empty_reason(self) -> str:
-        """The quarantine reason for a row with nothing in any placeholder."""
+        """The quarantine reason for a row with nothing in any placeholder (or a required one)."""
+        if self.required:
+            shown = ", ".join(map(repr, self.required))
+            return f"missing text: column(s) {shown} must not be empty or blank"
         if self.shorthand:
             return f"missing text: column {self.columns[0]!r} is empty or blank"
         shown = ", ".join(map(repr, self.source_columns))

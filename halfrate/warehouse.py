@@ -102,8 +102,20 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.commit()
 
 
+MIGRATIONS = (
+    "migrate/add_jobs_request_keys",
+    "migrate/add_requests_request",
+    "migrate/add_outcomes_request",
+    "migrate/add_unsent_requests_request",
+)
+"""Columns added since: each a no-op where the column exists."""
+
+
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
-    """Bring a warehouse written before job kinds up to date (its `labels` table -> outcomes)."""
+    """Bring an older warehouse up to date: its `labels` table -> outcomes (before job kinds),
+    the request keys of kinds that send several requests per row."""
+    for name in MIGRATIONS:
+        run_sql(con, name)
     (old,) = con.execute(load_sql("migrate/labels_is_a_table")).fetchone() or (False,)
     if old:
         run_sql(con, "migrate/copy_labels_to_outcomes")

@@ -6,6 +6,7 @@ data/jobs/<name>/
   extract/rows.parquet           valid rows in source order: row_id, text (the rendered prompt) or
                                  content (JSON content blocks), + the kind's columns (label: gold)
   extract/quarantine.parquet     rejected rows: row_number, row_id, reason
+  extract/upstream.parquet       a job source (job:<name>): that job's outputs joined to its rows
   requests/a<N>/part-<NNNN>.jsonl     one request per line, one file per batch
   requests/a<N>/part-<NNNN>.index.parquet   custom_id, row_id for each line
   results/<batch_id>.jsonl       raw results as downloaded (the replay source)
@@ -24,10 +25,11 @@ from pathlib import Path
 import orjson
 
 from halfrate.config import JobConfig
+from halfrate.errors import ActionableError
 from halfrate.ledger import RESTART_KEY, Ledger, LedgerMissingError, now_iso
 
 
-class JobConflictError(RuntimeError):
+class JobConflictError(RuntimeError, ActionableError):
     """The job name is taken by a job with different settings, or the job is running elsewhere."""
 
 
@@ -52,6 +54,12 @@ class JobPaths:
     @property
     def quarantine(self) -> Path:
         return self.root / "extract" / "quarantine.parquet"
+
+    @property
+    def upstream_rows(self) -> Path:
+        """A job source's rows as extract read them: the upstream job's outputs joined to
+        its source rows (halfrate/chain.py)."""
+        return self.root / "extract" / "upstream.parquet"
 
     def requests_dir(self, attempt: int) -> Path:
         return self.root / "requests" / f"a{attempt}"
@@ -91,18 +99,33 @@ def open_job(workdir: Path, job: JobConfig, restart: bool = False) -> JobPaths:
     paths.root.mkdir(parents=True, exist_ok=True)
     fresh = not paths.ledger.exists()
     record = {"fingerprint": job.fingerprint(), "config": job.model_dump(mode="json")}
-    if paths.job_file.exists():
-        previous = orjson.loads(paths.job_file.read_bytes())
-        if previous["fingerprint"] != record["fingerprint"]:
-            raise JobConflictError(
-                f"job {job.name!r} already exists in {paths.root} with different settings; "
-                "rerun with --restart to start it over, or give the job a new name"
-            )
+    check_same_job(paths, job)
     write_atomic(paths.job_file, orjson.dumps(record, option=orjson.OPT_INDENT_2))
     ledger = Ledger.create(paths.ledger)  # the one place a job's ledger is made
     if restart and fresh:
         ledger.set_meta(RESTART_KEY, now_iso())  # batches of the old run are not this ledger's
     return paths
+
+
+def check_same_job(paths: JobPaths, job: JobConfig) -> None:
+    """Refuse a job whose name an existing job with different settings holds."""
+    if not paths.job_file.exists():
+        return
+    previous = orjson.loads(paths.job_file.read_bytes())
+    if previous["fingerprint"] != job.fingerprint():
+        ignored = type(job)._NOT_FINGERPRINTED
+        after = {k: v for k, v in job.model_dump(mode="json").items() if k not in ignored}
+        changed = _changed_keys(previous.get("config", {}), after)
+        raise JobConflictError(
+            f"job {job.name!r} already exists in {paths.root} with different settings"
+            f"{f' ({changed})' if changed else ''}; rerun with --restart to start it over "
+            "(the old folder is kept under .old/), or give the job a new name"
+        )
+
+
+def _changed_keys(before: dict[str, object], after: dict[str, object]) -> str:
+    keys = [k for k in after if before.get(k) != after[k]]
+    return "changed: " + ", ".join(keys) if keys else ""
 
 
 def write_atomic(path: Path, data: bytes) -> None:

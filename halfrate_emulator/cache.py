@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from halfrate_emulator.media import block_tokens, is_media
+
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 LOOKBACK_BLOCKS = 20
 
@@ -66,7 +68,8 @@ class CacheUsage:
 
 
 def estimate_tokens(text: str) -> int:
-    """Deterministic token estimate: about four characters per token, at least one."""
+    """Deterministic token estimate: about four characters per token, at least one (images
+    and documents count by their own rules: halfrate_emulator/media.py)."""
     return max(1, (len(text) + 3) // 4)
 
 
@@ -112,13 +115,17 @@ def plan_prompt(params: dict[str, Any]) -> PromptPlan:
     if blocks and not markers[-1] and isinstance(automatic, dict):
         markers[-1] = automatic
     texts = [_block_text(block) for _, block in blocks]
+    tokens = [
+        block_tokens(block) if is_media(block) else estimate_tokens(text)
+        for (_, block), text in zip(blocks, texts, strict=True)
+    ]
     if not any(isinstance(m, dict) for m in markers):
-        return PromptPlan(sum(estimate_tokens(t) for t in texts), ())
+        return PromptPlan(sum(tokens), ())
     digest = hashlib.sha256(str(params.get("model")).encode())
     total, points, prefixes = 0, [], []
     for index, ((role, _), text, marker) in enumerate(zip(blocks, texts, markers, strict=True)):
         digest.update(f"\x1e{role}\x1f{text}".encode())
-        total += estimate_tokens(text)
+        total += tokens[index]
         prefixes.append((total, digest.copy().hexdigest()))
         if isinstance(marker, dict):
             points.append(Breakpoint(total, prefixes[-1][1], _ttl(marker), index))

@@ -69,6 +69,9 @@ def emulator(
     errored_rate: Annotated[float, typer.Option(help="Fraction of requests errored.")] = 0.0,
     expired_rate: Annotated[float, typer.Option(help="Fraction of requests expired.")] = 0.0,
     errored_custom_id_pattern: Annotated[str | None, typer.Option(help="Regex: errored.")] = None,
+    invalid_output_custom_id_pattern: Annotated[
+        str | None, typer.Option(help="Regex: outputs that break their schema.")
+    ] = None,
     fail: Annotated[
         list[str] | None, typer.Option(help="ENDPOINT:STATUS:COUNT[:ERROR_CODE], repeatable.")
     ] = None,
@@ -95,6 +98,7 @@ def emulator(
         errored_rate=errored_rate,
         expired_rate=expired_rate,
         errored_custom_id_pattern=errored_custom_id_pattern,
+        invalid_output_custom_id_pattern=invalid_output_custom_id_pattern,
         http=tuple(_rules(fail or [], False) + _rules(fail_rate or [], True)),
         retry_after=retry_after,
         transient_404=transient_404,

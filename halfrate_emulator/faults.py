@@ -146,6 +146,12 @@ def injected_outcome(
     return None
 
 
+def breaks_output(config: FaultConfig, custom_id: str) -> bool:
+    """Whether this request's output is made invalid (invalid_output_custom_id_pattern)."""
+    pattern = config.invalid_output_custom_id_pattern
+    return bool(pattern and re.search(pattern, custom_id))
+
+
 def errored_result(error_type: str, message: str) -> dict[str, object]:
     """The `result` of an errored batch request (a full ErrorResponse inside)."""
     error = {"type": "error", "error": {"type": error_type, "message": message}, "request_id": None}

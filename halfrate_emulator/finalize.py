@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from halfrate_emulator.cache import TTL_SECONDS, account, plan_prompt
-from halfrate_emulator.faults import errored_result, injected_outcome
+from halfrate_emulator.faults import breaks_output, errored_result, injected_outcome
 from halfrate_emulator.ids import stable_hash
 from halfrate_emulator.lifecycle import BatchState
 from halfrate_emulator.models import min_cacheable_tokens
@@ -66,7 +66,9 @@ class BatchCache:
         self.store.refresh_cache([(self.at, key, BATCH_SOURCE) for key in self.reads])
 
 
-def _succeeded(row: BatchRow, custom_id: str, params: dict[str, Any], cache: BatchCache) -> Any:
+def _succeeded(
+    row: BatchRow, custom_id: str, params: dict[str, Any], cache: BatchCache, broken: bool
+) -> Any:
     usage = account(plan_prompt(params), min_cacheable_tokens(params["model"]), cache.visible)
     for point in usage.writes:
         if cache.writes.get(point.key) != "1h":
@@ -74,6 +76,9 @@ def _succeeded(row: BatchRow, custom_id: str, params: dict[str, Any], cache: Bat
     if usage.read_key:
         cache.reads.add(usage.read_key)
     message = respond(params, f"{row.id}/{custom_id}", usage, "batch")
+    if broken:  # an output that does not match the schema it was asked for
+        text = "{}" if params.get("output_config") else ""
+        message["content"] = [{"type": "text", "text": text, "citations": None}]
     return {"type": "succeeded", "message": message}
 
 
@@ -87,7 +92,7 @@ def _result(row: BatchRow, faults: FaultConfig, item: dict[str, Any], cache: Bat
     if outcome is not None:
         return outcome
     try:
-        return _succeeded(row, custom_id, params, cache)
+        return _succeeded(row, custom_id, params, cache, breaks_output(faults, custom_id))
     except Exception:  # one odd request must not stop the whole batch from ending
         logger.exception("emulator: could not answer %s/%s", row.id, custom_id)
         return errored_result("api_error", "The emulator could not process this request.")

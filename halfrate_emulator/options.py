@@ -49,6 +49,9 @@ class FaultConfig(BaseModel):
     """Fraction of batch requests that end `expired`."""
     errored_custom_id_pattern: str | None = None
     """Regex: batch requests whose custom_id matches (re.search) end `errored` (api_error)."""
+    invalid_output_custom_id_pattern: str | None = None
+    """Regex: batch requests whose custom_id matches succeed with an output that breaks their
+    output schema (`{}`; empty text without a schema), as a model that drifts from it."""
     http: tuple[HttpFault, ...] = ()
     """HTTP fault rules, checked in order before an endpoint runs."""
     retry_after: float = Field(default=0.05, ge=0.0)

@@ -16,6 +16,9 @@ _WORD = re.compile(r"[a-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SUFFIXES = ("ing", "ed", "es", "ly", "s")
 _MAX_DEPTH = 12
+_HINTS = re.compile(r"\{([^{}]*)\}\s*$")
+_LIMITS = ("minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum",
+           "exclusiveMaximum", "minItems", "maxItems")  # fmt: skip
 _FORMATS = {
     "date-time": "2026-01-01T00:00:00Z",
     "date": "2026-01-01",
@@ -75,6 +78,7 @@ class InstanceBuilder:
         return self._typed(schema, _pick_type(schema), name, depth)
 
     def _typed(self, schema: dict[str, Any], kind: str, name: str, depth: int) -> Any:
+        schema = described_limits(schema) | schema
         if kind == "object":
             return self._object(schema, depth)
         if kind == "array":
@@ -126,6 +130,22 @@ class InstanceBuilder:
         for part in ref[2:].split("/"):
             node = node.get(part, {}) if isinstance(node, dict) else {}
         return node if isinstance(node, dict) else {}
+
+
+def described_limits(schema: dict[str, Any]) -> dict[str, float]:
+    """Limits the API moved into the description (`... {maxLength: 200}`), which a model
+    reads and mostly follows: the emulator follows them too."""
+    found = _HINTS.search(str(schema.get("description") or ""))
+    limits: dict[str, float] = {}
+    for part in found.group(1).split(", ") if found else []:
+        key, _, value = part.partition(": ")
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        if key in _LIMITS:
+            limits[key] = int(number) if number.is_integer() else number
+    return limits
 
 
 def _pick_type(schema: dict[str, Any]) -> str:

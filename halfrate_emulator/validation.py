@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from halfrate_emulator.media import check_block, is_media
 from halfrate_emulator.models import is_known_model
 
 VERSION_2023 = "2023-06-01"
@@ -89,6 +90,10 @@ def _check_messages(params: dict[str, Any], version: str, in_batch: bool) -> str
             return f"{where}.content: Input should be a valid string or list"
         if isinstance(content, list) and not all(isinstance(b, dict) for b in content):
             return f"{where}.content: Input should be a valid list of content blocks"
+        for number, block in enumerate(content if isinstance(content, list) else []):
+            problem = check_block(f"{where}.content.{number}", block) if is_media(block) else None
+            if problem:
+                return problem
     system = params.get("system")
     if system is not None and not isinstance(system, str | list):
         return "system: Input should be a valid string or list"

@@ -5,8 +5,8 @@ from prefect.cache_policies import NO_CACHE
 
 from halfrate import pipeline
 from halfrate.config import JobConfig
-from halfrate.summary import JobSummary, format_usd
-from tasks.reporting import emit_job_event, publish_summary
+from halfrate.summary import ChainSummary, JobSummary, format_usd
+from tasks.reporting import emit_job_event, publish_chain_summary, publish_summary
 from tasks.runtime import settings as get_settings  # env key, else the Secret block
 
 
@@ -36,3 +36,16 @@ def report(job: JobConfig) -> JobSummary:
 def user_cancel(job: JobConfig) -> str | None:
     """Whether the user canceled the job while it ran (the flow then ends Cancelled)."""
     return pipeline.user_cancel(job, get_settings())
+
+
+@task(name="report-chain", cache_policy=NO_CACHE)
+def report_chain(stages: list[JobSummary]) -> ChainSummary:
+    """The chain's cost per stage and in total, as an artifact."""
+    chain = ChainSummary.of(stages)
+    publish_chain_summary(chain)
+    get_run_logger().info(
+        "chain %s: %s at batch prices",
+        " -> ".join(s.job_name for s in stages),
+        format_usd(chain.batch_cost_usd),
+    )
+    return chain

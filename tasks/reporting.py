@@ -16,7 +16,7 @@ from prefect.runtime import task_run
 from halfrate.config import JobConfig
 from halfrate.ledger import BatchRecord
 from halfrate.progress import Progress
-from halfrate.summary import JobSummary, render_markdown
+from halfrate.summary import ChainSummary, JobSummary, render_chain_markdown, render_markdown
 
 # One progress artifact per await task run, reused across its retries (same process), and
 # updated only when it has news: every poll would otherwise write it (and its event) again,
@@ -121,3 +121,13 @@ def publish_summary(job: JobConfig, summary: JobSummary) -> None:
             description=f"Rows of {job.name} that did not succeed, with reasons "
             f"(first {len(summary.failures)} of {summary.rows_not_succeeded})",
         )
+
+
+def publish_chain_summary(chain: ChainSummary) -> None:
+    """A chain's report: each stage's outcome and cost, and the total."""
+    names = "-".join(s.job_name for s in chain.stages)
+    create_markdown_artifact(
+        key=f"halfrate-chain-{names}".replace("_", "-").lower()[:100],
+        markdown=render_chain_markdown(chain),
+        description="halfrate chain: cost per stage and in total",
+    )

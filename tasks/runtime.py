@@ -5,14 +5,15 @@ import os
 from prefect.blocks.system import Secret
 from pydantic import SecretStr
 
-from halfrate.settings import Settings, get_settings
+from halfrate.errors import ActionableError
+from halfrate.settings import API_KEY_BLOCK_ENV, Settings, get_settings
 
-# Names a Prefect Secret block that holds the API key. The deployment's job variables carry this
-# *name* (never the value), so the key stays out of parameters, job variables, logs and artifacts.
-API_KEY_BLOCK_ENV = "HALFRATE_API_KEY_BLOCK"
+# API_KEY_BLOCK_ENV names a Prefect Secret block that holds the API key. The deployment's job
+# variables carry this *name* (never the value), so the key stays out of parameters, job
+# variables, logs and artifacts.
 
 
-class APIKeyBlockError(RuntimeError):
+class APIKeyBlockError(RuntimeError, ActionableError):
     """The Secret block named by HALFRATE_API_KEY_BLOCK cannot supply the API key."""
 
 

@@ -9,21 +9,25 @@ from typing import Annotated
 
 from pydantic import Field
 
+from halfrate.errors import ActionableError
 from halfrate.kinds.base import JobBase, Kind
+from halfrate.kinds.extract import EXTRACT, ExtractJob
+from halfrate.kinds.generate import GENERATE, GenerateJob
+from halfrate.kinds.judge import JUDGE, JudgeJob
 from halfrate.kinds.label import LABEL, LabelJob
 
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (LABEL,)}
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (LABEL, EXTRACT, GENERATE, JUDGE)}
 """Every implemented kind, by its `kind:` value."""
 
-PLANNED = ("extract", "generate", "judge")
+PLANNED: tuple[str, ...] = ()
 """Kinds the job file format reserves but halfrate does not run yet."""
 
-JobConfig = Annotated[LabelJob, Field(discriminator="kind")]
+JobConfig = Annotated[LabelJob | ExtractJob | GenerateJob | JudgeJob, Field(discriminator="kind")]
 """A job of any implemented kind (pydantic picks the model by `kind`); add new job models
 with `|`, e.g. `Annotated[LabelJob | ExtractJob, Field(discriminator="kind")]`."""
 
 
-class UnknownKindError(ValueError):
+class UnknownKindError(ValueError, ActionableError):
     """A `kind:` that halfrate does not (yet) implement; the message lists the ones it does."""
 
 
@@ -41,6 +45,5 @@ def kind_named(name: object) -> Kind:
         raise UnknownKindError(
             f"kind {name!r} is not implemented yet; this version runs: {implemented}"
         )
-    raise UnknownKindError(
-        f"kind {name!r} is unknown; use one of: {implemented} (planned: {', '.join(PLANNED)})"
-    )
+    planned = f" (planned: {', '.join(PLANNED)})" if PLANNED else ""
+    raise UnknownKindError(f"kind {name!r} is unknown; use one of: {implemented}{planned}")

@@ -8,6 +8,7 @@ says how to add one.
 """
 
 import hashlib
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -27,6 +28,10 @@ if TYPE_CHECKING:  # importing anthropic costs seconds, Polars a third of one
     from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
 
 JOB_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+JOB_SOURCE_PREFIX = "job:"
+"""`source: job:<name>` reads another job's outputs (halfrate/chain.py)."""
+UPSTREAM_ID_COLUMN = "row_id"
+"""A job source's row id column (the upstream job's row ids): id_column's default there."""
 
 
 class CacheTTL(StrEnum):
@@ -44,7 +49,10 @@ class JobBase(BaseModel):
 
     name: str = Field(pattern=JOB_NAME_PATTERN, description="Job id: lowercase, digits, _ and -.")
     kind: str = Field(description="What the job asks of Claude (docs/kinds.md).")
-    source: Path = Field(description="A .csv, .parquet, .jsonl/.ndjson file, or a folder of texts.")
+    source: Path = Field(
+        description="A .csv, .parquet, .jsonl/.ndjson file, a folder of texts, or job:<name> "
+        "(another job's outputs joined to its source rows)."
+    )
     id_column: str = Field("id", min_length=1, description="Column with a unique, stable row id.")
     text_column: str = Field(
         "text", min_length=1, description="Column with the text to send (shorthand for prompt)."
@@ -73,6 +81,34 @@ class JobBase(BaseModel):
         {"name", "max_attempts", "prime_cache", "max_cost_usd"}
     )
     _FINGERPRINTED_ONLY_WHEN_SET: ClassVar[frozenset[str]] = frozenset({"prompt"})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _job_source_ids(cls, data: Any) -> Any:
+        """A job source's rows are the upstream's: id_column defaults to their row_id."""
+        chained = isinstance(data, dict) and str(data.get("source", "")).startswith(
+            JOB_SOURCE_PREFIX
+        )
+        if chained and "id_column" not in data:
+            return {**data, "id_column": UPSTREAM_ID_COLUMN}
+        return data
+
+    @field_validator("source")
+    @classmethod
+    def _check_job_source(cls, value: Path) -> Path:
+        name = str(value).removeprefix(JOB_SOURCE_PREFIX)
+        if str(value).startswith(JOB_SOURCE_PREFIX) and not re.fullmatch(JOB_NAME_PATTERN, name):
+            raise ValueError(
+                f"{value}: job:<name> must name a job (lowercase letters, digits, _ and -), "
+                "e.g. job:trivia-answers"
+            )
+        return value
+
+    @property
+    def upstream(self) -> str | None:
+        """The job whose outputs are this job's source (`source: job:<name>`), or None."""
+        text = str(self.source)
+        return text.removeprefix(JOB_SOURCE_PREFIX) if text.startswith(JOB_SOURCE_PREFIX) else None
 
     @field_validator("prompt")
     @classmethod
@@ -157,6 +193,13 @@ class Kind:
     stale_deletes: ClassVar[tuple[str, ...]] = ()
     """SQL that drops a job's rows of batches its ledger no longer knows (the job was
     restarted), run in load_job's transaction (parameters $job_name, $batch_ids)."""
+    outputs: ClassVar[str] = "kinds/outputs"
+    """A COPY of the job's outputs to Parquet ($job_name, $out): `row_id` and the kind's
+    output columns, one row per succeeded source row. `halfrate export` joins them to the
+    source's columns; a job source (`source: job:<name>`) reads them."""
+    one_output_per_row: ClassVar[bool] = True
+    """False when `outputs` has several rows per source row (judge: one per criterion): such
+    a job cannot be another job's source."""
 
     def source_columns(self, job: JobBase) -> dict[str, str]:
         """Extra source columns extract carries into rows.parquet: our name -> source column."""
@@ -165,6 +208,24 @@ class Kind:
     def user_content(self, job: JobBase, template: PromptTemplate) -> UserContent:
         """What each row sends: by default the job's prompt template, rendered."""
         return UserContent(template.render())
+
+    def request_keys(self, job: JobBase) -> tuple[str, ...]:
+        """The requests each row sends, by key (`""`: one request per row).
+
+        A kind that sends several requests per row (judge's pairwise mode: `("ab", "ba")`)
+        names them here (up to 4 lowercase letters each, in custom_ids: `a1ab_<row>`) and
+        returns one content per key from `user_contents`. A row succeeds when all of its
+        requests do; retries resend only the requests that need it.
+        """
+        return ("",)
+
+    def user_contents(self, job: JobBase, template: PromptTemplate) -> dict[str, UserContent]:
+        """What each row sends per request key (all of one `column`); default: `user_content`."""
+        return {"": self.user_content(job, template)}
+
+    def system_prompt(self, job: JobBase) -> str:
+        """The cached system prompt: by default the job's `instructions`."""
+        return job.instructions
 
     def output_schema(self, job: JobBase) -> dict[str, Any] | None:
         """The JSON Schema sent as `output_config.format`, or None for free text."""
@@ -175,9 +236,14 @@ class Kind:
         schema = self.output_schema(job)
         return None if schema is None else compile_checks(schema)
 
+    def truncated_outcome(self, job: JobBase) -> Literal["invalid_output", "truncated"]:
+        """What an output cut at max_tokens is: `invalid_output` (asked again, like any
+        unusable output) or `truncated` (kept as it is: final, counted apart)."""
+        return "invalid_output"
+
     def params(self, job: JobBase, content: Any) -> "MessageCreateParamsNonStreaming":
         """The Messages params of one request whose user message is `content`."""
-        system: TextBlockParam = {"type": "text", "text": job.instructions}
+        system: TextBlockParam = {"type": "text", "text": self.system_prompt(job)}
         if job.cache_ttl is CacheTTL.one_hour:
             system["cache_control"] = {"type": "ephemeral", "ttl": "1h"}
         elif job.cache_ttl is CacheTTL.five_minutes:
@@ -205,6 +271,14 @@ class Kind:
         for name in self.stale_deletes:
             con.execute(load_sql(name), {"job_name": job.name, "batch_ids": batch_ids})
 
+    def check_tables(self, con: "duckdb.DuckDBPyConnection", job: JobBase) -> None:
+        """Before anything is sent: raise if the warehouse holds a table of the kind's that
+        this job could not load into (e.g. a typed output table of another schema)."""
+
     def summarize(self, con: "duckdb.DuckDBPyConnection", job_name: str) -> list[SummaryDetail]:
         """What the kind adds to the job summary (read from the warehouse)."""
         return []
+
+    def write_outputs(self, con: "duckdb.DuckDBPyConnection", job: JobBase, out: Path) -> None:
+        """Write the job's outputs (see `outputs`) to the Parquet file `out`."""
+        con.execute(load_sql(self.outputs), {"job_name": job.name, "out": str(out)})

@@ -39,6 +39,7 @@ class LabelKind(Kind):
     name = "label"
     config = LabelJob
     views = ("kinds/label/labels",)
+    outputs = "kinds/label/outputs"
 
     def source_columns(self, job: JobBase) -> dict[str, str]:
         assert isinstance(job, LabelJob)

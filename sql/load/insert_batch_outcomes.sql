@@ -1,5 +1,5 @@
--- the latest result of each row this batch answered: highest attempt, a main
--- batch before the cache-priming one, then the most recent batch
+-- the latest result of each request of each row this batch answered: highest
+-- attempt, a main batch before the cache-priming one, then the most recent batch
 insert into outcomes by name
 
 with
@@ -18,7 +18,8 @@ requests as (
         custom_id,
         job_name,
         row_id,
-        attempt
+        attempt,
+        request
     from requests
 ),
 
@@ -51,6 +52,7 @@ answered as (
         requests.custom_id,
         requests.batch_id,
         requests.attempt,
+        requests.request,
         batches.purpose,
         batches.created_at,
         results.result_type,
@@ -77,7 +79,7 @@ latest as (
     select *
     from answered
     qualify row_number() over (
-        partition by job_name, row_id
+        partition by job_name, row_id, request
         order by
             attempt desc,
             purpose = 'prime' asc nulls last,
@@ -99,7 +101,8 @@ final as (
         output_valid,
         invalid_reason,
         error_type,
-        error_message
+        error_message,
+        request
     from latest
 )
 

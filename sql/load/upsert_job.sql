@@ -6,6 +6,7 @@ insert into jobs (
     config,
     source,
     max_attempts,
+    request_keys,
     n_rows,
     n_quarantined,
     created_at,
@@ -19,6 +20,7 @@ values (
     $config,
     $source,
     $max_attempts,
+    $request_keys,
     $n_rows,
     $n_quarantined,
     $now,
@@ -31,6 +33,7 @@ on conflict (job_name) do update set
     config = excluded.config,
     source = excluded.source,
     max_attempts = excluded.max_attempts,
+    request_keys = excluded.request_keys,
     n_rows = excluded.n_rows,
     n_quarantined = excluded.n_quarantined,
     updated_at = excluded.updated_at

@@ -1,7 +1,8 @@
 -- one row per line of results/<batch_id>.jsonl, typed, with the output
 -- checked against the job kind's output schema ($checks, $paths, $root_keys;
 -- nothing but non-empty text when $json_output is false) and an outcome for retry
--- decisions, written to results/<batch_id>.parsed.parquet
+-- decisions ($truncated_outcome: what a truncated output is, by the job's kind),
+-- written to results/<batch_id>.parsed.parquet
 copy (
     with
 
@@ -382,6 +383,11 @@ copy (
             invalid_reason,
             case
                 when is_succeeded and invalid_reason is null then 'succeeded'
+                when
+                    is_succeeded
+                    and stop_reason
+                    in ('max_tokens', 'model_context_window_exceeded')
+                    then $truncated_outcome
                 when is_succeeded then 'invalid_output'
                 when
                     result_type = 'errored'

@@ -13,6 +13,7 @@ select
     count(*) filter (where result_type = 'expired') as expired,
     count(*) filter (where outcome = 'succeeded') as valid_outputs,
     count(*) filter (where outcome = 'invalid_output') as invalid_outputs,
+    count(*) filter (where outcome = 'truncated') as truncated,
     count(*) filter (where outcome = 'retriable') as retriable,
     count(*) filter (where outcome = 'failed') as failed
 from read_parquet($path)

@@ -10,5 +10,6 @@ create table if not exists jobs (
     n_rows integer,
     n_quarantined integer,
     created_at timestamp not null,
-    updated_at timestamp not null
+    updated_at timestamp not null,
+    request_keys varchar [] default ['']
 );

@@ -1,4 +1,6 @@
--- grain: one row per answered source row, latest result (key: job_name, row_id)
+-- grain: one row per answered source row and request, latest result
+-- (key: job_name, row_id, request; request is '' unless the kind sends several
+-- requests per row, e.g. judge's pairwise 'ab' and 'ba')
 -- the generic record of where each row stands, whatever the job's kind: the
 -- outcome drives row_outcomes; output is the validated output (null unless
 -- output_valid); kinds read their fields from it (sql/kinds/<kind>/)
@@ -16,5 +18,6 @@ create table if not exists outcomes (
     output_valid boolean,
     invalid_reason varchar,
     error_type varchar,
-    error_message varchar
+    error_message varchar,
+    request varchar default ''
 );

@@ -7,5 +7,6 @@ create table if not exists unsent_requests (
     attempt utinyint not null,
     request_file varchar not null,
     reason varchar not null,
+    request varchar default '',
     primary key (job_name, custom_id)
 );

@@ -267,3 +267,30 @@ def test_the_estimate_costs_a_constant_number_of_count_tokens_calls(
     small = calls()
     estimate(write_job(tmp_path, "large", rows=693))
     assert small == calls() - small == 4
+
+
+def test_pdfs_and_images_are_estimated_by_their_pages_and_pixels(
+    emulator: Api, tmp_path: Path
+) -> None:
+    from tests.media import pdf_bytes, png_bytes
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for pages in (1, 4, 9):
+        (folder / f"report-{pages}.pdf").write_bytes(pdf_bytes(pages=pages, pad=50_000))
+    (folder / "chart.png").write_bytes(png_bytes(1200, 900))
+    (folder / "note.txt").write_text("A short note to read. " * 30, encoding="utf-8")
+    schema = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
+    job = tmp_path / "scans.yaml"
+    keys = {"name": "scans", "kind": "extract", "source": str(folder), "schema": schema}
+    job.write_text(
+        yaml.safe_dump(keys | {"instructions": "Title it. " * 500, "max_tokens": 64}),
+        encoding="utf-8",
+    )
+    ran = run(emulator, job)
+    assert_brackets(ran, near_expected=False)  # the output of a record is not known ahead
+    assert "documents: 4 PDFs or images" in " ".join(ran.estimate.profile.notes)
+    assert ran.estimate.profile.row_range == (0.6, 1.5)
+    # the rows' input (the prefix aside) as estimated and as billed: the rules of thumb are close
+    billed = ran.costs["input_tokens"] + ran.costs["cache_read_tokens"]
+    assert billed > 14 * 2_000  # 14 PDF pages at the emulator's 2,000 tokens, and more

@@ -18,8 +18,10 @@ from halfrate.gateway import (
     body_size,
     check_request_file,
     make_client,
+    shared_gateway,
 )
 from halfrate.settings import Settings
+from halfrate_emulator import FaultConfig, HttpFault
 
 
 def test_make_client_without_key_says_how_to_fix() -> None:
@@ -35,6 +37,35 @@ def test_make_client_uses_key_and_base_url(monkeypatch: pytest.MonkeyPatch) -> N
     assert client.api_key == "sk-test-secret"
     assert client.max_retries == 5
     assert "sk-test-secret" not in repr(Settings())
+
+
+def test_one_gateway_per_key_and_endpoint_in_a_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-one")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+    first = shared_gateway(Settings())
+    assert shared_gateway(Settings()) is first  # steps and polls share its connections
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-two")
+    assert shared_gateway(Settings()) is not first
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-one")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:10")
+    assert shared_gateway(Settings()) is not first
+
+
+def test_an_accepted_key_is_checked_once_a_minute(api: Api) -> None:
+    now = [100.0]
+    gateway = BatchGateway(api.client, monotonic=lambda: now[0])
+    gateway.check_key()
+    gateway.check_key()  # the CLI's check, then the run's preflight: one call
+    assert api.wire.count("GET", "/v1/messages/batches") == 1
+    now[0] += 61
+    gateway.check_key()
+    assert api.wire.count("GET", "/v1/messages/batches") == 2
+    api.admin.set_faults(FaultConfig(http=(HttpFault(endpoint="list", status=401, count=2),)))
+    now[0] += 61
+    for calls in (3, 4):  # a refused key is asked about again, never remembered as accepted
+        with pytest.raises(APIError):
+            gateway.check_key()
+        assert api.wire.count("GET", "/v1/messages/batches") == calls
 
 
 @pytest.mark.parametrize("block_size", [1, 7, 64, 1 << 20])

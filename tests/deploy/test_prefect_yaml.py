@@ -47,3 +47,16 @@ def test_job_parameters_override_the_job_file() -> None:
             job = resolve_job(REPO / d["parameters"]["job_file"], JobSpec(**d["parameters"]["job"]))
             for key, value in d["parameters"]["job"].items():
                 assert getattr(job, key) == value
+
+
+def test_chain_deployments_run_valid_jobs_in_order_one_at_a_time() -> None:
+    from halfrate.config import resolve_job
+
+    chains = [d for d in deployments() if d["entrypoint"] == "flows/chain.py:job_chain"]
+    assert chains
+    for d in chains:
+        assert d["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+        jobs = [resolve_job(REPO / f) for f in d["parameters"]["job_files"]]
+        names = [job.name for job in jobs]
+        for position, job in enumerate(jobs):  # a job source is an earlier stage
+            assert job.upstream is None or job.upstream in names[:position]

@@ -144,6 +144,28 @@ def test_errored_by_custom_id_pattern(server: EmulatorServer) -> None:
     assert types == {"poison-1": "errored", "fine-1": "succeeded"}
 
 
+def test_invalid_outputs_by_custom_id_pattern(server: EmulatorServer) -> None:
+    server.admin.set_faults(invalid_output_custom_id_pattern="^a1_")
+    client = retrying(server, retries=0)
+    schema = {
+        "type": "object",
+        "properties": {"label": {"type": "string", "enum": ["x", "y"]}},
+        "required": ["label"],
+        "additionalProperties": False,
+    }
+    structured = {"output_config": {"format": {"type": "json_schema", "schema": schema}}}
+    batch = client.messages.batches.create(
+        requests=[request("a1_r", **structured), request("a2_r", **structured), request("a1_t")]
+    )
+    server.admin.force_end(batch.id)
+    texts = {}
+    for r in client.messages.batches.results(batch.id):
+        assert r.result.type == "succeeded"
+        block = r.result.message.content[0]
+        texts[r.custom_id] = block.text if block.type == "text" else None
+    assert texts == {"a1_r": "{}", "a2_r": '{"label":"y"}', "a1_t": ""}
+
+
 def test_faults_from_options_and_admin_snapshot(make_server: MakeServer) -> None:
     plan = FaultConfig(http=(HttpFault(endpoint="retrieve", status=529, count=1),))
     server = make_server(faults=plan)

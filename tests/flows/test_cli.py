@@ -57,7 +57,8 @@ def test_duplicate_ids_and_empty_text_are_quarantined_not_dropped(
         "d,Add this song to my road trip playlist,add_to_playlist\n"
     )
     code, out = run("run", str(job))
-    assert code == 0, out
+    assert code == 3, out  # some rows did not succeed (README: exit codes)
+    assert "2 succeeded, 3 quarantined: see the failures table" in out
     code, out = run("sql", "select row_id, final_state, reason from row_outcomes order by all")
     assert code == 0, out
     assert out.count("quarantined") == 3  # b (empty text) and both c rows (duplicate id)

@@ -149,7 +149,7 @@ def test_a_user_cancel_while_the_run_waits_is_final_for_that_run(
         time.sleep(1)  # it is polling in the await step
         result = CliRunner().invoke(app, ["cancel", JOB])
         assert result.exit_code == 0 and "canceled 1 batch" in result.output, result.output
-        assert proc.wait(timeout=120) == 1, log.read_text()
+        assert proc.wait(timeout=120) == 5, log.read_text()  # README: exit codes
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -2,13 +2,12 @@
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from flows.batch_job import batch_job
 from halfrate_emulator import EmulatorOptions, EmulatorServer
+from tasks import reporting
 from tests.flows.conftest import running_emulator, write_job
 
 pytestmark = pytest.mark.slow
@@ -25,38 +24,29 @@ def api_calls(server: EmulatorServer) -> list[str]:
     return calls
 
 
-def flow_run_records(api_url: str, run_name: str) -> dict[str, Any]:
-    with httpx.Client(base_url=api_url, timeout=30) as http:
-        body = {"flow_runs": {"name": {"any_": [run_name]}}}
-        [run] = http.post("/flow_runs/filter", json=body).json()
-        runs = {"flow_runs": {"id": {"any_": [run["id"]]}}}
-        tasks = http.post("/task_runs/filter", json=runs).json()
-        page = http.post(
-            "/events/filter",
-            json={"filter": {"any_resource": {"id": [f"prefect.flow-run.{run['id']}"]}}},
-        ).json()
-        events = page["events"]
-        while page.get("next_page"):
-            page = http.get(page["next_page"]).json()
-            events += page["events"]
-        logs = http.post("/logs/filter", json={"logs": {"flow_run_id": {"any_": [run["id"]]}}})
-    return {"tasks": tasks, "events": events, "logs": logs.json()}
-
-
 def test_each_poll_retrieves_each_batch_once_and_writes_progress_only_when_it_moves(
-    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    prefect_api: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    artifact_writes: list[str] = []
+    for name in ("create_progress_artifact", "update_progress_artifact"):
+        write = getattr(reporting, name)
+        monkeypatch.setattr(
+            reporting,
+            name,
+            lambda *a, _w=write, _n=name, **k: artifact_writes.append(_n) or _w(*a, **k),
+        )
     # Batches take 2 s; polled every 0.2 s, the wait takes about ten polls.
     options = EmulatorOptions(processing_seconds=2.0)
-    with running_emulator(tmp_path, monkeypatch, options) as server:
-        run = batch_job.with_options(flow_run_name="round-trips")
-        summary = run(job_file=str(write_job(tmp_path, rows=30, prime_cache=False)))
+    with running_emulator(tmp_path, monkeypatch, options) as server, caplog.at_level("INFO"):
+        summary = batch_job(job_file=str(write_job(tmp_path, rows=30, prime_cache=False)))
         assert summary.final_states == {"succeeded": 30}
         calls = api_calls(server)
 
-    records = flow_run_records(prefect_api, "round-trips")
-    [wait] = [t for t in records["tasks"] if t["name"].startswith("await-completion")]
-    polls = wait["run_count"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "prefect.task_runs"]
+    polls = 1 + sum("BatchesNotReady" in m and "Retry " in m for m in messages)
     assert polls >= 4, "the wait was too short to show anything"
     assert Counter(calls) == {
         "GET /v1/messages/batches": 1,  # preflight: the key is accepted
@@ -65,10 +55,8 @@ def test_each_poll_retrieves_each_batch_once_and_writes_progress_only_when_it_mo
         "GET /v1/messages/batches/{id}": polls,  # one retrieve per poll, none before the download
         "GET /v1/messages/batches/{id}/results": 1,
     }
-    updates = [e for e in records["events"] if e["event"] == "prefect.artifact.updated"]
-    assert len(updates) == 1  # the progress artifact: created, then updated once (batch ended)
-    progress_logs = [m for m in records["logs"] if m["message"].startswith("attempt 1: 0/1")]
-    progress_logs += [m for m in records["logs"] if m["message"].startswith("attempt 1: 1/1")]
-    retry_logs = [m for m in records["logs"] if "Retry " in m["message"]]
-    assert len(retry_logs) == polls - 1  # Prefect's line on every poll that waits ...
-    assert len(progress_logs) == 2  # ... ours only at the first poll and when a batch ended
+    # The progress artifact: created at the first poll, updated once (when the batch ended).
+    assert artifact_writes == ["create_progress_artifact", "update_progress_artifact"]
+    # Each poll logs one line (Prefect's retry line); ours only at the first and when one ended.
+    ours = [m for m in messages if m.startswith("attempt 1: ") and "batches ended" in m]
+    assert len(ours) == 2

@@ -5,6 +5,7 @@ from pathlib import Path
 import staging
 
 from halfrate.load import load_batch, load_job
+from halfrate.sql import load_sql
 from halfrate.warehouse import connect, ensure_schema
 
 # The tables as the code before job kinds created them (commit cf15d03), abridged to what
@@ -42,7 +43,7 @@ def test_an_old_labels_table_becomes_outcomes_and_the_labels_view(tmp_path: Path
     ensure_schema(con)
     con.execute(
         "insert into jobs values ('old', 'label', 'claude-sonnet-5', 'f', '{}', 's', 3, 2, 0,"
-        " now(), now())"
+        " now(), now(), default)"
     )
     con.execute("insert into job_rows values ('old', 'r1', 1, 'card'), ('old', 'r2', 2, 'other')")
     kinds = dict(
@@ -77,5 +78,56 @@ def test_an_old_labels_table_becomes_outcomes_and_the_labels_view(tmp_path: Path
         ("intents", "x", "card", True),
         ("old", "r1", "card", True),
         ("old", "r2", None, None),
+    ]
+    con.close()
+
+
+# The tables as the code before request keys created them (commit 2128f43), abridged.
+BEFORE_REQUEST_KEYS = [
+    """create table jobs (
+        job_name varchar primary key, kind varchar not null, model varchar not null,
+        fingerprint varchar not null, config json not null, source varchar not null,
+        max_attempts utinyint not null, n_rows integer, n_quarantined integer,
+        created_at timestamp not null, updated_at timestamp not null
+    )""",
+    """create table requests (
+        batch_id varchar not null, custom_id varchar not null, job_name varchar not null,
+        row_id varchar not null, attempt utinyint not null
+    )""",
+    """create table outcomes (
+        job_name varchar not null, row_id varchar not null, custom_id varchar not null,
+        batch_id varchar not null, attempt utinyint not null, result_type varchar not null,
+        outcome varchar not null, output varchar, output_valid boolean,
+        invalid_reason varchar, error_type varchar, error_message varchar
+    )""",
+    """create table unsent_requests (
+        job_name varchar not null, custom_id varchar not null, row_id varchar not null,
+        attempt utinyint not null, request_file varchar not null, reason varchar not null,
+        primary key (job_name, custom_id)
+    )""",
+    "insert into jobs values ('old', 'label', 'm', 'f', '{}', 's', 3, 1, 0, now(), now())",
+    "insert into requests values ('b0', 'a1_r1', 'old', 'r1', 1)",
+    """insert into outcomes values
+        ('old', 'r1', 'a1_r1', 'b0', 1, 'succeeded', 'succeeded', '{"label":"x"}', true,
+         null, null, null)""",
+    "insert into job_rows values ('old', 'r1', 1, null)",
+]
+
+
+def test_a_warehouse_before_request_keys_gains_them_with_one_request_per_row(
+    tmp_path: Path,
+) -> None:
+    con = connect(tmp_path / "old.duckdb", retry_seconds=0)
+    con.execute(load_sql("schema/job_rows"))
+    for statement in BEFORE_REQUEST_KEYS:
+        con.execute(statement)
+    ensure_schema(con)
+    ensure_schema(con)
+    assert con.execute("select request_keys from jobs").fetchall() == [([""],)]
+    assert con.execute("select request from requests").fetchall() == [("",)]
+    assert con.execute("select request from outcomes").fetchall() == [("",)]
+    assert con.execute("describe unsent_requests").fetchall()[-1][:2] == ("request", "VARCHAR")
+    assert con.execute("select row_id, final_state, label from row_outcomes").fetchall() == [
+        ("r1", "succeeded", "x")
     ]
     con.close()

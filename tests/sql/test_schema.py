@@ -15,7 +15,7 @@ TABLES = {
     "batches": ["batch_id"],
     "requests": ["batch_id", "custom_id"],
     "results": ["batch_id", "custom_id"],
-    "outcomes": ["job_name", "row_id"],
+    "outcomes": ["job_name", "row_id", "request"],
     "job_rows": ["job_name", "row_id"],
     "quarantine": ["job_name", "row_number"],
     "prices": ["model", "effective_from", "prompt_tokens_over"],

@@ -258,3 +258,21 @@ def test_a_kind_lands_batches_in_its_own_tables(
     s.paths.ledger.unlink()  # as after a restart: the job's ledger knows no batch any more
     load_job(con, s.job, s.paths, staging.Ledger.create(s.paths.ledger), s)
     assert con.execute("select count(*) from echoes").fetchone() == (0,)
+
+
+def test_summary_names_a_row_without_id_by_its_row_number(
+    con: duckdb.DuckDBPyConnection, staged: staging.Staged, tmp_path: Path
+) -> None:
+    """A quarantined row with a null id used to crash the report (FailureRow.row_id: str)."""
+    from halfrate.summary import FailureRow, Verdict, summarize
+
+    _load_all(con, staged)
+    summary = summarize(con, staged.job, tmp_path / "warehouse.duckdb")
+    failures = {f.row_number: f for f in summary.failures}
+    assert failures[9] == FailureRow(
+        row_number=9, row_id=None, final_state="quarantined", reason="missing id", attempts=0
+    )
+    assert failures[8].row_id == "r_dup" and list(failures) == sorted(failures)  # source order
+    assert summary.verdict is Verdict.unfinished  # r_pend and r_new are still pending
+    assert summary.outcome.startswith("2 succeeded, ")
+    assert "2 pending" in summary.outcome and "rerun the job to settle" in summary.outcome

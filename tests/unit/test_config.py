@@ -45,8 +45,7 @@ def test_unknown_key_and_wrong_type_are_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ("kind: judge\n", "kind 'judge' is not implemented yet; this version runs: label"),
-        ("kind: summarise\n", "kind 'summarise' is unknown; use one of: label"),
+        ("kind: summarise\n", "kind 'summarise' is unknown; use one of: label, extract, gen"),
         ("cache_ttl: 2h\n", "cache_ttl"),
         ("name: Bad Name\n", "name"),
     ],
@@ -68,8 +67,20 @@ def test_malformed_and_missing_files(tmp_path: Path) -> None:
         resolve_job(tmp_path / "nope.yaml")
     with pytest.raises(JobConfigError, match="not valid YAML"):
         resolve_job(write(tmp_path, "name: [unclosed\n"))
-    with pytest.raises(JobConfigError, match="expected a mapping"):
+    with pytest.raises(JobConfigError, match=r"job.yaml: a job file is a mapping .* got a list"):
         resolve_job(write(tmp_path, "- a\n- b\n"))
+    with pytest.raises(JobConfigError, match="got nothing"):
+        resolve_job(write(tmp_path, "# only a comment\n"))
+
+
+def test_yaml_errors_name_the_line_and_keep_its_text(tmp_path: Path) -> None:
+    """The context lines of a YAML error survive (they used to print empty: issue 8, item 4)."""
+    with pytest.raises(JobConfigError) as caught:
+        resolve_job(write(tmp_path, "name: x\nsource: [unclosed\nlabels: [a\n"))
+    message = str(caught.value)
+    assert "job.yaml: not valid YAML at line 3, column 7" in message
+    assert "(while parsing a flow sequence at line 2, column 9)" in message
+    assert "    labels: [a\n          ^" in message  # the offending line, marked
 
 
 def test_fingerprint_ignores_name_but_not_prompt(tmp_path: Path) -> None:

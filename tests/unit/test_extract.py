@@ -191,7 +191,9 @@ def test_many_duplicates_are_summarised(tmp_path: Path, paths: JobPaths) -> None
         ("in.csv", 'id,text\n1,"abc\n2,def\n', "could not read it as CSV"),
         ("in.csv", "id,text\n1,a,b,c\n", "could not read it as CSV"),
         ("in.csv", b"id,text\n1,caf\xe9\n", "is not UTF-8: convert it"),
-        ("in.jsonl", '{"id": 1, "text": "a"}\n{"id": 2, "text": \n', "could not read it as JSON"),
+        ("in.jsonl", '{"id": 1, "text": "a"}\n{"id": 2, "text": \n', "line 2, column 19: not"),
+        ("in.jsonl", '{"id": 1, "text": "a"}\n\n{"id": 2, text: 1}\n', "line 3, column 11: not"),
+        ("in.jsonl", '{"id": 1, "text": "a"}\n[2, "b"]\n', "line 2: a JSON list, not an object"),
         ("in.parquet", "not parquet at all", "could not read it as Parquet"),
     ],
 )
@@ -221,7 +223,10 @@ def test_folder_errors(tmp_path: Path, paths: JobPaths) -> None:
     with pytest.raises(ExtractError, match=r"has no .* files"):
         extract_rows(make_job(folder), paths, Settings())
     write(folder, "a.txt", "x")
-    with pytest.raises(ExtractError, match=r"only the columns path, text, so column 'g' \(gold\)"):
+    with pytest.raises(
+        ExtractError,
+        match=r"only the columns path, text, email_from_name, .*, so column 'g' \(gold\)",
+    ):
         extract_rows(make_job(folder, gold_column="g"), paths, Settings())
     assert_no_outputs(paths)
 
@@ -276,3 +281,144 @@ def test_parquet_read_in_small_batches_keeps_row_numbers(
     assert rows.rows() == [(2, "b", "2", "w"), (5, "d", "5", "z")]
     assert rows.schema["row_number"] == pl.UInt32
     assert pl.read_parquet(paths.quarantine)["row_number"].to_list() == [1, 3, 4]
+
+
+# ---- issue 8: every input gets a clear answer ------------------------------------------------
+
+
+def test_ids_differing_only_in_surrounding_spaces_are_one_duplicated_id(
+    tmp_path: Path, paths: JobPaths
+) -> None:
+    source = write(tmp_path, "in.csv", 'id,text\na,one\n" a",two\nb,three\n"b ",four\nc,five\n')
+    summary = extract_rows(make_job(source), paths, Settings())
+    assert pl.read_parquet(paths.rows)["row_id"].to_list() == ["c"]
+    q = pl.read_parquet(paths.quarantine)
+    assert q["row_number"].to_list() == [1, 2, 3, 4]
+    assert q["row_id"].to_list() == ["a", " a", "b", "b "]  # kept as the source spells them
+    assert q["reason"][0] == (
+        "duplicate id 'a' in rows 1, 2 (ids that differ only in surrounding spaces are the same id)"
+    )
+    assert summary.reasons == {"duplicate id": 4}
+
+
+def test_ids_differing_only_in_case_are_different_rows(tmp_path: Path, paths: JobPaths) -> None:
+    source = write(tmp_path, "in.csv", "id,text\nAbc,one\nabc,two\nABC,three\n")
+    summary = extract_rows(make_job(source), paths, Settings())
+    assert summary.quarantined_rows == 0
+    assert pl.read_parquet(paths.rows)["row_id"].to_list() == ["Abc", "abc", "ABC"]
+
+
+def test_csv_with_a_bom_and_crlf_line_ends(tmp_path: Path, paths: JobPaths) -> None:
+    source = write(tmp_path, "in.csv", b'\xef\xbb\xbfid,text\r\na,hello\r\nb,"two\r\nlines"\r\n')
+    extract_rows(make_job(source), paths, Settings())
+    rows = pl.read_parquet(paths.rows)
+    assert rows["row_id"].to_list() == ["a", "b"]  # the BOM is not part of the header
+    assert rows["text"].to_list() == ["hello", "two\r\nlines"]  # no stray \r on a value
+
+
+def test_folder_files_say_what_is_wrong_with_them(tmp_path: Path, paths: JobPaths) -> None:
+    """An empty file is reported as an empty file, not as "column 'text' is empty"; a text
+    file holding binary data is quarantined, never sent as latin-1 noise, and so is a file of
+    an unknown type; each is named by its path."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write(folder, "ok.txt", "hello")
+    write(folder, "empty.txt", "")
+    write(folder, "blank.txt", "  \n\t")
+    write(folder, "notes.txt", "UTF-16 text".encode("utf-16"))
+    write(folder, "dump.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    write(folder, "blob.bin", bytes(range(256)))
+    summary = extract_rows(make_job(folder), paths, Settings())
+    assert pl.read_parquet(paths.rows)["row_id"].to_list() == ["ok.txt"]
+    reasons = dict(pl.read_parquet(paths.quarantine).select("row_id", "reason").iter_rows())
+    assert reasons["empty.txt"].startswith("empty file: it has no text; remove it")
+    assert reasons["blank.txt"].startswith("blank file: it holds only whitespace")
+    for name in ("notes.txt", "dump.md"):
+        assert reasons[name].startswith("not text: the file holds NUL bytes")
+    assert reasons["blob.bin"].startswith("unsupported file type '.bin': a folder source takes")
+    assert summary.reasons == {"missing text": 2, "not text": 2, "unusable document": 1}
+
+
+def test_a_request_over_max_batch_bytes_is_quarantined_and_the_rest_kept(
+    tmp_path: Path, paths: JobPaths
+) -> None:
+    """One oversized row used to abort the whole build (BuildError) after extract."""
+    from halfrate.build import build_requests
+    from halfrate.ledger import Ledger
+
+    huge = "word " * 600
+    source = write(tmp_path, "in.csv", f"id,text\nsmall,hello\nhuge-row,{huge}\nlast,bye\n")
+    settings = Settings(max_batch_bytes=2_000)
+    job = make_job(source)
+    summary = extract_rows(job, paths, settings)
+    assert summary.reasons == {"request too large": 1}
+    assert pl.read_parquet(paths.rows)["row_id"].to_list() == ["small", "last"]
+    [(number, row_id, reason)] = pl.read_parquet(paths.quarantine).iter_rows()
+    assert (number, row_id) == (2, "huge-row")
+    size = int(reason.split(": ")[1].split(" bytes")[0].replace(",", ""))
+    assert reason.endswith(
+        "bytes as a batch body, over HALFRATE_MAX_BATCH_BYTES=2,000; shorten the text (or the "
+        "instructions), or raise the limit"
+    )
+    # the size is the row's request alone as a batch body, with its longest custom_id
+    alone = tmp_path / "alone.parquet"
+    pl.DataFrame({"row_id": ["huge-row"], "text": [huge]}).write_parquet(alone)
+    other = JobPaths(tmp_path / "other")
+    [built] = build_requests(
+        job, other, Ledger.create(other.ledger), 1, alone, Settings(), prime=False
+    )
+    assert size == built.body_bytes + len("a10xxxx_") - len("a1_")
+    files = build_requests(
+        job, paths, Ledger.create(paths.ledger), 1, paths.rows, settings, prime=False
+    )
+    assert sum(f.n_requests for f in files) == 2  # the rest is built
+
+
+def test_instructions_too_large_for_any_request_are_an_error(
+    tmp_path: Path, paths: JobPaths
+) -> None:
+    source = write(tmp_path, "in.csv", "id,text\na,hello\n")
+    job = make_job(source, instructions="x" * 3_000)
+    with pytest.raises(ExtractError, match=r"every request of this job is at least [\d,]+ bytes"):
+        extract_rows(job, paths, Settings(max_batch_bytes=2_000))
+    assert_no_outputs(paths)
+
+
+def test_requests_are_not_measured_when_no_row_can_be_too_large(tmp_path: Path) -> None:
+    """Under the default limit a text row's request cannot exceed it: no per-row JSON sizing."""
+    from halfrate.kinds import kind_of
+
+    job = make_job(tmp_path / "in.csv")
+    contents = kind_of(job).user_contents(job, job.template)
+    assert extract._size_check(job, contents, Settings()) is None
+    assert extract._size_check(job, contents, Settings(max_batch_bytes=100_000)) is not None
+
+
+def test_a_lower_batch_limit_on_a_reused_extract_is_refused_only_when_it_matters(
+    tmp_path: Path, paths: JobPaths
+) -> None:
+    source = write(tmp_path, "in.csv", "id,text\na,hello\n")
+    extract_rows(make_job(source), paths, Settings(max_batch_bytes=100_000))
+    assert extract_rows(make_job(source), paths, Settings(max_batch_bytes=200_000)).reused
+    with pytest.raises(ExtractError, match="HALFRATE_MAX_BATCH_BYTES=100000, now 50000"):
+        extract_rows(make_job(source), paths, Settings(max_batch_bytes=50_000))
+    other = JobPaths(tmp_path / "other")
+    extract_rows(make_job(source), other, Settings(max_batch_bytes=50_000_000))
+    lower = Settings(max_batch_bytes=10_000_000)  # lower, but max_text_chars keeps rows below
+    assert extract_rows(make_job(source), other, lower).reused
+
+
+def test_source_columns_reads_only_the_header(tmp_path: Path) -> None:
+    from halfrate.sources import source_columns
+
+    source = write(tmp_path, "in.csv", "id,text,gold\n" + "1,a,b\n" * 3)
+    assert source_columns(source) == (["id", "text", "gold"], False)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    with pytest.raises(ExtractError, match=r"has no .* files"):
+        source_columns(folder)
+    write(folder, "a.txt", "x")
+    columns, folder_source = source_columns(folder)  # the e-mail headers are columns too
+    assert columns[:3] == ["path", "text", "email_from_name"] and folder_source
+    with pytest.raises(ExtractError, match="source not found"):
+        source_columns(tmp_path / "nope.parquet")

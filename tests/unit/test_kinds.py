@@ -27,7 +27,7 @@ LABEL_KEYS = {"name": "t", "source": "x.csv", "instructions": "Label it.", "labe
 
 
 def test_the_registry_holds_every_implemented_kind_and_the_union_matches_it() -> None:
-    assert list(KINDS) == ["label"] and KINDS["label"] is LABEL
+    assert list(KINDS) == ["label", "extract", "generate", "judge"] and KINDS["label"] is LABEL
     members = typing.get_args(typing.get_args(JobConfig)[0]) or (typing.get_args(JobConfig)[0],)
     assert {m.model_fields["kind"].default for m in members} == set(KINDS)
     assert {kind.config for kind in KINDS.values()} == set(members)
@@ -37,11 +37,14 @@ def test_the_registry_holds_every_implemented_kind_and_the_union_matches_it() ->
     assert not set(PLANNED) & set(KINDS)
 
 
-def test_kind_of_finds_the_plug_in_and_refuses_the_rest() -> None:
+def test_kind_of_finds_the_plug_in_and_refuses_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
     assert kind_of(parse_job(LABEL_KEYS)) is LABEL
-    with pytest.raises(UnknownKindError, match="kind 'extract' is not implemented yet"):
-        kind_named("extract")
-    with pytest.raises(UnknownKindError, match="kind 'lable' is unknown; use one of: label"):
+    with pytest.raises(UnknownKindError, match="kind 'lable' is unknown; use one of: label, ext"):
+        kind_named("lable")
+    monkeypatch.setattr(kinds, "PLANNED", ("summarise",))
+    with pytest.raises(UnknownKindError, match="kind 'summarise' is not implemented yet"):
+        kind_named("summarise")
+    with pytest.raises(UnknownKindError, match=r"judge \(planned: summarise\)$"):
         kind_named("lable")
 
 
@@ -58,11 +61,12 @@ def test_errors_name_the_kind_and_its_keys() -> None:
     assert "  - max_tokens: Input should be greater than or equal to 1" in lines
     [schema] = [line for line in lines if line.startswith("  - schema:")]
     assert schema.startswith(
-        "  - schema: kind label has no key 'schema'; its keys are: name, kind,"
+        "  - schema: kind label has no key 'schema' (it is a key of kind extract, generate); "
+        "its keys are: name, kind,"
     )
     assert schema.endswith("labels, gold_column")
-    with pytest.raises(JobConfigError, match="- kind: kind 'judge' is not implemented yet"):
-        parse_job(LABEL_KEYS | {"kind": "judge"})
+    with pytest.raises(JobConfigError, match="- kind: kind 'grade' is unknown"):
+        parse_job(LABEL_KEYS | {"kind": "grade"})
     with pytest.raises(JobConfigError, match="- kind: kind 3 is unknown"):
         parse_job(LABEL_KEYS | {"kind": 3})
 
@@ -82,7 +86,7 @@ def test_a_key_of_another_kind_says_whose_it_is(monkeypatch: pytest.MonkeyPatch)
 
 def test_the_override_form_is_generated_from_every_kinds_fields() -> None:
     fields = JobSpec.model_fields
-    assert set(fields) == set(JobBase.model_fields) | set(LabelJob.model_fields)
+    assert set(fields) == {name for kind in KINDS.values() for name in kind.config.model_fields}
     assert all(not f.is_required() and f.default is None for f in fields.values())
     assert fields["max_tokens"].description == "Output cap per request. Default: 256."
     assert fields["labels"].description.startswith("(kind label) Allowed labels")
@@ -90,7 +94,7 @@ def test_the_override_form_is_generated_from_every_kinds_fields() -> None:
     assert {"maximum": 128_000, "minimum": 1, "type": "integer"} in schema["max_tokens"]["anyOf"]
     [kind_choices] = [s for s in schema["kind"]["anyOf"] if s.get("type") == "string"]
     assert kind_choices.get("enum", [kind_choices.get("const")]) == list(KINDS)
-    for bad in ({"max_tokens": 0}, {"name": "Bad Name"}, {"labelz": ["x"]}, {"kind": "judge"}):
+    for bad in ({"max_tokens": 0}, {"name": "Bad Name"}, {"labelz": ["x"]}, {"kind": "grade"}):
         with pytest.raises(ValidationError):
             JobSpec.model_validate(bad)
 

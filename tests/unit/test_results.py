@@ -50,6 +50,7 @@ def test_all_four_result_types_become_typed_rows(tmp_path: Path) -> None:
         "expired": 1,
         "valid_outputs": 1,
         "invalid_outputs": 0,
+        "truncated": 0,
         "retriable": 3,
         "failed": 1,
     }
