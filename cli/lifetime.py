@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,12 +76,27 @@ def stop_children() -> None:
         stop(_children.pop())
 
 
+SIGNAL_GRACE_S = 20.0
+"""After SIGTERM, the longest a clean exit may take (flushing logs and events to Prefect)."""
+_signaled = False
+
+
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+    """The first signal starts a clean exit with a deadline; a second one ends it at once."""
+    global _signaled
+    code = 128 + signum
+    if _signaled:
+        os._exit(code)
+    _signaled = True
+    record_exit(code)
+    deadline = threading.Timer(SIGNAL_GRACE_S, os._exit, (code,))
+    deadline.daemon = True  # a clean exit that hangs (a Prefect server that does not answer)
+    deadline.start()
+    raise SystemExit(code)
 
 
 def handle_signals() -> None:
-    """SIGTERM and SIGHUP end the CLI like an error would (exit code 128 + signal), not abruptly.
+    """SIGTERM and SIGHUP end the CLI cleanly (exit code 128 + signal) within SIGNAL_GRACE_S.
 
     Prefect's flow engine catches SIGTERM while a flow runs (the run is marked Crashed), then
     hands the signal back to this handler.

@@ -154,7 +154,12 @@ def test_killing_a_run_mid_wait_leaves_only_the_kept_server(
     wait_until(lambda: BatchStatus.submitted in ledger_statuses(), "a submitted batch")
     time.sleep(1)  # polling: the run is in await-completion
     os.kill(proc.pid, sig)  # the CLI alone, as a user's kill does
-    assert proc.wait(timeout=60) == (128 + sig if sig == signal.SIGTERM else -sig)
+    try:  # a clean exit has a deadline (cli/lifetime.py SIGNAL_GRACE_S)
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"halfrate run outlived its {sig.name}:\n{(tmp_path / 'run.log').read_text()}")
+    assert code == (128 + sig if sig == signal.SIGTERM else -sig)
     wait_until(lambda: processes_using(home) == {server["pid"]}, "only the kept server left", 30)
     if sig == signal.SIGTERM:  # a clean end: the run is recorded as Crashed, not left Running
         assert flow_runs(server["api_url"])[0]["state_type"] == "CRASHED"
