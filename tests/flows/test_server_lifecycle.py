@@ -79,13 +79,26 @@ def processes_using(home: Path) -> set[int]:
     return found
 
 
-def wait_until(check: Any, what: str, timeout: float = 60) -> None:
+def wait_until(check: Any, what: str, timeout: float = 60, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+    pytest.fail(f"timed out after {timeout:g} s waiting for {what}\n{tail}")
+
+
+def described(pids: set[int]) -> list[str]:
+    """Each process as `pid: command line` (for failure messages)."""
+    lines = []
+    for pid in sorted(pids):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            cmdline = "(gone)"
+        lines.append(f"{pid}: {cmdline}")
+    return lines
 
 
 def flow_runs(api_url: str) -> list[dict[str, Any]]:
@@ -160,7 +173,12 @@ def test_killing_a_run_mid_wait_leaves_only_the_kept_server(
         proc.kill()
         pytest.fail(f"halfrate run outlived its {sig.name}:\n{(tmp_path / 'run.log').read_text()}")
     assert code == (128 + sig if sig == signal.SIGTERM else -sig)
-    wait_until(lambda: processes_using(home) == {server["pid"]}, "only the kept server left", 30)
+    wait_until(
+        lambda: processes_using(home) == {server["pid"]},
+        "only the kept server left",
+        30,
+        tmp_path / "run.log",
+    )
     if sig == signal.SIGTERM:  # a clean end: the run is recorded as Crashed, not left Running
         assert flow_runs(server["api_url"])[0]["state_type"] == "CRASHED"
 
@@ -187,11 +205,13 @@ def test_a_run_with_a_server_of_its_own_takes_it_down_whatever_ends_it(
             stdout=log,
             stderr=log,
         )
-    wait_until(lambda: BatchStatus.submitted in ledger_statuses(), "a submitted batch", 180)
-    assert len(processes_using(home)) == 2  # the CLI and its server
+    log = tmp_path / "run.log"
+    wait_until(lambda: BatchStatus.submitted in ledger_statuses(), "a submitted batch", 180, log)
+    running = processes_using(home)
+    assert len(running) == 2, described(running)  # the CLI and its server
     os.kill(proc.pid, sig)
     proc.wait(timeout=60)
-    wait_until(lambda: processes_using(home) == set(), "the run's server to end with it", 30)
+    wait_until(lambda: processes_using(home) == set(), "the run's server to end with it", 30, log)
     assert not (home / "halfrate-server.json").exists()  # nothing kept
 
 
