@@ -7,8 +7,9 @@ Lines are cut into batch files of at most 100,000 (the API's per-batch limit), e
 request index and ledger record, exactly as a job stages them.
 
 Each measured run is a fresh child process (timed from the parent; peak RSS from os.wait4):
-connect + ensure_schema + load_job + for every batch parse_results + load_batch, into a new
-DuckDB file (CHECKPOINTed on close).
+connect + ensure_schema + load_job + for every batch load_batch (which parses the raw results
+straight into the warehouse since issue 10; before it, parse_results to a Parquet file then
+load_batch), into a new DuckDB file (CHECKPOINTed on close).
 
     .venv/bin/python -m bench.load_bench              # 100k (5 runs + warm-up) and 1M (2 runs)
     .venv/bin/python -m bench.load_bench --sizes 100000 --runs 3
@@ -274,14 +275,15 @@ def child(root: Path, db: Path) -> None:
     for record in ledger.records():
         assert record.batch_id is not None
         t0 = time.perf_counter()
-        parse_results(
-            paths.results_file(record.batch_id),
-            paths.parsed_file(record.batch_id),
-            job,
-            record.batch_id,
-        )
+        if hasattr(paths, "parsed_file"):  # the code before issue 10 parsed to a file first
+            parse_results(
+                paths.results_file(record.batch_id),
+                paths.parsed_file(record.batch_id),
+                job,
+                record.batch_id,
+            )
         t1 = time.perf_counter()
-        loaded += load_batch(con, job, paths, record)
+        loaded += load_batch(con, job, paths, record)  # since issue 10: parse + load, fused
         timings["parse"] += t1 - t0
         timings["load"] += time.perf_counter() - t1
     con.close()  # checkpoints the file
@@ -338,8 +340,8 @@ def yardstick(root: Path, db: Path) -> None:
 
 def measure(root: Path, n: int, mode: str = "--child", code: Path = REPO) -> dict[str, float]:
     paths = JobPaths(root / "jobs" / "bench")
-    for parsed in paths.root.glob("results/*.parsed.parquet"):
-        parsed.unlink()
+    for staged in paths.root.glob("results/*.parquet"):  # parsed (before), outcomes (since)
+        staged.unlink()
     db = root / "warehouse.duckdb"
     for leftover in (db, db.with_suffix(".duckdb.wal")):
         leftover.unlink(missing_ok=True)

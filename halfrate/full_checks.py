@@ -10,10 +10,8 @@ The API enforces none of these keywords (anthropic's `transform_schema` moves th
 descriptions it sends), so this is where they are enforced.
 """
 
-import os
 from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -72,11 +70,12 @@ def failures(texts: pa.RecordBatch, validate: Callable[[Any], Any]) -> tuple[lis
     return ids, reasons
 
 
-def apply_full_checks(con: duckdb.DuckDBPyConnection, parsed: Path, schema: dict[str, Any]) -> int:
-    """Re-check the valid outputs of a parsed results file (rewritten in place); the failures."""
+def apply_full_checks(con: duckdb.DuckDBPyConnection, schema: dict[str, Any]) -> int:
+    """Re-check the valid outputs in `parsed_results`, marking the failures; their number."""
     validate = validator_for(schema)
-    outputs = con.sql(load_sql("parse/valid_outputs"), params={"path": str(parsed)})
-    reader: pa.RecordBatchReader = outputs.to_arrow_reader(READ_ROWS)
+    reader: pa.RecordBatchReader = con.sql(load_sql("parse/valid_outputs")).to_arrow_reader(
+        READ_ROWS
+    )
     ids: list[str] = []
     reasons: list[str] = []
     for batch in reader:
@@ -85,15 +84,9 @@ def apply_full_checks(con: duckdb.DuckDBPyConnection, parsed: Path, schema: dict
         reasons += more_reasons
     if not ids:
         return 0
-    failed = pa.table({"custom_id": ids, "reason": reasons})
-    con.register("full_check_failures", failed)
-    out = parsed.with_name(parsed.name + ".checked")
+    con.register("full_check_failures", pa.table({"custom_id": ids, "reason": reasons}))
     try:
-        con.execute(
-            load_sql("parse/mark_full_check_failures"), {"path": str(parsed), "out": str(out)}
-        )
-        os.replace(out, parsed)
+        con.execute(load_sql("parse/mark_full_check_failures"))
     finally:
         con.unregister("full_check_failures")
-        out.unlink(missing_ok=True)
     return len(ids)

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from halfrate.config import JobConfig
 from halfrate.kinds import kind_of
 from halfrate.ledger import BatchRecord, Ledger
-from halfrate.results import parse_results
+from halfrate.results import copy_parsed, parse_into
 from halfrate.sql import load_sql
 from halfrate.warehouse import run_sql
 from halfrate.workspace import JobPaths
@@ -114,20 +114,19 @@ def load_batch(
 ) -> int:
     """Load one downloaded batch (its row, requests and results) and refresh its rows' outcomes.
 
-    The job's kind then lands the batch in its own tables, if it has any.
-
-    Parses results/<batch_id>.jsonl first if its parsed file is missing. Returns the number of
-    results loaded. Loading the same batch again replaces its rows with identical ones.
+    The raw results file is parsed straight into the batch's transaction (read once, no
+    intermediate file), and each result's retry outcome is staged beside it for the retry
+    plan. The job's kind then lands the batch in its own tables, if it has any. Returns the
+    number of results loaded; loading the same batch again replaces its rows with identical
+    ones.
     """
     batch_id = record.batch_id
     if batch_id is None:
         raise LoadError(f"{record.file.path}: has no batch yet; submit it before loading")
     index = paths.index_file(record.file.path)
-    parsed = paths.parsed_file(batch_id)
+    raw = paths.results_file(batch_id)
     if not index.is_file():
         raise LoadError(f"{index}: request index missing; rebuild the requests of this attempt")
-    if not parsed.is_file():
-        parse_results(paths.results_file(batch_id), parsed, job, batch_id)
     batch: dict[str, Any] = {"batch_id": batch_id}
     params: dict[str, Any] = {"batch_id": batch_id, "job_name": job.name}
     with _transaction(con):
@@ -135,19 +134,26 @@ def load_batch(
         run_sql(con, "load/delete_batch_requests", batch)
         run_sql(con, "load/insert_batch_requests", {**params, "path": str(index)})
         run_sql(con, "load/delete_batch_results", batch)
-        run_sql(con, "load/insert_batch_results", {**params, "path": str(parsed)})
-        con.execute(load_sql("load/orphan_results"), batch)
-        orphans, example = con.fetchone() or (0, None)
-        if orphans:
-            raise LoadError(
-                f"{parsed}: {orphans} results have a custom_id that is not in {index} "
-                f"(e.g. {example!r}); the results do not belong to this request file: "
-                "check the ledger's batch id for it, then download the batch again"
-            )
+        parsed = parse_into(con, raw, job, batch_id)
+        run_sql(con, "load/insert_batch_results")
+        copy_parsed(con, "parse/copy_outcomes", paths.outcomes_file(batch_id))
+        run_sql(con, "parse/drop_parsed")
+        _refuse_orphans(con, batch_id, raw, index)
         run_sql(con, "load/delete_batch_outcomes", params)
         run_sql(con, "load/insert_batch_outcomes", batch)
         kind_of(job).load_batch(con, job, batch_id)
-    return int(pq.read_metadata(parsed).num_rows)
+    return parsed.rows
+
+
+def _refuse_orphans(con: duckdb.DuckDBPyConnection, batch_id: str, raw: Path, index: Path) -> None:
+    con.execute(load_sql("load/orphan_results"), {"batch_id": batch_id})
+    orphans, example = con.fetchone() or (0, None)
+    if orphans:
+        raise LoadError(
+            f"{raw}: {orphans} results have a custom_id that is not in {index} "
+            f"(e.g. {example!r}); the results do not belong to this request file: "
+            "check the ledger's batch id for it, then download the batch again"
+        )
 
 
 def _upsert_batch(con: duckdb.DuckDBPyConnection, job: JobConfig, record: BatchRecord) -> None:

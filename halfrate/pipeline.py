@@ -26,7 +26,7 @@ from halfrate.ledger import CANCEL_KEY, BatchRecord, BatchStatus, Ledger, Reques
 from halfrate.load import load_batch, load_job, staged_rows
 from halfrate.preflight import preflight as preflight_checks
 from halfrate.progress import Progress, cancel_batches, check_batches
-from halfrate.results import parse_results
+from halfrate.results import stage_outcomes
 from halfrate.retry import plan_retry
 from halfrate.settings import Settings
 from halfrate.stops import load_stops
@@ -138,10 +138,24 @@ def build(job: JobConfig, settings: Settings, attempt: int) -> list[RequestFile]
         rows: Path | None = step.paths.rows
         prime = job.prime_cache and job.cache_ttl is not CacheTTL.none and _estimate_primes(step)
     else:
+        _stage_outcomes(step, attempt - 1)
         rows, prime = plan_retry(step.paths, step.ledger, attempt), False
     if rows is None:
         return []
     return build_requests(job, step.paths, step.ledger, attempt, rows, settings, prime)
+
+
+def _stage_outcomes(step: Step, attempt: int) -> None:
+    """The retry outcomes of the attempt's downloaded batches that no load staged (the
+    warehouse was busy, or an older halfrate loaded them): parsed from the raw results, so
+    planning a retry never waits for the warehouse."""
+    for record in step.ledger.records(attempt=attempt):
+        if record.batch_id is None:
+            continue
+        outcomes = step.paths.outcomes_file(record.batch_id)
+        raw = step.paths.results_file(record.batch_id)
+        if not outcomes.exists() and raw.exists():
+            stage_outcomes(raw, outcomes, step.job, record.batch_id)
 
 
 ESTIMATE_FILE = "estimate.json"
@@ -244,7 +258,7 @@ class Downloaded(BaseModel):
 
 
 def download(job: JobConfig, settings: Settings, attempt: int) -> Downloaded:
-    """Download and verify every ended batch, then stage its parsed results."""
+    """Download and verify every ended batch (the load parses it)."""
     step = Step.of(job, settings)
     had_batch = {r.file.path for r in step.ledger.records(attempt=attempt) if r.batch_id}
     poll = settings.poll_interval  # 30 s gives the backoff (1, 5, 15) s
@@ -259,11 +273,6 @@ def download(job: JobConfig, settings: Settings, attempt: int) -> Downloaded:
     for record in step.ledger.records(attempt=attempt):
         if record.file.path in had_batch and record.batch_id is None:
             released.append(record.file.path)
-        if record.batch_id and record.status in (BatchStatus.downloaded, BatchStatus.loaded):
-            parsed = step.paths.parsed_file(record.batch_id)
-            if not parsed.exists():
-                raw = step.paths.results_file(record.batch_id)
-                parse_results(raw, parsed, job, record.batch_id)
     return Downloaded(batches=summaries, released=released)
 
 

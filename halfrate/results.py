@@ -1,6 +1,10 @@
-"""Parse one batch's raw results (results/<batch_id>.jsonl) into a typed Parquet file.
+"""Parse one batch's raw results (results/<batch_id>.jsonl) into typed rows.
 
-DuckDB's `read_json` with explicit columns does the parsing (11-18x faster than the SDK's
+`parse_into` reads the raw JSONL once, into a temporary table of the connection it is given:
+the load parses straight into the warehouse's transaction (no intermediate file to encode
+and decode again). `parse_results` writes the same rows to a Parquet file, and
+`stage_outcomes` only each result's retry outcome, for the retry plan (which never reads the
+warehouse). DuckDB's `read_json` with explicit columns does the parsing (11-18x faster than the SDK's
 iterator; see shared/reference/perf-baseline.md section C). Each of the four result types
 (succeeded, errored, canceled, expired) becomes one row. A succeeded row's output is checked
 (not truncated, not a refusal, and, when the job's kind has an output schema, a JSON object
@@ -42,7 +46,8 @@ class ParseSummary(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     batch_id: str
-    parsed_file: Path
+    parsed_file: Path | None = None
+    """Where `parse_results` wrote the rows (None: parsed into a connection's table)."""
     rows: int
     succeeded: int
     errored: int
@@ -55,60 +60,72 @@ class ParseSummary(BaseModel):
     failed: int
 
 
-def parse_results(raw: Path, out: Path, job: JobConfig, batch_id: str) -> ParseSummary:
-    """Write `out` (Parquet, one typed row per line of `raw`) atomically and summarize it."""
+def parse_into(
+    con: duckdb.DuckDBPyConnection, raw: Path, job: JobConfig, batch_id: str
+) -> ParseSummary:
+    """Parse `raw` into the temporary table `parsed_results` of `con`, checked; summarize it.
+
+    Raises:
+        ResultsFormatError: `raw` is not the API's JSONL (the message names the bad line).
+    """
     if not raw.is_file():
         raise FileNotFoundError(f"{raw}: results file not found; download the batch first")
     kind = kind_of(job)
     checks = kind.output_checks(job)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    con.execute("set enable_progress_bar = false")  # keep task logs clean
+    params = {
+        "raw": str(raw),
+        "batch_id": batch_id,
+        "job_name": job.name,
+        "truncated_outcome": kind.truncated_outcome(job),
+        **_check_params(checks),
+    }
     try:
-        try:
-            con.execute(
-                load_sql("parse/parse_results"),
-                {
-                    "raw": str(raw),
-                    "out": str(tmp),
-                    "batch_id": batch_id,
-                    "job_name": job.name,
-                    "truncated_outcome": kind.truncated_outcome(job),
-                    **_check_params(checks),
-                },
-            )
-        except duckdb.Error as exc:
-            raise ResultsFormatError(_explain(raw) or f"{raw}: cannot be parsed: {exc}") from None
-        if checks is not None and checks.full_schema is not None:
-            apply_full_checks(con, tmp, checks.full_schema)
-        row = con.execute(load_sql("parse/summarize_parsed"), {"path": str(tmp)}).fetchone()
-        assert row is not None
-        counts = dict(zip([d[0] for d in con.description or ()], row, strict=True))
-        if (
-            counts["missing_custom_ids"]
-            or counts["unknown_result_types"]
-            or counts["distinct_custom_ids"] != counts["rows"]
-        ):
-            raise ResultsFormatError(_explain(raw) or f"{raw}: inconsistent results file")
+        con.execute(load_sql("parse/parse_results"), params)
+    except duckdb.Error as exc:
+        raise ResultsFormatError(_explain(raw) or f"{raw}: cannot be parsed: {exc}") from None
+    if checks is not None and checks.full_schema is not None:
+        apply_full_checks(con, checks.full_schema)
+    row = con.execute(load_sql("parse/summarize_parsed")).fetchone()
+    assert row is not None
+    counts = dict(zip([d[0] for d in con.description or ()], row, strict=True))
+    missing, unknown = counts.pop("missing_custom_ids"), counts.pop("unknown_result_types")
+    if missing or unknown or counts.pop("distinct_custom_ids") != counts["rows"]:
+        raise ResultsFormatError(_explain(raw) or f"{raw}: inconsistent results file")
+    return ParseSummary(batch_id=batch_id, **counts)
+
+
+def parse_results(raw: Path, out: Path, job: JobConfig, batch_id: str) -> ParseSummary:
+    """Write `out` (Parquet, one typed row per line of `raw`) atomically and summarize it."""
+    with _scratch() as con:
+        summary = parse_into(con, raw, job, batch_id)
+        copy_parsed(con, "parse/copy_parsed", out)
+    return summary.model_copy(update={"parsed_file": out})
+
+
+def stage_outcomes(raw: Path, out: Path, job: JobConfig, batch_id: str) -> ParseSummary:
+    """Write `out`: each result's custom_id and retry outcome (for a batch not loaded yet)."""
+    with _scratch() as con:
+        summary = parse_into(con, raw, job, batch_id)
+        copy_parsed(con, "parse/copy_outcomes", out)
+    return summary
+
+
+def copy_parsed(con: duckdb.DuckDBPyConnection, sql: str, out: Path) -> None:
+    """Write `parsed_results` (or what `sql` selects of it) to `out`, atomically."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        con.execute(load_sql(sql), {"out": str(tmp)})
         os.replace(tmp, out)
     finally:
-        con.close()
         tmp.unlink(missing_ok=True)
-    return ParseSummary(
-        batch_id=batch_id,
-        parsed_file=out,
-        rows=counts["rows"],
-        succeeded=counts["succeeded"],
-        errored=counts["errored"],
-        canceled=counts["canceled"],
-        expired=counts["expired"],
-        valid_outputs=counts["valid_outputs"],
-        invalid_outputs=counts["invalid_outputs"],
-        truncated=counts["truncated"],
-        retriable=counts["retriable"],
-        failed=counts["failed"],
-    )
+
+
+def _scratch() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for parsing outside the warehouse."""
+    con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")  # keep task logs clean
+    return con
 
 
 def _check_params(checks: OutputChecks | None) -> dict[str, Any]:

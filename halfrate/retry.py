@@ -60,7 +60,7 @@ def _retry_rows(paths: JobPaths, batches: list[tuple[str, str]]) -> pl.DataFrame
     if "request" not in index.collect_schema().names():  # written before request keys
         index = index.with_columns(request=pl.lit("", pl.String))
     parsed = pl.concat(
-        [pl.scan_parquet(paths.parsed_file(b)).select("custom_id", "outcome") for _, b in batches]
+        [pl.scan_parquet(paths.outcomes_file(b)).select("custom_id", "outcome") for _, b in batches]
     )
     retry_ids = (
         parsed.filter(pl.col("outcome").is_in(RETRY_OUTCOMES))

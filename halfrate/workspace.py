@@ -10,7 +10,9 @@ data/jobs/<name>/
   requests/a<N>/part-<NNNN>.jsonl     one request per line, one file per batch
   requests/a<N>/part-<NNNN>.index.parquet   custom_id, row_id for each line
   results/<batch_id>.jsonl       raw results as downloaded (the replay source)
-  results/<batch_id>.parsed.parquet    one typed row per result, with its retry outcome
+  results/<batch_id>.outcomes.parquet  custom_id and retry outcome of every result (written by
+                                 the load, which parses the raw file into the warehouse; read
+                                 by the retry plan)
 """
 
 import fcntl
@@ -67,8 +69,8 @@ class JobPaths:
     def results_file(self, batch_id: str) -> Path:
         return self.root / "results" / f"{batch_id}.jsonl"
 
-    def parsed_file(self, batch_id: str) -> Path:
-        return self.root / "results" / f"{batch_id}.parsed.parquet"
+    def outcomes_file(self, batch_id: str) -> Path:
+        return self.root / "results" / f"{batch_id}.outcomes.parquet"
 
     def todo_file(self, attempt: int) -> Path:
         """The rows a retry attempt re-sends (attempt 1 sends extract/rows.parquet)."""

@@ -1,6 +1,4 @@
+-- the batch's parsed results (sql/parse/parse_results.sql) into results
 insert into results by name
-select * replace (
-    $batch_id as batch_id,
-    $job_name as job_name
-)
-from read_parquet($path)
+select *
+from parsed_results

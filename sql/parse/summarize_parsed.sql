@@ -1,4 +1,4 @@
--- one row: the counts of a parsed results file and the checks for loading it
+-- one row: the counts of parsed_results and the checks for loading it
 select
     count(*) as rows,
     count(distinct custom_id) as distinct_custom_ids,
@@ -16,4 +16,4 @@ select
     count(*) filter (where outcome = 'truncated') as truncated,
     count(*) filter (where outcome = 'retriable') as retriable,
     count(*) filter (where outcome = 'failed') as failed
-from read_parquet($path)
+from parsed_results

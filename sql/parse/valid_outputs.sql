@@ -1,7 +1,7 @@
--- the outputs of a parsed results file that passed the SQL checks, for the
--- full-schema validation in Python (halfrate/full_checks.py)
+-- the parsed outputs that passed the SQL checks, for the full-schema
+-- validation in Python (halfrate/full_checks.py)
 select
     custom_id,
     text
-from read_parquet($path)
+from parsed_results
 where outcome = 'succeeded'

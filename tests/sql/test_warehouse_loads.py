@@ -173,14 +173,32 @@ def test_results_keep_every_parsed_column(
     )
 
 
-def test_load_batch_parses_the_raw_results_when_needed(
+def test_load_batch_parses_the_raw_results_into_the_warehouse_and_stages_the_outcomes(
     con: duckdb.DuckDBPyConnection, staged: staging.Staged
 ) -> None:
     record = staged.ledger.records(attempt=1)[0]
-    assert not staged.paths.parsed_file("msgbatch_a1").exists()
+    outcomes = staged.paths.outcomes_file("msgbatch_a1")
+    assert not outcomes.exists()
     load_job(con, staged.job, staged.paths, staged.ledger, staged)
     assert load_batch(con, staged.job, staged.paths, record) == 6
-    assert staged.paths.parsed_file("msgbatch_a1").exists()
+    # Nothing between the raw file and the warehouse but the retry outcomes (the retry plan
+    # reads them, never the warehouse), equal to what the load wrote.
+    assert sorted(p.name for p in outcomes.parent.glob("msgbatch_a1*")) == [
+        "msgbatch_a1.jsonl",
+        "msgbatch_a1.outcomes.parquet",
+    ]
+    staged_outcomes = dict(
+        duckdb.execute("select * from read_parquet(?)", [str(outcomes)]).fetchall()
+    )
+    loaded = dict(
+        con.execute(
+            "select custom_id, outcome from results where batch_id = 'msgbatch_a1'"
+        ).fetchall()
+    )
+    assert staged_outcomes == loaded and len(loaded) == 6
+    assert con.execute(
+        "select count(*) from duckdb_tables() where table_name = 'parsed_results'"
+    ).fetchone() == (0,)
 
 
 def test_results_that_are_not_in_the_request_index_are_refused(

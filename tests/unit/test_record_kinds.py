@@ -18,7 +18,7 @@ from halfrate.kinds.extract import ExtractJob
 from halfrate.kinds.generate import GenerateJob
 from halfrate.load import load_batch, load_job
 from halfrate.record_schema import _model_schema_json
-from halfrate.results import parse_results
+from halfrate.results import parse_results, stage_outcomes
 from halfrate.retry import plan_retry
 from halfrate.warehouse import ensure_schema
 
@@ -285,9 +285,9 @@ def test_truncated_rows_are_resent_only_with_retry_truncated(
             staging.errored("a1_e"),
         ],
     )
-    parse_results(
+    stage_outcomes(
         staged.paths.results_file("msgbatch_01"),
-        staged.paths.parsed_file("msgbatch_01"),
+        staged.paths.outcomes_file("msgbatch_01"),
         staged.job,
         "msgbatch_01",
     )

@@ -45,13 +45,13 @@ def job(tmp_path: Path) -> tuple[JobPaths, Ledger]:
     pl.DataFrame({"custom_id": [f"a1_{i}" for i in ids], "row_id": ids}).write_parquet(
         paths.index_file(request)
     )
-    paths.parsed_file(BATCH["id"]).parent.mkdir(parents=True)
+    paths.outcomes_file(BATCH["id"]).parent.mkdir(parents=True)
     pl.DataFrame(
         {
             "custom_id": [f"a1_{i}" for i in reversed(ids)],
             "outcome": [OUTCOMES[i] for i in reversed(ids)],
         }
-    ).write_parquet(paths.parsed_file(BATCH["id"]))
+    ).write_parquet(paths.outcomes_file(BATCH["id"]))
     ledger.record_intent(request)
     ledger.record_batch(request, BATCH)
     return paths, ledger
@@ -88,7 +88,7 @@ def test_plan_is_reused_on_resume(job: tuple[JobPaths, Ledger]) -> None:
     assert first is not None
     # Outcomes changing afterwards (a re-parse) must not change an attempt already planned.
     pl.DataFrame({"custom_id": ["a1_r1"], "outcome": ["retriable"]}).write_parquet(
-        paths.parsed_file(BATCH["id"])
+        paths.outcomes_file(BATCH["id"])
     )
     assert plan_retry(paths, ledger, 2) == first
     assert pl.read_parquet(first).height == 3
@@ -98,7 +98,7 @@ def test_nothing_to_retry_returns_none(job: tuple[JobPaths, Ledger]) -> None:
     paths, ledger = job
     ledger.set_status(BATCH["id"], BatchStatus.downloaded)
     pl.DataFrame({"custom_id": ["a1_r1"], "outcome": ["succeeded"]}).write_parquet(
-        paths.parsed_file(BATCH["id"])
+        paths.outcomes_file(BATCH["id"])
     )
     assert plan_retry(paths, ledger, 2) is None
     assert plan_retry(paths, ledger, 2) is None  # and stays None
