@@ -16,6 +16,8 @@ FULL = [
     ["download_bench.py", "--runs", "3"],
     ["load_bench.py", "--sizes", "100000", "1000000", "--runs", "3"],
     ["job_bench.py", "--rows", "1000000"],
+    ["script_bench.py", "--rows", "10000", "100000", "--runs", "3"],
+    ["startup_bench.py", "--rows", "100", "--runs", "5"],
 ]
 QUICK = [
     ["emulator_bench.py", "--runs", "1"],
@@ -24,6 +26,8 @@ QUICK = [
     ["download_bench.py", "--runs", "1"],
     ["load_bench.py", "--sizes", "100000", "--runs", "1"],
     ["job_bench.py", "--rows", "100000"],
+    ["script_bench.py", "--rows", "10000", "--runs", "1"],
+    ["startup_bench.py", "--rows", "100", "--runs", "2"],
 ]
 
 
