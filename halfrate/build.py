@@ -288,6 +288,10 @@ class _Builder:
         self.max_requests = settings.max_requests_per_batch
         self.max_body = settings.max_batch_bytes
         self.io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="halfrate-build-io")
+        # A finished file is synced (and renamed) on a thread of its own, so the next file is
+        # written meanwhile: an fsync of a 256 MB part no longer stalls the build.
+        self.syncs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="halfrate-build-sync")
+        self.synced: list[Future[None]] = []
         self.pending: deque[Future[Any]] = deque()
         self.files: list[_OpenFile] = []
         self.custom_id_hashes: list[pa.Array] = []
@@ -325,6 +329,9 @@ class _Builder:
             self._discard(current)
         self.io.shutdown()
         self._drain()
+        self.syncs.shutdown()
+        for synced in self.synced:
+            synced.result()  # every file durable (and renamed) before the ledger names it
         return [self._request_file(opened) for opened in self.files]
 
     def _columns(
@@ -373,8 +380,8 @@ class _Builder:
         opened.tmp.unlink()
 
     def _close(self, opened: _OpenFile) -> None:
-        """Finish a file on the I/O thread (sync, rename) and write its index meanwhile."""
-        self._submit(opened.finish)
+        """Finish a file (sync, rename) once its writes are done, and write its index meanwhile."""
+        self._submit(lambda: self.synced.append(self.syncs.submit(opened.finish)))
         custom_ids = pa.concat_arrays(opened.custom_ids)
         row_ids = pa.concat_arrays(opened.row_ids)
         requests = pa.concat_arrays(opened.requests) if opened.requests else None
@@ -396,6 +403,7 @@ class _Builder:
     def abort(self) -> None:
         """Stop the I/O thread and close every file (the caller removes them)."""
         self.io.shutdown(cancel_futures=True)
+        self.syncs.shutdown(cancel_futures=True)
         for opened in self.files:
             opened.fh.close()
 
