@@ -16,6 +16,7 @@ from tasks.download import download
 from tasks.estimate import estimate
 from tasks.extract import extract, prepare_job
 from tasks.load import load
+from tasks.pilot import project_cost
 from tasks.preflight import preflight
 from tasks.report import report, user_cancel
 from tasks.reporting import emit_job_event
@@ -72,7 +73,10 @@ def batch_job(
         files = build_requests(config, attempt)
         if not files:
             break  # nothing (left) to send, or the user canceled: no further attempt
-        for purpose in pipeline.phases(files):
+        phases = pipeline.phases(files)
+        for purpose in phases:
+            if purpose == "main" and "pilot" in phases:
+                project_cost(config)  # stops here when the pilot projects a cost over budget
             for _ in range(SENDS_PER_PHASE):
                 send(config, attempt, purpose)
                 wait(config, attempt)

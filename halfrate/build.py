@@ -13,7 +13,7 @@ import os
 import re
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,6 +152,7 @@ def build_requests(
     rows: Path,
     settings: Settings,
     prime: bool,
+    pilot: Sequence[str] = (),
 ) -> list[RequestFile]:
     """Write the request files of one attempt and register them in the ledger.
 
@@ -169,9 +170,12 @@ def build_requests(
         settings: `max_requests_per_batch` and `max_batch_bytes` cut the files.
         prime: Send the first row alone in prime.jsonl (to warm the prompt cache); ignored when
             caching is off or there are fewer than two rows.
+        pilot: Row ids whose requests go to pilot-<NNNN>.jsonl (purpose `pilot`, sent and
+            measured before the rest: halfrate/pilot.py); the main files hold the other rows.
 
     Returns:
-        The request files in ledger order: the prime file first, then part 1, 2, ...
+        The request files in ledger order: the prime file first, then the pilot's, then
+        part 1, 2, ...
 
     Raises:
         BuildError: Bad rows file, a null row id or text, a request larger than the body
@@ -183,12 +187,21 @@ def build_requests(
     folder = paths.requests_dir(attempt)
     _remove_unregistered(folder)
     template = RequestTemplate(job)
-    n_rows, column, batches = _read_rows(rows, len(template.head) + len(template.middle))
+    overhead = len(template.head) + len(template.middle)
+    n_rows, column, batches = _read_rows(rows, overhead)
     prime = prime and n_rows >= 2 and job.cache_ttl is not CacheTTL.none
+    segments = [("main", batches)]
+    if pilot:
+        sample = pa.array(list(pilot), pa.string())
+        again = _read_rows(rows, overhead)[2]  # a second pass: the rows not in the sample
+        segments = [
+            ("pilot", _segment(batches, sample, chosen=True, with_first=prime)),
+            ("main", _segment(again, sample, chosen=False, with_first=prime)),
+        ]
     folder.mkdir(parents=True, exist_ok=True)
     builder = _Builder(paths, folder, attempt, settings, template, blocks=column == "content")
     try:
-        files = builder.write_all(batches, prime)
+        files = builder.write_all(segments, prime)
         builder.check_unique()
     except BaseException:
         builder.abort()
@@ -222,6 +235,22 @@ def _read_rows(rows: Path, line_overhead: int) -> tuple[int, str, Iterator[pa.Re
     columns = ["row_id", column, *(["request"] if "request" in names else [])]
     batches = parquet.iter_batches(batch_size=batch_rows, columns=columns)
     return meta.num_rows, column, batches
+
+
+def _segment(
+    batches: Iterator[pa.RecordBatch], sample: pa.Array, *, chosen: bool, with_first: bool
+) -> Iterator[pa.RecordBatch]:
+    """The lines of the sampled rows (`chosen`), or of the others; `with_first` counts the
+    very first line (the priming request) with the sampled ones, so it is sent before them."""
+    first = with_first
+    for batch in batches:
+        mask = pc.is_in(batch.column(0).cast(pa.string()), value_set=sample)
+        if first and batch.num_rows:
+            head = pa.array([True] + [False] * (batch.num_rows - 1))
+            mask, first = pc.or_(mask, head), False
+        kept = batch.filter(mask if chosen else pc.invert(mask))
+        if kept.num_rows:
+            yield kept
 
 
 def custom_ids_for(row_ids: pa.Array, attempt: int, request: str | pa.Array = "") -> pa.Array:
@@ -292,9 +321,29 @@ class _Builder:
         self.files: list[_OpenFile] = []
         self.custom_id_hashes: list[pa.Array] = []
 
-    def write_all(self, batches: Iterator[pa.RecordBatch], prime: bool) -> list[RequestFile]:
-        current = self._open("prime", 0, "prime", 1) if prime else self._open_next(None)
+    def write_all(
+        self, segments: list[tuple[str, Iterator[pa.RecordBatch]]], prime: bool
+    ) -> list[RequestFile]:
+        """Write each segment's lines to files of its purpose, in order (the very first line
+        to the prime file when `prime`)."""
+        current = self._open("prime", 0, "prime", 1) if prime else None
+        for purpose, batches in segments:
+            if current is not None and current.purpose not in ("prime", purpose):
+                self._finish(current)  # a new purpose starts a new file
+                current = None
+            current = self._write_segment(current, purpose, batches)
+        if current is not None:
+            self._finish(current)
+        self.io.shutdown()
+        self._drain()
+        return [self._request_file(opened) for opened in self.files]
+
+    def _write_segment(
+        self, current: _OpenFile | None, purpose: str, batches: Iterator[pa.RecordBatch]
+    ) -> _OpenFile | None:
         for batch in batches:
+            if current is None:
+                current = self._open_next(None, purpose)
             row_ids, custom_ids, texts, requests = self._columns(batch)
             lines = self.template.lines(custom_ids, texts, self.blocks)
             offsets = _offsets(lines)
@@ -309,7 +358,7 @@ class _Builder:
                         size = offsets[start + 1] - offsets[start] + BODY_OVERHEAD
                         raise self._too_large(row_ids[start].as_py(), size)
                     self._close(current)
-                    current = self._open_next(current)
+                    current = self._open_next(current, purpose)
                     continue
                 self._submit(current.write, data[offsets[start] : offsets[stop]])
                 current.size += offsets[stop] - offsets[start]
@@ -319,13 +368,13 @@ class _Builder:
                 if requests is not None:
                     current.requests.append(requests[start:stop])
                 start = stop
-        if current.count:
-            self._close(current)
+        return current
+
+    def _finish(self, opened: _OpenFile) -> None:
+        if opened.count:
+            self._close(opened)
         else:
-            self._discard(current)
-        self.io.shutdown()
-        self._drain()
-        return [self._request_file(opened) for opened in self.files]
+            self._discard(opened)
 
     def _columns(
         self, batch: pa.RecordBatch
@@ -363,9 +412,11 @@ class _Builder:
         self.files.append(opened)
         return opened
 
-    def _open_next(self, previous: _OpenFile | None) -> _OpenFile:
-        part = previous.part + 1 if previous else 1
-        return self._open(f"part-{part:04d}", part, "main", self.max_requests)
+    def _open_next(self, previous: _OpenFile | None, purpose: str) -> _OpenFile:
+        """The next file of `purpose`: part-<NNNN> (main) or pilot-<NNNN>, numbered from 1."""
+        part = previous.part + 1 if previous and previous.purpose == purpose else 1
+        stem = "part" if purpose == "main" else purpose
+        return self._open(f"{stem}-{part:04d}", part, purpose, self.max_requests)
 
     def _discard(self, opened: _OpenFile) -> None:
         self.files.remove(opened)
@@ -450,7 +501,14 @@ def _remove_unregistered(folder: Path) -> None:
     """Remove request files no ledger entry knows of (left by a crash); keep todo.parquet."""
     if not folder.exists():
         return
-    for pattern in ("part-*.jsonl", "part-*.index.parquet", "prime.jsonl", "prime.index.parquet"):
+    for pattern in (
+        "part-*.jsonl",
+        "part-*.index.parquet",
+        "pilot-*.jsonl",
+        "pilot-*.index.parquet",
+        "prime.jsonl",
+        "prime.index.parquet",
+    ):
         for path in folder.glob(pattern):
             path.unlink()
     for path in folder.glob(".*.tmp"):

@@ -42,7 +42,7 @@ create table if not exists request_files (
     path text primary key,          -- relative to the job folder
     attempt integer not null,
     part integer not null,
-    purpose text not null,          -- 'prime' (cache warm-up) or 'main'
+    purpose text not null,          -- 'prime' (cache warm-up), 'pilot' (sampled rows) or 'main'
     n_requests integer not null,
     body_bytes integer not null,    -- size of the create body that will be sent
     sha256 text not null,

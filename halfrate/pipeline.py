@@ -8,11 +8,12 @@ what is left to do, so rerunning a job after a crash at any point picks up where
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
+from halfrate import pilot
 from halfrate.adopt import adopt_batch
 from halfrate.build import build_requests
 from halfrate.config import CacheTTL, JobConfig, JobOverrides, JobSpec, resolve_job
@@ -21,9 +22,11 @@ from halfrate.download import DownloadSummary, download_ended
 from halfrate.estimate import check_budget, estimate_job, load_estimate, save_estimate
 from halfrate.extract import ExtractSummary, extract_rows
 from halfrate.gateway import BatchGateway, make_client
+from halfrate.job_estimates import sync_estimate_files
 from halfrate.kinds import kind_of
 from halfrate.ledger import CANCEL_KEY, BatchRecord, BatchStatus, Ledger, RequestFile
 from halfrate.load import load_batch, load_job, staged_rows
+from halfrate.pilot_report import PilotReport, load_report, measure, save_report
 from halfrate.preflight import preflight as preflight_checks
 from halfrate.progress import Progress, cancel_batches, check_batches
 from halfrate.results import parse_results
@@ -35,6 +38,9 @@ from halfrate.summary import JobSummary
 from halfrate.summary import summarize as summarize_job
 from halfrate.warehouse import WarehouseBusyError, connect, ensure_schema
 from halfrate.workspace import JobConflictError, JobPaths, job_paths, open_job
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +140,18 @@ def build(job: JobConfig, settings: Settings, attempt: int) -> list[RequestFile]
     step = Step.of(job, settings)
     if step.ledger.cancel_requested():
         return []  # the user canceled this run: no new attempt
+    sample: list[str] = []
     if attempt == 1:
         rows: Path | None = step.paths.rows
         prime = job.prime_cache and job.cache_ttl is not CacheTTL.none and _estimate_primes(step)
+        size = pilot.planned_size(job, step.ledger)
+        if size and not step.ledger.records(attempt=1):
+            sample = pilot.sample_row_ids(step.paths.rows, size, job.fingerprint())
     else:
         rows, prime = plan_retry(step.paths, step.ledger, attempt), False
     if rows is None:
         return []
-    return build_requests(job, step.paths, step.ledger, attempt, rows, settings, prime)
+    return build_requests(job, step.paths, step.ledger, attempt, rows, settings, prime, sample)
 
 
 ESTIMATE_FILE = "estimate.json"
@@ -162,7 +172,12 @@ def estimate(
     save_estimate(step.paths.root / ESTIMATE_FILE, cost)
     records = step.ledger.records(attempt=1)
     if enforce_budget and not any(r.batch_id or r.status for r in records):
-        check_budget(job, cost)
+        size = pilot.planned_size(job, step.ledger)
+        if size and (not records or pilot.has_pilot(step.ledger)):
+            # the whole job is checked against the pilot's projection, before the rest is sent
+            pilot.check_pilot_budget(job, cost, pilot.pilot_share(step.paths.rows, size))
+        else:
+            check_budget(job, cost)
     return cost
 
 
@@ -175,7 +190,61 @@ def _estimate_primes(step: Step) -> bool:
 def phases(files: list[RequestFile]) -> list[str]:
     """The prime batch (if any) must end before the main batches are sent."""
     purposes = {f.purpose for f in files}
-    return [p for p in ("prime", "main") if p in purposes]
+    return [p for p in PHASES if p in purposes]
+
+
+PHASES = ("prime", "pilot", "main")
+"""The order of attempt 1's phases: each ends (and is loaded) before the next is sent."""
+PILOT_FILE = "pilot.json"
+
+
+def plan_pilot(job: JobConfig, settings: Settings, rows: int | None) -> int:
+    """Fix the pilot's size before attempt 1 is built (`halfrate pilot --rows`); returns it."""
+    return pilot.plan(job, Step.of(job, settings).ledger, rows)
+
+
+def project(job: JobConfig, settings: Settings) -> PilotReport | None:
+    """The pilot's report and projection of the whole job (None: attempt 1 has no pilot).
+
+    Made once the pilot's batches are downloaded and kept as pilot.json (the projection the
+    budget is checked against), then recorded in the warehouse's job_estimates.
+    """
+    step = Step.of(job, settings)
+    if not pilot.has_pilot(step.ledger):
+        return None
+    path = step.paths.root / PILOT_FILE
+    report = load_report(path)
+    if report is None:
+        report = measure(job, step.paths, step.ledger, step.paths.root / ESTIMATE_FILE)
+        save_report(path, report)
+        record_estimates(step)
+    return report
+
+
+def check_pilot(job: JobConfig, settings: Settings) -> PilotReport | None:
+    """Before attempt 1's main batches: project the job from its pilot and stop (raise
+    PilotBudgetError) when the projection is above max_cost_usd. Once a main batch was sent
+    the budget is no longer checked (the spend it guards against has begun)."""
+    report = project(job, settings)
+    main = Step.of(job, settings).ledger.records(attempt=1, purpose="main")
+    if report is not None and not any(r.batch_id or r.status for r in main):
+        pilot.check_projection(job, report)
+    return report
+
+
+def record_estimates(step: "Step", con: "DuckDBPyConnection | None" = None) -> None:
+    """Sync the job's static estimate and pilot projection into job_estimates (best effort
+    without `con`: a busy warehouse gets them at the next load)."""
+    files = (step.paths.root / ESTIMATE_FILE, step.paths.root / PILOT_FILE)
+    if con is not None:
+        sync_estimate_files(con, step.job.name, *files)
+        return
+    try:
+        with connect(step.settings.warehouse, retry_seconds=10.0) as own:
+            ensure_schema(own)
+            sync_estimate_files(own, step.job.name, *files)
+    except Exception as exc:  # the files keep them; the next load records them
+        log.warning("could not record the estimates in %s now: %s", step.settings.warehouse, exc)
 
 
 def submit(job: JobConfig, settings: Settings, attempt: int, purpose: str) -> list[BatchRecord]:
@@ -282,6 +351,7 @@ def load(job: JobConfig, settings: Settings, extracted: ExtractSummary) -> LoadR
             load_batch(con, job, step.paths, record)
             step.ledger.set_status(record.batch_id or "", BatchStatus.loaded)
         load_stops(con, job.name, step.paths, step.ledger)
+        record_estimates(step, con)
     return LoadResult([r.batch_id or "" for r in todo], [])
 
 

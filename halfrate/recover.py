@@ -29,7 +29,9 @@ from halfrate import pipeline
 from halfrate.config import JobConfig, parse_job
 from halfrate.errors import ActionableError, APIError
 from halfrate.gateway import BatchGateway, make_client, total_requests
+from halfrate.kinds import kind_of
 from halfrate.ledger import Ledger, now_iso
+from halfrate.pilot import PILOT_KEY
 from halfrate.settings import Settings
 from halfrate.split import split_request_file
 from halfrate.sql import load_sql
@@ -98,6 +100,7 @@ class _Rebuild:
         by_attempt: dict[int, list[WarehouseBatch]] = defaultdict(list)
         for b in batches:
             by_attempt[b.attempt].append(b)
+        self._plan_pilot(batches)
         first = min((b.created_at for b in batches if b.created_at), default=None)
         since = _iso(first) if first else now_iso()
         attached, open_files = [], []
@@ -118,6 +121,13 @@ class _Rebuild:
             len(open_files),
         )
         return Recovered(self.job.name, attached, open_files)
+
+    def _plan_pilot(self, batches: list[WarehouseBatch]) -> None:
+        """Attempt 1 had a pilot: rebuild it with the same rows (halfrate/pilot.py)."""
+        sent = sum(b.n_requests for b in batches if b.attempt == 1 and b.purpose == "pilot")
+        if sent:
+            per_row = len(kind_of(self.job).request_keys(self.job))
+            self.ledger.set_meta(PILOT_KEY, str(sent // per_row))
 
     def _attach(self, b: WarehouseBatch) -> str:
         record = self._file(b.request_file, b)

@@ -28,8 +28,14 @@ SCHEMA_TABLES = (
     "schema/prices",
     "schema/user_cancels",
     "schema/unsent_requests",
+    "schema/job_estimates",
 )
-SCHEMA_VIEWS = ("marts/row_outcomes", "marts/batch_costs", "marts/job_costs")
+SCHEMA_VIEWS = (
+    "marts/row_outcomes",
+    "marts/batch_costs",
+    "marts/job_costs",
+    "marts/job_estimate_errors",
+)
 KIND_TABLES = tuple(name for kind in KINDS.values() for name in kind.tables)
 KIND_VIEWS = tuple(name for kind in KINDS.values() for name in kind.views)
 

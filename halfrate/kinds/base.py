@@ -74,11 +74,20 @@ class JobBase(BaseModel):
     max_cost_usd: float | None = Field(
         None, gt=0, description="Budget: refuse to submit if the expected batch cost is higher."
     )
+    pilot_rows: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="Run a pilot first: this many rows, sampled across the source, as a batch "
+        "of their own; the full job's cost is projected from what they really cost (and "
+        "max_cost_usd is checked against that projection) before the other rows are sent. "
+        "The pilot's rows are part of the job: never sent twice.",
+    )
 
     # Settings that do not change the requests, and fields added after jobs already existed
     # (left out while unset, so those jobs keep their fingerprint and resume).
     _NOT_FINGERPRINTED: ClassVar[frozenset[str]] = frozenset(
-        {"name", "max_attempts", "prime_cache", "max_cost_usd"}
+        {"name", "max_attempts", "prime_cache", "max_cost_usd", "pilot_rows"}
     )
     _FINGERPRINTED_ONLY_WHEN_SET: ClassVar[frozenset[str]] = frozenset({"prompt"})
 
