@@ -187,21 +187,13 @@ def build_requests(
     folder = paths.requests_dir(attempt)
     _remove_unregistered(folder)
     template = RequestTemplate(job)
-    overhead = len(template.head) + len(template.middle)
-    n_rows, column, batches = _read_rows(rows, overhead)
+    n_rows, column, batches = _read_rows(rows, len(template.head) + len(template.middle))
     prime = prime and n_rows >= 2 and job.cache_ttl is not CacheTTL.none
-    segments = [("main", batches)]
-    if pilot:
-        sample = pa.array(list(pilot), pa.string())
-        again = _read_rows(rows, overhead)[2]  # a second pass: the rows not in the sample
-        segments = [
-            ("pilot", _segment(batches, sample, chosen=True, with_first=prime)),
-            ("main", _segment(again, sample, chosen=False, with_first=prime)),
-        ]
     folder.mkdir(parents=True, exist_ok=True)
     builder = _Builder(paths, folder, attempt, settings, template, blocks=column == "content")
     try:
-        files = builder.write_all(segments, prime)
+        sample = pa.array(list(pilot), pa.string()) if pilot else None
+        files = builder.write_all(batches, prime, sample)
         builder.check_unique()
     except BaseException:
         builder.abort()
@@ -237,20 +229,28 @@ def _read_rows(rows: Path, line_overhead: int) -> tuple[int, str, Iterator[pa.Re
     return meta.num_rows, column, batches
 
 
-def _segment(
-    batches: Iterator[pa.RecordBatch], sample: pa.Array, *, chosen: bool, with_first: bool
-) -> Iterator[pa.RecordBatch]:
-    """The lines of the sampled rows (`chosen`), or of the others; `with_first` counts the
-    very first line (the priming request) with the sampled ones, so it is sent before them."""
-    first = with_first
-    for batch in batches:
-        mask = pc.is_in(batch.column(0).cast(pa.string()), value_set=sample)
-        if first and batch.num_rows:
-            head = pa.array([True] + [False] * (batch.num_rows - 1))
-            mask, first = pc.or_(mask, head), False
-        kept = batch.filter(mask if chosen else pc.invert(mask))
-        if kept.num_rows:
-            yield kept
+PURPOSES = ("prime", "pilot", "main")
+"""Attempt 1's files by purpose, in the order they are sent (halfrate/pilot.py)."""
+
+
+def _route(
+    batch: pa.RecordBatch, sample: pa.Array | None, first: bool
+) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """A batch of lines by the file purpose they go to: the very first line to the prime
+    file (`first`), the `sample` rows' lines to pilot files, the others to main files."""
+    if first and batch.num_rows:
+        yield "prime", batch.slice(0, 1)
+        batch = batch.slice(1)
+    if not batch.num_rows:
+        return
+    chosen = None if sample is None else pc.is_in(batch.column(0).cast(pa.string()), sample)
+    if chosen is None or not pc.any(chosen).as_py():  # most batches: no copy
+        yield "main", batch
+        return
+    for purpose, mask in (("pilot", chosen), ("main", pc.invert(chosen))):
+        part = batch.filter(mask)
+        if part.num_rows:
+            yield purpose, part
 
 
 def custom_ids_for(row_ids: pa.Array, attempt: int, request: str | pa.Array = "") -> pa.Array:
@@ -322,52 +322,56 @@ class _Builder:
         self.custom_id_hashes: list[pa.Array] = []
 
     def write_all(
-        self, segments: list[tuple[str, Iterator[pa.RecordBatch]]], prime: bool
+        self, batches: Iterator[pa.RecordBatch], prime: bool, sample: pa.Array | None = None
     ) -> list[RequestFile]:
-        """Write each segment's lines to files of its purpose, in order (the very first line
-        to the prime file when `prime`)."""
-        current = self._open("prime", 0, "prime", 1) if prime else None
-        for purpose, batches in segments:
-            if current is not None and current.purpose not in ("prime", purpose):
-                self._finish(current)  # a new purpose starts a new file
-                current = None
-            current = self._write_segment(current, purpose, batches)
-        if current is not None:
-            self._finish(current)
+        """Write every line, in one pass: the first to the prime file when `prime`, the lines
+        of the `sample` rows to pilot files, the others to main files (part-<NNNN>)."""
+        current: dict[str, _OpenFile | None] = {}
+        if prime:
+            current["prime"] = self._open("prime", 0, "prime", 1)
+        first = prime
+        for batch in batches:
+            for purpose, lines in _route(batch, sample, first):
+                current[purpose] = self._write_lines(current.get(purpose), purpose, lines)
+            first = first and batch.num_rows == 0
+        for opened in current.values():
+            if opened is not None:
+                self._finish(opened)
         self.io.shutdown()
         self._drain()
+        self.files.sort(key=lambda f: (PURPOSES.index(f.purpose), f.part))
         return [self._request_file(opened) for opened in self.files]
 
-    def _write_segment(
-        self, current: _OpenFile | None, purpose: str, batches: Iterator[pa.RecordBatch]
-    ) -> _OpenFile | None:
-        for batch in batches:
-            if current is None:
-                current = self._open_next(None, purpose)
-            row_ids, custom_ids, texts, requests = self._columns(batch)
-            lines = self.template.lines(custom_ids, texts, self.blocks)
-            offsets = _offsets(lines)
-            data = memoryview(lines.buffers()[2])
-            start, end = 0, len(lines)
-            while start < end:
-                room = self.max_body - BODY_OVERHEAD - current.size
-                stop = bisect_right(offsets, offsets[start] + room, start, end + 1) - 1
-                stop = min(stop, start + current.max_count - current.count)
-                if stop == start:  # the next line does not fit: start a new file
-                    if current.count == 0:
-                        size = offsets[start + 1] - offsets[start] + BODY_OVERHEAD
-                        raise self._too_large(row_ids[start].as_py(), size)
-                    self._close(current)
-                    current = self._open_next(current, purpose)
-                    continue
-                self._submit(current.write, data[offsets[start] : offsets[stop]])
-                current.size += offsets[stop] - offsets[start]
-                current.count += stop - start
-                current.custom_ids.append(custom_ids[start:stop])
-                current.row_ids.append(row_ids[start:stop])
-                if requests is not None:
-                    current.requests.append(requests[start:stop])
-                start = stop
+    def _write_lines(
+        self, current: _OpenFile | None, purpose: str, batch: pa.RecordBatch
+    ) -> _OpenFile:
+        """Write a batch's lines to the current file of `purpose`, starting new ones as the
+        limits are reached; returns the file that is current after them."""
+        current = current or self._open_next(None, purpose)
+        row_ids, custom_ids, texts, requests = self._columns(batch)
+        lines = self.template.lines(custom_ids, texts, self.blocks)
+        offsets = _offsets(lines)
+        data = memoryview(lines.buffers()[2])
+        start, end = 0, len(lines)
+        while start < end:
+            room = self.max_body - BODY_OVERHEAD - current.size
+            stop = bisect_right(offsets, offsets[start] + room, start, end + 1) - 1
+            stop = min(stop, start + current.max_count - current.count)
+            if stop == start:  # the next line does not fit: start a new file
+                if current.count == 0:
+                    size = offsets[start + 1] - offsets[start] + BODY_OVERHEAD
+                    raise self._too_large(row_ids[start].as_py(), size)
+                self._close(current)
+                current = self._open_next(current, purpose)
+                continue
+            self._submit(current.write, data[offsets[start] : offsets[stop]])
+            current.size += offsets[stop] - offsets[start]
+            current.count += stop - start
+            current.custom_ids.append(custom_ids[start:stop])
+            current.row_ids.append(row_ids[start:stop])
+            if requests is not None:
+                current.requests.append(requests[start:stop])
+            start = stop
         return current
 
     def _finish(self, opened: _OpenFile) -> None:
