@@ -172,8 +172,8 @@ def report_lines(report: PilotReport) -> list[tuple[str, str]]:
         ("invalid output rate", f"{m.invalid_output_rate:.1%} (asked again: "
          f"{m.retry_rate:.1%})"),
         ("cost per row", format_usd(m.cost_per_row_usd)),
-        ("pilot cost (with priming)", format_usd(report.known_usd)),
-        ("rows left to send", f"{report.remaining_requests:,} requests"),
+        ("paid so far", format_usd(report.known_usd) + " (the pilot and any priming batch)"),
+        ("left to send", f"{report.remaining_requests:,} requests"),
         ("projected job cost", bracket(p.expected, p.low, p.high) + ", 90% interval"),
         ("static estimate", bracket(s.expected, s.low, s.high) if s else "n/a"),
         *(("not projected", problem) for problem in report.problems),

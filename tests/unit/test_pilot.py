@@ -203,3 +203,25 @@ def test_the_report_renders_without_markup_surprises() -> None:
     assert "| output tokens per row | mean 31.5, p95 58.0 |" in markdown
     assert "| static estimate | $0.4000 ($0.1000 – $2.00) |" in markdown
     assert "a \\| pipe" in markdown
+
+
+def test_a_sampled_row_sends_all_its_requests_in_the_pilot(
+    tmp_path: Path, paths: JobPaths, ledger: Ledger
+) -> None:
+    """A kind with several requests per row (judge's pairwise ab/ba): rows, not lines, are
+    sampled, and every request of a sampled row is in the pilot."""
+    row_ids = [r for r in ids(12) for _ in (0, 1)]
+    rows = tmp_path / "keyed.parquet"
+    pl.DataFrame(
+        {"row_id": row_ids, "text": [f"t {r}" for r in row_ids], "request": ["ab", "ba"] * 12}
+    ).write_parquet(rows)
+    sample = sample_row_ids(rows, 4, "s")
+    assert len(sample) == 4 and "r0000" not in sample
+    files = build_requests(make_job(tmp_path), paths, ledger, 1, rows, Settings(), True, sample)
+    custom = {
+        f.purpose: [json.loads(line)["custom_id"] for line in lines_of(paths, f)] for f in files
+    }
+    assert custom["prime"] == ["a1ab_r0000"]
+    assert custom["pilot"] == [f"a1{k}_{r}" for r in sample for k in ("ab", "ba")]
+    assert "a1ba_r0000" in custom["main"] and len(custom["main"]) == 24 - 1 - 8
+    assert pilot_share(rows, 4) == pytest.approx(5 / 12)
