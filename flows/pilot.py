@@ -50,7 +50,7 @@ def pilot_job(
     config = prepare_job(job_file, job, restart)
     preflight(config)
     extracted = extract(config)
-    plan_pilot(config, rows)
+    config = plan_pilot(config, rows)  # its pilot_rows set
     estimate.with_options(retry_delay_seconds=poll / 3)(config)  # the pilot's share: budget
     files = build_requests(config, 1)
     for purpose in pipeline.phases(files):

@@ -13,8 +13,8 @@ one it left to retry is retried with the others, in attempt 2.
 The sample is `n` rows drawn across the source, one at random from each of `n` equal slices
 of its rows in order (seeded by the job's fingerprint, so it is the same on every rerun and on
 `halfrate recover`), never the first row (the priming request's, whose cache write is not a
-typical request's). The size is fixed before attempt 1 is built: `halfrate pilot --rows`
-records it in the ledger, else the job's `pilot_rows`.
+typical request's). The size is the job's `pilot_rows` (`halfrate pilot --rows` sets it) when
+attempt 1 is built; the files then keep it.
 """
 
 import random
@@ -33,7 +33,7 @@ from halfrate.summary import format_usd
 
 DEFAULT_PILOT_ROWS = 40
 PILOT_KEY = "pilot_rows"
-"""Ledger meta: the pilot's size as `halfrate pilot --rows` asked (before attempt 1 is built)."""
+"""Ledger meta: the size of the pilot a lost ledger had (`halfrate recover` rebuilds it)."""
 
 
 class PilotError(RuntimeError, ActionableError):
@@ -45,9 +45,10 @@ class PilotBudgetError(BudgetExceededError):
 
 
 def planned_size(job: JobConfig, ledger: Ledger) -> int:
-    """Rows the pilot samples when attempt 1 is built (0: no pilot)."""
-    asked = ledger.get_meta(PILOT_KEY)
-    return int(asked) if asked else (job.pilot_rows or 0)
+    """Rows the pilot samples when attempt 1 is built (0: no pilot): the job's pilot_rows, or
+    what `halfrate recover` found the lost ledger's pilot had."""
+    recovered = ledger.get_meta(PILOT_KEY)
+    return int(recovered) if recovered else (job.pilot_rows or 0)
 
 
 def has_pilot(ledger: Ledger) -> bool:
@@ -55,8 +56,9 @@ def has_pilot(ledger: Ledger) -> bool:
     return any(r.file.purpose == "pilot" for r in ledger.records(attempt=1))
 
 
-def plan(job: JobConfig, ledger: Ledger, rows: int | None) -> int:
-    """Fix the pilot's size before attempt 1 is built; returns it.
+def plan(job: JobConfig, ledger: Ledger, rows: int | None) -> JobConfig:
+    """The job with the pilot's size set (`halfrate pilot --rows`, else its pilot_rows, else
+    DEFAULT_PILOT_ROWS); once attempt 1 is built, its pilot stays what it was.
 
     Raises PilotError when attempt 1 was built without a pilot: its rows are already in main
     files (a run started), and a pilot now could only send them twice.
@@ -68,11 +70,11 @@ def plan(job: JobConfig, ledger: Ledger, rows: int | None) -> int:
         raise PilotError(
             f"job {job.name!r} was started without a pilot (its first attempt is built: "
             f"{len(built)} request file(s)), so a pilot now would send rows twice. Run a "
-            "pilot before the job's first run: `halfrate pilot` with --restart, or a new name."
+            "pilot before the job's first run: `halfrate pilot --restart`, or a new job name."
         )
-    if not built:
-        ledger.set_meta(PILOT_KEY, str(rows or job.pilot_rows or DEFAULT_PILOT_ROWS))
-    return planned_size(job, ledger)
+    if built:
+        return job  # its pilot is built: the same rows, whatever is asked now
+    return job.model_copy(update={"pilot_rows": rows or job.pilot_rows or DEFAULT_PILOT_ROWS})
 
 
 def sample_row_ids(rows: Path, n: int, seed: str) -> list[str]:
@@ -90,6 +92,19 @@ def sample_row_ids(rows: Path, n: int, seed: str) -> list[str]:
     bounds = [k * candidates // n for k in range(n + 1)]
     picks = [1 + lo + rng.randrange(hi - lo) for lo, hi in pairwise(bounds)]
     return [str(v) for v in ids["row_id"].gather(picks).to_list()]
+
+
+def sent_first_share(job: JobConfig, ledger: Ledger, rows: Path) -> float | None:
+    """The share of the job the prime and pilot batches send, when it has (or will have) a
+    pilot; None without one."""
+    built = ledger.records(attempt=1)
+    if built:
+        files = [r.file for r in built if r.file.parent is None]  # not a 413's halves
+        first = sum(f.n_requests for f in files if f.purpose in ("prime", "pilot"))
+        total = sum(f.n_requests for f in files)
+        return first / max(total, 1) if has_pilot(ledger) else None
+    size = planned_size(job, ledger)
+    return pilot_share(rows, size) if size else None
 
 
 def pilot_share(rows: Path, n: int) -> float:
@@ -117,8 +132,8 @@ def check_pilot_budget(job: JobConfig, e: CostEstimate, share: float) -> None:
         raise BudgetExceededError(
             f"job {job.name!r}: even its pilot ({share:.1%} of the rows) is expected to cost "
             f"{format_usd(expected, versus=cap)} at batch prices, above max_cost_usd "
-            f"{format_usd(cap, versus=expected)}; nothing was submitted. Raise max_cost_usd "
-            "or lower pilot_rows."
+            f"{format_usd(cap, versus=expected)}; nothing was submitted. Raise max_cost_usd, "
+            "or pilot fewer rows (pilot_rows, --rows)."
         ) from None
 
 

@@ -172,12 +172,11 @@ def estimate(
     save_estimate(step.paths.root / ESTIMATE_FILE, cost)
     records = step.ledger.records(attempt=1)
     if enforce_budget and not any(r.batch_id or r.status for r in records):
-        size = pilot.planned_size(job, step.ledger)
-        if size and (not records or pilot.has_pilot(step.ledger)):
-            # the whole job is checked against the pilot's projection, before the rest is sent
-            pilot.check_pilot_budget(job, cost, pilot.pilot_share(step.paths.rows, size))
-        else:
+        share = pilot.sent_first_share(job, step.ledger, step.paths.rows)
+        if share is None:
             check_budget(job, cost)
+        else:  # the whole job is checked against the pilot's projection, before the rest
+            pilot.check_pilot_budget(job, cost, share)
     return cost
 
 
@@ -198,8 +197,9 @@ PHASES = ("prime", "pilot", "main")
 PILOT_FILE = "pilot.json"
 
 
-def plan_pilot(job: JobConfig, settings: Settings, rows: int | None) -> int:
-    """Fix the pilot's size before attempt 1 is built (`halfrate pilot --rows`); returns it."""
+def plan_pilot(job: JobConfig, settings: Settings, rows: int | None) -> JobConfig:
+    """The job with its pilot's size set (`halfrate pilot --rows`), checked against what
+    attempt 1 already holds."""
     return pilot.plan(job, Step.of(job, settings).ledger, rows)
 
 

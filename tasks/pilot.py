@@ -14,11 +14,14 @@ from tasks.runtime import settings as get_settings  # env key, else the Secret b
 
 
 @task(name="plan-pilot", cache_policy=NO_CACHE)
-def plan_pilot(job: JobConfig, rows: int | None) -> int:
-    """Fix how many rows the pilot samples, before the first attempt is built."""
-    size = pipeline.plan_pilot(job, get_settings(), rows)
-    get_run_logger().info("pilot: %d rows, sampled across the source", size)
-    return size
+def plan_pilot(job: JobConfig, rows: int | None) -> JobConfig:
+    """The job with the number of rows its pilot samples (checked against what is built)."""
+    planned = pipeline.plan_pilot(job, get_settings(), rows)
+    if planned.pilot_rows is None:
+        get_run_logger().info("pilot: already built (attempt 1 keeps its sample)")
+    else:
+        get_run_logger().info("pilot: %d rows, sampled across the source", planned.pilot_rows)
+    return planned
 
 
 @task(name="project-cost", cache_policy=NO_CACHE)  # no retries: it reads staged files

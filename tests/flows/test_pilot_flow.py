@@ -152,6 +152,12 @@ def test_halfrate_pilot_prints_the_report_and_refuses_what_would_pay_twice(
     assert code == 2 and "'started' was started without a pilot" in out, out
     assert sum(sent(emulator).values()) == 13 + 10  # the refused pilot sent nothing
 
+    (tmp_path / "one").mkdir()
+    alone = write_job(tmp_path / "one", rows=1, name="alone")
+    code, out = cli("pilot", str(alone))
+    assert code == 2 and "fewer than two rows to send" in out, out
+    assert sum(sent(emulator).values()) == 13 + 10  # nothing sent: `halfrate run` sends it
+
 
 def test_recover_rebuilds_a_pilot_and_the_job_still_pays_each_row_once(
     prefect_api: str, emulator: EmulatorServer, tmp_path: Path

@@ -10,19 +10,21 @@ import pytest
 
 from halfrate.build import build_requests
 from halfrate.config import JobConfigError, parse_job
-from halfrate.cost_model import Bracket
+from halfrate.cost_model import Bracket, CostEstimate, TokenProfile
 from halfrate.estimate import BudgetExceededError, BudgetUncheckedError
 from halfrate.ledger import Ledger, RequestFile
 from halfrate.pilot import (
     PILOT_KEY,
     PilotBudgetError,
     PilotError,
+    check_pilot_budget,
     check_projection,
     pilot_share,
     plan,
     planned_size,
     render_report,
     sample_row_ids,
+    sent_first_share,
 )
 from halfrate.pilot_report import PilotMeasure, PilotReport
 from halfrate.settings import Settings
@@ -121,20 +123,22 @@ def test_a_rebuild_with_a_pilot_gives_the_same_bytes(tmp_path: Path) -> None:
     assert [(f.path, f.sha256) for f in built("one")] == [(f.path, f.sha256) for f in built("two")]
 
 
-def test_the_pilot_size_is_planned_before_attempt_1_is_built(
+def test_the_pilot_size_comes_from_the_job_or_a_recovered_ledger(
     tmp_path: Path, paths: JobPaths, ledger: Ledger
 ) -> None:
     job = make_job(tmp_path)
     assert planned_size(job, ledger) == 0
+    assert plan(job, ledger, None).pilot_rows == 40  # the default
+    assert plan(job, ledger, 25).pilot_rows == 25
+    assert plan(job.model_copy(update={"pilot_rows": 12}), ledger, None).pilot_rows == 12
     assert planned_size(job.model_copy(update={"pilot_rows": 12}), ledger) == 12
-    assert plan(job, ledger, None) == 40  # the default
-    assert plan(job, ledger, 25) == 25 and ledger.get_meta(PILOT_KEY) == "25"
     with pytest.raises(PilotError, match="at least one row"):
         plan(job, ledger, 0)
+    ledger.set_meta(PILOT_KEY, "7")  # `halfrate recover` found a pilot of 7 rows
+    assert planned_size(job.model_copy(update={"pilot_rows": 12}), ledger) == 7
     rows = rows_file(tmp_path, ids(30))
-    sample = sample_row_ids(rows, 25, "s")
-    build_requests(job, paths, ledger, 1, rows, Settings(), True, sample)
-    assert plan(job, ledger, 5) == 25  # built: the pilot stays what it was
+    build_requests(job, paths, ledger, 1, rows, Settings(), True, sample_row_ids(rows, 7, "s"))
+    assert plan(job, ledger, 5) == job  # allowed: the built pilot stays as it is
 
 
 def test_a_pilot_is_refused_once_the_job_was_built_without_one(
@@ -155,10 +159,42 @@ def test_pilot_rows_is_checked_and_not_part_of_the_jobs_identity(tmp_path: Path)
     assert parse_job(base | {"pilot_rows": 30}).fingerprint() == parse_job(base).fingerprint()
 
 
-def test_the_pilot_share_counts_the_priming_row(tmp_path: Path) -> None:
+def test_the_pilot_share_counts_the_priming_row(
+    tmp_path: Path, paths: JobPaths, ledger: Ledger
+) -> None:
     rows = rows_file(tmp_path, ids(100))
     assert pilot_share(rows, 19) == pytest.approx(0.20)
     assert pilot_share(rows, 500) == 1.0
+    job = make_job(tmp_path)
+    assert sent_first_share(job, ledger, rows) is None  # no pilot planned
+    piloted = job.model_copy(update={"pilot_rows": 19})
+    assert sent_first_share(piloted, ledger, rows) == pytest.approx(0.20)
+    build_requests(job, paths, ledger, 1, rows, Settings(), True, sample_row_ids(rows, 9, "s"))
+    assert sent_first_share(job, ledger, rows) == pytest.approx(0.10)  # what was built
+
+
+def test_even_the_pilot_must_fit_the_budget(tmp_path: Path) -> None:
+    profile = TokenProfile(prefix_tokens=1200, output_tokens=(5, 7, 64))
+    estimate = CostEstimate(
+        model="claude-sonnet-5", priced_on=datetime.now(UTC).date(), n_requests=100,
+        cache_ttl="1h", min_cacheable_tokens=1024, cache_used=True, prime=True,
+        prime_reason="sent first", profile=profile, long_context_requests=(0, 0, 0),
+        batch=Bracket(low=0.25, expected=0.5, high=2.0),  # $0.50 expected for the whole job
+        realtime=Bracket(low=0.5, expected=1.0, high=4.0), unpriced=(), assumptions=(),
+    )  # fmt: skip
+    check_pilot_budget(make_job(tmp_path, max_cost_usd=0.2), estimate, 0.2)  # $0.10: fits
+    with pytest.raises(BudgetExceededError) as caught:
+        check_pilot_budget(make_job(tmp_path, max_cost_usd=0.2), estimate, 0.5)
+    assert str(caught.value) == (
+        "job 't': even its pilot (50.0% of the rows) is expected to cost $0.2500 at batch "
+        "prices, above max_cost_usd $0.2000; nothing was submitted. Raise max_cost_usd, or "
+        "pilot fewer rows (pilot_rows, --rows)."
+    )
+    rough = estimate.model_copy(
+        update={"profile": profile.model_copy(update={"counted": False, "notes": ("ROUGH",)})}
+    )
+    with pytest.raises(BudgetUncheckedError, match="count_tokens failed"):
+        check_pilot_budget(make_job(tmp_path, max_cost_usd=0.2), rough, 0.1)
 
 
 def report(expected: float | None, problems: tuple[str, ...] = ()) -> PilotReport:
