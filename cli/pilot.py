@@ -77,10 +77,13 @@ def print_report(report: Any, ran_on_emulator: bool) -> None:
         table.add_row(plain(what), plain(figure))
     console.print(table)
     if report.projected.expected is not None:
+        warm = ""
+        if report.cold_cache_usd is not None:
+            warm = f" (within {report.cache_ttl}, while the prompt cache is warm)"
         note(
             f"The whole job is projected at {format_usd(report.projected.expected)}; "
-            f"`halfrate run` sends the other {report.remaining_requests:,} requests (the "
-            "pilot's rows are done and never sent again).",
+            f"`halfrate run` sends the other {report.remaining_requests:,} requests{warm}; the "
+            "pilot's rows are done and never sent again.",
             style="",
         )
     for problem in report.problems:

@@ -191,8 +191,22 @@ def report_lines(report: PilotReport) -> list[tuple[str, str]]:
         ("left to send", f"{report.remaining_requests:,} requests"),
         ("projected job cost", bracket(p.expected, p.low, p.high) + ", 90% interval"),
         ("static estimate", bracket(s.expected, s.low, s.high) if s else "n/a"),
+        *_cold(report),
         *(("not projected", problem) for problem in report.problems),
     ]  # fmt: skip
+
+
+def _cold(report: PilotReport) -> list[tuple[str, str]]:
+    if report.cold_cache_usd is None:
+        return []
+    return [
+        (
+            f"sent after {report.cache_ttl}",
+            f"{format_usd(report.cold_cache_usd)}: the projection assumes the rest reads the "
+            f"cache the pilot's batches warmed; sent once its {report.cache_ttl} TTL ran out, "
+            "every remaining request writes the prefix again",
+        )
+    ]
 
 
 def render_report(report: PilotReport) -> str:

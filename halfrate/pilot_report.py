@@ -71,6 +71,10 @@ class PilotReport(BaseModel):
     """The whole job at batch prices: low and high are a 90% bootstrap interval."""
     static: Bracket | None
     """The static estimate (estimate.json) at batch prices, for comparison."""
+    cold_cache_usd: float | None = None
+    """The expected cost if the rest is sent after the cache's TTL ran out since the pilot
+    (its requests then write the prefix again instead of reading it)."""
+    cache_ttl: str = "none"
     problems: tuple[str, ...] = ()
     """Why a figure is missing (a price the table lacks, no billed pilot request)."""
 
@@ -88,6 +92,7 @@ def measure(job: JobConfig, paths: JobPaths, ledger: Ledger, estimate_file: Path
     pilot_usd = _cost(bands, usages, problems)
     prime_usd = _cost(bands, [_usage_of(row) for row in primed.iter_rows(named=True)], problems)
     projected: tuple[float, float, float] | str | None = None
+    cold: float | str | None = None
     if pilot_usd is not None and prime_usd is not None:
         whole = projection.Job(
             rest=_sizes(paths, rest).group_by("x").agg(n=pl.len()),
@@ -99,6 +104,7 @@ def measure(job: JobConfig, paths: JobPaths, ledger: Ledger, estimate_file: Path
             pilot_billed_mean_usd=pilot_usd / max(1, sum(u.billed for u in usages)),
         )
         projected = projection.project(usages, whole, job.fingerprint())
+        cold = projection.cold_cache(usages, whole, job.cache_ttl.value)
     if projected is None and pilot_usd is not None:
         problems.append(
             f"none of the pilot's {len(usages)} requests succeeded, so nothing was measured "
@@ -117,6 +123,8 @@ def measure(job: JobConfig, paths: JobPaths, ledger: Ledger, estimate_file: Path
         remaining_requests=sum(r.file.n_requests for r in rest),
         projected=Bracket(low=low, expected=expected, high=high),
         static=static.batch if static else None,
+        cold_cache_usd=cold if isinstance(cold, float) else None,
+        cache_ttl=job.cache_ttl.value,
         problems=tuple(dict.fromkeys(problems)),
     )
 

@@ -224,6 +224,16 @@ def project(
     return min(low, point), point, max(high, point)
 
 
+def cold_cache(usages: Sequence[Usage], job: Job, ttl: str) -> float | str | None:
+    """The expected cost if the rest writes the cached prefix again instead of reading it (it
+    is sent after the cache's `ttl` ran out since the pilot); None when the pilot read none."""
+    f = fit(usages)
+    if f is None or not f.prefix or not f.prefix_shares[0]:
+        return None
+    writes = (0.0, 1.0, 0.0) if ttl == "5m" else (0.0, 0.0, 1.0)
+    return total(job, f._replace(prefix_shares=writes))
+
+
 def _percentile(ordered: list[float], q: float) -> float:
     """Linear interpolation between the closest ranks."""
     position = q * (len(ordered) - 1)

@@ -136,7 +136,7 @@ def test_halfrate_pilot_prints_the_report_and_refuses_what_would_pay_twice(
     assert code == 0, out
     for line in ("pilot rows", "12 (12 requests, 12 billed)", "output tokens per row",
                  "cache hit rate", "invalid output rate", "cost per row", "projected job cost",
-                 "static estimate", "47 requests"):  # fmt: skip
+                 "static estimate", "47 requests", "sent after 1h", "within 1h"):  # fmt: skip
         assert line in out, line
     assert sum(sent(emulator).values()) == 13
 

@@ -121,3 +121,15 @@ def test_a_pilot_without_billed_requests_or_prices_projects_nothing() -> None:
 def test_the_percentile_interpolates() -> None:
     assert projection._percentile([1.0, 2.0, 3.0, 4.0, 5.0], 0.5) == 3.0
     assert projection._percentile([0.0, 10.0], 0.05) == pytest.approx(0.5)
+
+
+def test_a_cold_cache_prices_the_rest_writing_the_prefix_again() -> None:
+    usages = [usage(100, 20)] * 10  # every request read the 1,000-token prefix
+    job = whole(rest(*[100] * 90))
+    warm = project(usages, job, "s")
+    cold = projection.cold_cache(usages, job, "1h")
+    assert isinstance(warm, tuple) and isinstance(cold, float)
+    assert cold - warm[1] == pytest.approx(90 * 1000 * (4 - 0.2) / 1e6 / 2)  # 1h write vs read
+    assert projection.cold_cache([usage(100, 20, billed=False)], job, "1h") is None
+    uncached = [Usage(x=100, billed=True, retry=False, input_tokens=1035, output_tokens=20)]
+    assert projection.cold_cache(uncached, job, "1h") is None  # nothing was read
