@@ -13,7 +13,9 @@ from typing import Any
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
+from halfrate import finish
 from halfrate.adopt import adopt_batch
+from halfrate.backpressure import SubmitGate, hold_released
 from halfrate.build import build_requests
 from halfrate.config import CacheTTL, JobConfig, JobOverrides, JobSpec, resolve_job
 from halfrate.cost_model import CostEstimate
@@ -22,10 +24,12 @@ from halfrate.estimate import check_budget, estimate_job, load_estimate, save_es
 from halfrate.extract import ExtractSummary, extract_rows
 from halfrate.gateway import BatchGateway, make_client
 from halfrate.kinds import kind_of
-from halfrate.ledger import CANCEL_KEY, BatchRecord, BatchStatus, Ledger, RequestFile
+from halfrate.ledger import CANCEL_KEY, UNSENT, BatchRecord, BatchStatus, Ledger, RequestFile
 from halfrate.load import load_batch, load_job, staged_rows
 from halfrate.preflight import preflight as preflight_checks
 from halfrate.progress import Progress, cancel_batches, check_batches
+from halfrate.realtime import RealtimePolicy, RealtimeSent, send_file
+from halfrate.realtime_log import load_lost_calls
 from halfrate.results import parse_results
 from halfrate.retry import plan_retry
 from halfrate.settings import Settings
@@ -34,7 +38,7 @@ from halfrate.submit import SubmitPolicy, submit_pending
 from halfrate.summary import JobSummary
 from halfrate.summary import summarize as summarize_job
 from halfrate.warehouse import WarehouseBusyError, connect, ensure_schema
-from halfrate.workspace import JobConflictError, JobPaths, job_paths, open_job
+from halfrate.workspace import JobConflictError, JobPaths, job_lock, job_paths, open_job
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +145,10 @@ def build(job: JobConfig, settings: Settings, attempt: int) -> list[RequestFile]
         rows, prime = plan_retry(step.paths, step.ledger, attempt), False
     if rows is None:
         return []
+    prime = prime and not finish.realtime_due(job, step.ledger)  # real time reads the cache
+    if settings.max_queued_requests is not None:  # each file fits in the job's queue cap
+        cap = min(settings.max_requests_per_batch, settings.max_queued_requests)
+        settings = settings.model_copy(update={"max_requests_per_batch": cap})
     return build_requests(job, step.paths, step.ledger, attempt, rows, settings, prime)
 
 
@@ -185,6 +193,12 @@ def submit(job: JobConfig, settings: Settings, attempt: int, purpose: str) -> li
     job's batches there and refuses to send them again (see `halfrate.preflight`).
     """
     step = Step.of(job, settings)
+    finish.mark_first_submit(step.ledger)
+    gate = SubmitGate(
+        step.ledger,
+        settings.max_queued_requests,
+        batches_allowed=lambda: not finish.realtime_due(job, step.ledger),
+    )
     try:
         return submit_pending(
             step.ledger,
@@ -194,6 +208,7 @@ def submit(job: JobConfig, settings: Settings, attempt: int, purpose: str) -> li
             purpose=purpose,
             known_batch_ids=lambda: known_batch_ids(settings.workdir),
             policy=submit_policy(settings),
+            gate=gate,
         )
     finally:
         register_batches(step)
@@ -228,9 +243,51 @@ def submit_policy(settings: Settings) -> SubmitPolicy:
     return SubmitPolicy(propagation_delay=wait, backoff=(0.2 * wait, wait, 3 * wait))
 
 
-def check(job: JobConfig, settings: Settings, attempt: int) -> Progress:
+MAX_WAVES = 500
+"""Submit-and-wait rounds of one phase (each waits for a batch to end or a retry-after)."""
+
+
+def check(job: JobConfig, settings: Settings, attempt: int, purpose: str | None = None) -> Progress:
+    """The await sensor's one check: past the deadline, cancel the batches not ended first;
+    then how the attempt's batches stand, and whether files held back may be sent now."""
     step = Step.of(job, settings)
-    return check_batches(step.ledger, step.gateway(), attempt=attempt)
+    gateway = step.gateway()
+    finish.cancel_at_deadline(job, step.ledger, gateway)
+    progress = check_batches(step.ledger, gateway, attempt=attempt, purpose=purpose)
+    return progress.model_copy(update={"ready_to_send": _ready_to_send(step, attempt, purpose)})
+
+
+def _ready_to_send(step: Step, attempt: int, purpose: str | None) -> int:
+    ledger = step.ledger
+    unsent = [r for r in ledger.records(attempt=attempt, purpose=purpose) if r.status in UNSENT]
+    if not unsent or ledger.cancel_requested() or finish.realtime_due(step.job, ledger):
+        return 0
+    return len(unsent) if hold_released(ledger) else 0
+
+
+def send_realtime(
+    job: JobConfig, settings: Settings, attempt: int, purpose: str
+) -> list[RealtimeSent]:
+    """Send in real time what is due (mode realtime, or what the deadline left); parse it."""
+    step = Step.of(job, settings)
+    policy = RealtimePolicy(concurrency=settings.realtime_concurrency)
+    sent: list[RealtimeSent] = []
+    tried = False
+    try:
+        with job_lock(step.paths):  # one process sends a job's requests at a time
+            for record in finish.realtime_files(job, step.ledger, step.paths, attempt, purpose):
+                if step.ledger.cancel_requested():
+                    break
+                tried = True
+                finish.mark_first_submit(step.ledger)
+                done = send_file(step.ledger, step.paths, step.gateway(), record, policy)
+                raw = step.paths.results_file(done.batch_id)
+                parse_results(raw, step.paths.parsed_file(done.batch_id), job, done.batch_id)
+                sent.append(done)
+    finally:
+        if tried:  # the warehouse knows every pseudo-batch, as every batch
+            register_batches(step)
+    return sent
 
 
 class Downloaded(BaseModel):
@@ -282,6 +339,7 @@ def load(job: JobConfig, settings: Settings, extracted: ExtractSummary) -> LoadR
             load_batch(con, job, step.paths, record)
             step.ledger.set_status(record.batch_id or "", BatchStatus.loaded)
         load_stops(con, job.name, step.paths, step.ledger)
+        load_lost_calls(con, job.name, step.ledger)
     return LoadResult([r.batch_id or "" for r in todo], [])
 
 
@@ -328,7 +386,13 @@ def summarize(job: JobConfig, settings: Settings) -> JobSummary:
         return staged_summary(job, settings, records, str(exc))
     with con:
         summary = summarize_job(con, job, settings.warehouse)
-    return summary.model_copy(update={"staged_not_loaded": staged})
+    deadline = finish.deadline_of(job, step.ledger)
+    return summary.model_copy(
+        update={
+            "staged_not_loaded": staged,
+            "deadline": deadline.isoformat(timespec="seconds") if deadline else None,
+        }
+    )
 
 
 def staged_summary(

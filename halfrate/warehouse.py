@@ -28,6 +28,7 @@ SCHEMA_TABLES = (
     "schema/prices",
     "schema/user_cancels",
     "schema/unsent_requests",
+    "schema/lost_calls",
 )
 SCHEMA_VIEWS = ("marts/row_outcomes", "marts/batch_costs", "marts/job_costs")
 KIND_TABLES = tuple(name for kind in KINDS.values() for name in kind.tables)
@@ -107,6 +108,7 @@ MIGRATIONS = (
     "migrate/add_requests_request",
     "migrate/add_outcomes_request",
     "migrate/add_unsent_requests_request",
+    "migrate/add_batches_mode",
 )
 """Columns added since: each a no-op where the column exists."""
 
