@@ -63,6 +63,8 @@ class RealtimePolicy:
     backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
     """Pause after the n-th refusal in a row (at least the answer's retry-after)."""
     max_pause: float = 600.0
+    timeout: float | None = None
+    """Seconds a call may take; None: as the SDK's (10 min, more for a large max_tokens)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ def send_file(
     record: BatchRecord,
     policy: RealtimePolicy,
     sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> RealtimeSent:
     """Send every unanswered request of `record`'s file and write its verified results file."""
     if record.batch_id is None:
@@ -99,7 +102,7 @@ def send_file(
     calls = RealtimeLog(ledger)
     if lost := calls.settle_interrupted(rt_id):
         log.warning("%s: %d calls lost their answer when the run stopped", rt_id, lost)
-    sender = _Sender(ledger, calls, gateway, rt_id, policy, _Pacer(sleep))
+    sender = _Sender(ledger, calls, gateway, rt_id, policy, _Pacer(sleep, monotonic))
     sender.run(_requests(paths, record.file.path))
     return _finish(ledger, paths, calls, record.file.path, rt_id, sender.calls)
 
@@ -114,14 +117,15 @@ def _requests(paths: JobPaths, request_file: str) -> Iterator[tuple[str, dict[st
 class _Pacer:
     """One pause every worker honours: a retry-after, or a rate limit spent until its reset."""
 
-    def __init__(self, sleep: Callable[[float], None]) -> None:
+    def __init__(self, sleep: Callable[[float], None], monotonic: Callable[[], float]) -> None:
         self._sleep = sleep
+        self._monotonic = monotonic
         self._not_before = 0.0
         self._lock = threading.Lock()
 
     def pause(self, seconds: float) -> None:
         with self._lock:
-            self._not_before = max(self._not_before, time.monotonic() + seconds)
+            self._not_before = max(self._not_before, self._monotonic() + seconds)
 
     def note(self, limit: RateLimit, max_pause: float) -> None:
         if limit.remaining == 0 and limit.reset_at is not None:
@@ -129,8 +133,8 @@ class _Pacer:
             self.pause(min(max(wait_s, 0.0), max_pause))
 
     def wait(self) -> None:
-        while (delay := self._not_before - time.monotonic()) > 0:
-            self._sleep(min(delay, 1.0))
+        while (delay := self._not_before - self._monotonic()) > 0:
+            self._sleep(delay)
 
 
 class _Sender:
@@ -147,7 +151,8 @@ class _Sender:
         self.policy, self.pacer = policy, pacer
         self.states = calls.states(rt_id)
         self.calls = 0
-        self.canceled = False
+        self.stopping = False
+        """A user cancel, or a refusal that stops everything: no new calls."""
         self._count = threading.Lock()
 
     def run(self, requests: Iterator[tuple[str, dict[str, Any]]]) -> None:
@@ -160,7 +165,7 @@ class _Sender:
         with ThreadPoolExecutor(width, thread_name_prefix="realtime") as pool:
             flying: set[Future[None]] = set()
             for custom_id, params in todo:
-                if self.canceled:
+                if self.stopping:
                     break
                 flying.add(pool.submit(self._one, custom_id, params))
                 if len(flying) >= 2 * width:  # memory: a few requests read ahead, no more
@@ -182,14 +187,15 @@ class _Sender:
             if lost >= MAX_LOST:
                 return self._errored(custom_id, "api_error", "no answer twice; not sent again")
             self.pacer.wait()
-            if self.canceled or self.ledger.cancel_requested():
-                self.canceled = True
+            if self.stopping or self.ledger.cancel_requested():
+                self.stopping = True
                 return None
             self.log.sending(self.rt_id, custom_id)
             with self._count:
                 self.calls += 1
             try:
-                answer = self.gateway.create_message(params, timeout=_timeout(params))
+                timeout = self.policy.timeout or _timeout(params)
+                answer = self.gateway.create_message(params, timeout=timeout)
             except APIError as exc:
                 if exc.outcome_unknown:
                     self.log.lost(self.rt_id, custom_id)
@@ -198,7 +204,7 @@ class _Sender:
                     continue
                 self.log.refused(self.rt_id, custom_id)
                 if exc.kind in STOP_KINDS:
-                    self.canceled = True
+                    self.stopping = True
                     raise
                 if exc.kind is not ErrorKind.busy:
                     return self._errored(custom_id, "invalid_request_error", str(exc))
