@@ -247,6 +247,13 @@ MAX_WAVES = 500
 """Submit-and-wait rounds of one phase (each waits for a batch to end or a retry-after)."""
 
 
+def realtime_policy(settings: Settings) -> RealtimePolicy:
+    """Real-time pacing: a refused call waits 1, 2, 4 ... 32 s (at a 30 s poll interval)."""
+    scale = settings.poll_interval / 30
+    backoff = tuple(scale * 2**n for n in range(6))
+    return RealtimePolicy(concurrency=settings.realtime_concurrency, backoff=backoff)
+
+
 def check(job: JobConfig, settings: Settings, attempt: int, purpose: str | None = None) -> Progress:
     """The await sensor's one check: past the deadline, cancel the batches not ended first;
     then how the attempt's batches stand, and whether files held back may be sent now."""
@@ -270,7 +277,7 @@ def send_realtime(
 ) -> list[RealtimeSent]:
     """Send in real time what is due (mode realtime, or what the deadline left); parse it."""
     step = Step.of(job, settings)
-    policy = RealtimePolicy(concurrency=settings.realtime_concurrency)
+    policy = realtime_policy(settings)
     sent: list[RealtimeSent] = []
     tried = False
     try:

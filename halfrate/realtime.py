@@ -49,6 +49,8 @@ from halfrate.workspace import JobPaths
 
 log = logging.getLogger(__name__)
 
+REALTIME_ID_PREFIX = "rt_"
+"""A real-time pseudo-batch's id: `rt_<UTC time>_<random hex>` (the API's are msgbatch_...)."""
 MAX_LOST = 2
 """Calls of one request whose answer may be lost before it is given up (sent again once)."""
 STOP_KINDS = frozenset({ErrorKind.auth, ErrorKind.spend_limit})
@@ -81,7 +83,7 @@ class RealtimeSent:
 
 
 def new_realtime_id() -> str:
-    return f"rt_{datetime.now(UTC):%Y%m%d%H%M%S}_{secrets.token_hex(6)}"
+    return f"{REALTIME_ID_PREFIX}{datetime.now(UTC):%Y%m%d%H%M%S}_{secrets.token_hex(6)}"
 
 
 def send_file(

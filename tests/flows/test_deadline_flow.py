@@ -13,7 +13,7 @@ import pytest
 from flows.batch_job import batch_job
 from halfrate.ledger import Ledger
 from halfrate.settings import get_settings
-from halfrate_emulator import EmulatorOptions, EmulatorServer
+from halfrate_emulator import EmulatorOptions, EmulatorServer, HttpFault
 from halfrate_emulator.messages import message_digest
 from tests.flows.conftest import running_emulator, write_job
 
@@ -186,3 +186,23 @@ def test_halfrate_max_queued_requests_sends_in_waves_without_a_429(
         if r["method"] == "POST" and r["path"] == "/v1/messages/batches"
     }
     assert statuses == {200}  # halfrate kept itself under the cap: never refused
+
+
+def test_past_the_deadline_nothing_is_batched_and_retries_go_real_time_too(
+    prefect_api: str, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    # the first call (it goes alone) is turned away 6 times: it ends errored, retriable
+    emulator.admin.set_faults(http=[HttpFault(endpoint="messages", status=529, count=6)])
+    rows = 12
+    job = write_job(tmp_path, rows=rows, deadline="2020-01-01T00:00:00Z")
+    summary = batch_job(job_file=str(job))
+
+    assert summary.final_states == {"succeeded": rows}
+    assert emulator.admin.audit() == []  # a passed deadline sends no batch (nor a prime one)
+    assert summary.attempts == 2 and summary.realtime_rows == rows
+    [(attempt,)] = warehouse_rows(
+        "select attempt from outcomes where job_name = $j and custom_id like 'a2%'", j=JOB
+    )
+    assert attempt == 2  # the row the API turned away was answered by attempt 2, in real time
+    calls = Counter(m["digest"] for m in emulator.admin.messages())
+    assert sum(calls.values()) == len(calls) == rows  # the turned-away calls were not answered
