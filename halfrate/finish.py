@@ -37,9 +37,18 @@ REMAINDER_SUFFIX = ".rt.jsonl"
 
 
 def mark_first_submit(ledger: Ledger) -> None:
-    """Record when the job first sends anything (once): a duration deadline counts from it."""
+    """Record when the job first sends anything (once): a duration deadline counts from it.
+
+    A job that sent batches before it had a deadline counts from its first create's intent."""
     if ledger.get_meta(FIRST_SUBMIT_KEY) is None:
-        ledger.set_meta(FIRST_SUBMIT_KEY, now_iso())
+        earlier = [r.intent_at for r in ledger.records() if r.intent_at]
+        ledger.set_meta(FIRST_SUBMIT_KEY, min(earlier, key=_instant, default=None) or now_iso())
+
+
+def _instant(value: str) -> datetime:
+    parsed = parse_time(value)
+    assert parsed is not None
+    return parsed
 
 
 def deadline_of(job: JobConfig, ledger: Ledger) -> datetime | None:

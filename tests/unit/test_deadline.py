@@ -9,7 +9,7 @@ import yaml
 from halfrate.backpressure import QueueFull, SubmitGate, hold, hold_released, release
 from halfrate.config import JobConfigError, parse_job, resolve_job
 from halfrate.deadline import FIRST_SUBMIT_KEY, parse_deadline
-from halfrate.finish import deadline_of, past_deadline, realtime_due
+from halfrate.finish import deadline_of, mark_first_submit, past_deadline, realtime_due
 from halfrate.kinds.base import SendMode
 from halfrate.ledger import Ledger, RequestFile
 
@@ -131,3 +131,14 @@ def test_a_hold_is_released_when_a_batch_ends_or_its_retry_after_passes(tmp_path
 def test_a_job_with_nothing_in_flight_may_always_send(tmp_path: Path) -> None:
     ledger = Ledger.create(tmp_path / "ledger.sqlite")
     SubmitGate(ledger, max_queued=5).check_room(100)  # a file over the cap goes alone
+
+
+def test_a_job_that_sent_batches_before_it_had_a_deadline_counts_from_its_first_create(
+    tmp_path: Path,
+) -> None:
+    ledger = Ledger.create(tmp_path / "ledger.sqlite")
+    _flying(ledger, "a.jsonl", 20, "msgbatch_a")  # sent by an earlier run, without a deadline
+    first = ledger.record("a.jsonl").intent_at
+    mark_first_submit(ledger)
+    mark_first_submit(ledger)  # once
+    assert ledger.get_meta(FIRST_SUBMIT_KEY) == first
