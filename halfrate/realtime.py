@@ -182,43 +182,54 @@ class _Sender:
         return state is None or state.state != "answered"
 
     def _one(self, custom_id: str, params: dict[str, Any]) -> None:
+        """Get one request answered: its calls, their refusals and lost answers."""
         state = self.states.get(custom_id)
         lost = state.lost if state else 0
         busy = 0
-        while True:
-            if lost >= MAX_LOST:
-                return self._errored(custom_id, "api_error", "no answer twice; not sent again")
+        while lost < MAX_LOST:
             self.pacer.wait()
             if self.stopping or self.ledger.cancel_requested():
                 self.stopping = True
-                return None
-            self.log.sending(self.rt_id, custom_id)
-            with self._count:
-                self.calls += 1
+                return
             try:
-                timeout = self.policy.timeout or _timeout(params)
-                answer = self.gateway.create_message(params, timeout=timeout)
+                return self._call(custom_id, params)
             except APIError as exc:
-                if exc.outcome_unknown:
+                if exc.outcome_unknown:  # it may have been charged: sent again, once
                     self.log.lost(self.rt_id, custom_id)
                     lost += 1
                     log.warning("%s: no answer (%s); lost calls: %d", custom_id, exc, lost)
                     continue
-                self.log.refused(self.rt_id, custom_id)
-                if exc.kind in STOP_KINDS:
-                    self.stopping = True
-                    raise
-                if exc.kind is not ErrorKind.busy:
-                    return self._errored(custom_id, "invalid_request_error", str(exc))
                 busy += 1
-                if busy >= self.policy.busy_tries:
-                    return self._errored(custom_id, exc.error_type or "api_error", str(exc))
-                self.pacer.pause(self._backoff(busy, exc.retry_after))
-                continue
-            self.pacer.note(answer.rate_limit, self.policy.max_pause)
-            line = _line(custom_id, {"type": "succeeded", "message": answer.message})
-            self.log.answered(self.rt_id, custom_id, line)
-            return None
+                if not self._again_after(custom_id, exc, busy):
+                    return
+        self._errored(custom_id, "api_error", "no answer twice; not sent again")
+
+    def _call(self, custom_id: str, params: dict[str, Any]) -> None:
+        """One call, recorded before it is sent; its answer recorded as its results line."""
+        self.log.sending(self.rt_id, custom_id)
+        with self._count:
+            self.calls += 1
+        timeout = self.policy.timeout or _timeout(params)
+        answer = self.gateway.create_message(params, timeout=timeout)
+        self.pacer.note(answer.rate_limit, self.policy.max_pause)
+        line = _line(custom_id, {"type": "succeeded", "message": answer.message})
+        self.log.answered(self.rt_id, custom_id, line)
+
+    def _again_after(self, custom_id: str, exc: APIError, busy: int) -> bool:
+        """An answer of the API that is an error (not charged): pause and call again, or end
+        the request errored, or stop everything (a refused key, the spend limit)."""
+        self.log.refused(self.rt_id, custom_id)
+        if exc.kind in STOP_KINDS:
+            self.stopping = True
+            raise exc
+        if exc.kind is not ErrorKind.busy:
+            self._errored(custom_id, "invalid_request_error", str(exc))
+            return False
+        if busy >= self.policy.busy_tries:
+            self._errored(custom_id, exc.error_type or "api_error", str(exc))
+            return False
+        self.pacer.pause(self._backoff(busy, exc.retry_after))
+        return True
 
     def _backoff(self, busy: int, retry_after: float | None) -> float:
         delays = self.policy.backoff or (1.0,)
