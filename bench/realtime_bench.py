@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import anthropic
@@ -74,9 +75,10 @@ def main() -> int:
             print("|---:|---:|---:|---:|---:|")
             for width in args.concurrency:
                 walls, cpus = [], []
+                job = Path(tmp) / f"job{width}"
                 for run in (
-                    lambda: bare(gateway, params, width),
-                    lambda: recorded(gateway, Path(tmp) / f"job{width}", args.requests, width),
+                    partial(bare, gateway, params, width),
+                    partial(recorded, gateway, job, args.requests, width),
                 ):
                     start, used = time.perf_counter(), cpu()
                     run()
