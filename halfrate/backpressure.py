@@ -11,8 +11,8 @@ fails for it while its own batches hold queue room:
   not sent again now (nothing was created) and the files after it wait too.
 
 Either way the submit stops and records a *hold* in the ledger: the job's in-flight requests
-at that moment and, after a 429, the earliest time to try again (the answer's `retry-after`,
-at least a backoff that doubles with each 429 in a row, up to `MAX_HOLD`). The await sensor
+at that moment and, after a 429, the time to try again anyway (the answer's `retry-after`,
+at least a backoff, 10 poll intervals, that doubles with each 429 in a row, up to `MAX_HOLD`). The await sensor
 releases the hold as soon as one of the job's batches ends (fewer requests in flight) or that
 time has passed, and the flow submits the next wave. A 429 while nothing of the job is in
 flight is an ordinary refusal (`halfrate.submit`: sent again after its retry-after, a few
@@ -67,6 +67,9 @@ class SubmitGate:
     """HALFRATE_MAX_QUEUED_REQUESTS: the most requests the job keeps in flight."""
     batches_allowed: Callable[[], bool] = lambda: True
     """False once the job's files go out in real time (mode realtime, or past the deadline)."""
+    hold_backoff: float = 300.0
+    """After a 429, the first hold lasts at least this long (doubling with each 429 in a row),
+    unless a batch of the job ends first: the queue frees as batches end, not by the clock."""
 
     def in_flight(self) -> int:
         return in_flight_requests(self.ledger)

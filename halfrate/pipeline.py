@@ -198,6 +198,7 @@ def submit(job: JobConfig, settings: Settings, attempt: int, purpose: str) -> li
         step.ledger,
         settings.max_queued_requests,
         batches_allowed=lambda: not finish.realtime_due(job, step.ledger),
+        hold_backoff=10 * settings.poll_interval,
     )
     try:
         return submit_pending(

@@ -155,7 +155,7 @@ def submit_pending(
             try:
                 submitter.submit(record)
             except QueueFull as full:
-                held = hold(ledger, full, policy.backoff[0] if policy.backoff else 1.0)
+                held = hold(ledger, full, gate.hold_backoff)
                 log.warning(
                     "%s and the files after it wait for the processing queue (%s)%s",
                     record.file.path,
