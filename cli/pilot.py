@@ -69,8 +69,9 @@ def print_report(report: Any, ran_on_emulator: bool) -> None:
     from halfrate.pilot import report_lines
     from halfrate.summary import format_usd
 
+    prices = "real-time prices" if report.prices == "realtime" else "batch prices"
     table = Table(
-        title=plain(f"pilot of {report.job_name} ({report.model}), at batch prices"),
+        title=plain(f"pilot of {report.job_name} ({report.model}), at {prices}"),
         show_header=False,
     )
     for what, figure in report_lines(report):

@@ -21,6 +21,7 @@ from tasks.extract import extract, prepare_job
 from tasks.load import load
 from tasks.pilot import plan_pilot, project_cost
 from tasks.preflight import preflight
+from tasks.realtime import send_realtime
 from tasks.runtime import settings as get_settings  # env key, else the Secret block
 from tasks.submit import submit
 
@@ -56,10 +57,16 @@ def pilot_job(
     for purpose in pipeline.phases(files):
         if purpose == "main":
             break  # the pilot ends here: `halfrate run` sends the rest
-        for _ in range(SENDS_PER_PHASE):
+        resent = 0  # the phase as flows/batch_job.py sends it (waves for the processing queue)
+        for _ in range(pipeline.MAX_WAVES):
             send(config, 1, purpose)
-            wait(config, 1)
-            if not fetch(config, 1).released:
+            progress = wait(config, 1, purpose)
+            if fetch(config, 1).released:
+                resent += 1
+            elif not progress.ready_to_send:
                 break
+            if resent >= SENDS_PER_PHASE:
+                break
+        send_realtime(config, 1, purpose)  # mode realtime, or what the deadline left
         load(config, extracted)
     return project_cost(config, enforce_budget=False)

@@ -20,14 +20,19 @@ from halfrate.warehouse import run_sql
 
 
 def sync_estimate_files(
-    con: duckdb.DuckDBPyConnection, job_name: str, estimate_file: Path, pilot_file: Path
+    con: duckdb.DuckDBPyConnection,
+    job_name: str,
+    estimate_file: Path,
+    pilot_file: Path,
+    realtime: bool = False,
 ) -> None:
-    """`sync_estimates` from the job folder's estimate.json and pilot.json."""
+    """`sync_estimates` from the job folder's estimate.json and pilot.json (`realtime`: a
+    `mode: realtime` job, whose static estimate is its real-time figure)."""
     static_at = None
     if estimate_file.exists():
         static_at = datetime.fromtimestamp(estimate_file.stat().st_mtime, UTC)
     static, report = load_estimate(estimate_file), load_report(pilot_file)
-    sync_estimates(con, job_name, static, report, static_at)
+    sync_estimates(con, job_name, static, report, static_at, realtime)
 
 
 def sync_estimates(
@@ -36,13 +41,15 @@ def sync_estimates(
     static: CostEstimate | None,
     pilot: PilotReport | None,
     static_at: datetime | None = None,
+    realtime: bool = False,
 ) -> None:
     """Make the job's rows of `job_estimates` those of `static` (made at `static_at`) and
     `pilot` (either may be missing)."""
     rows: list[dict[str, Any]] = []
     if static is not None:
         detail = {"prime": static.prime, "counted": static.profile.counted, "model": static.model}
-        rows.append(_row("static", static.batch, static.n_requests, None, static_at, detail))
+        bracket = static.realtime if realtime else static.batch
+        rows.append(_row("static", bracket, static.n_requests, None, static_at, detail))
     if pilot is not None:
         detail = pilot.pilot.model_dump(mode="json") | {"problems": list(pilot.problems)}
         rows.append(_row("pilot", pilot.projected, None, pilot.pilot.rows, pilot.made_at, detail))

@@ -27,6 +27,7 @@ from halfrate.config import JobConfig
 from halfrate.cost_model import Bracket, CostEstimate
 from halfrate.errors import ActionableError
 from halfrate.estimate import BudgetExceededError, BudgetUncheckedError, check_budget
+from halfrate.kinds.base import SendMode
 from halfrate.ledger import Ledger
 from halfrate.pilot_report import PilotReport
 from halfrate.summary import format_usd
@@ -120,21 +121,28 @@ def check_pilot_budget(job: JobConfig, e: CostEstimate, share: float) -> None:
     if cap is None:
         return
 
-    def part(value: float | None) -> float | None:
-        return None if value is None else value * share
+    def part(b: Bracket) -> Bracket:
+        low, expected, high = (
+            None if v is None else v * share for v in (b.low, b.expected, b.high)
+        )
+        return Bracket(low=low, expected=expected, high=high)
 
-    b = e.batch
-    scaled = Bracket(low=part(b.low), expected=part(b.expected), high=part(b.high))
+    scaled = e.model_copy(update={"batch": part(e.batch), "realtime": part(e.realtime)})
     try:
-        check_budget(job, e.model_copy(update={"batch": scaled}))
+        check_budget(job, scaled)
     except BudgetExceededError:
-        expected = scaled.expected
+        realtime = job.mode is SendMode.realtime
+        expected = (scaled.realtime if realtime else scaled.batch).expected
         raise BudgetExceededError(
             f"job {job.name!r}: even its pilot ({share:.1%} of the rows) is expected to cost "
-            f"{format_usd(expected, versus=cap)} at batch prices, above max_cost_usd "
+            f"{format_usd(expected, versus=cap)} at {_prices(realtime)}, above max_cost_usd "
             f"{format_usd(cap, versus=expected)}; nothing was submitted. Raise max_cost_usd, "
             "or pilot fewer rows (pilot_rows, --rows)."
         ) from None
+
+
+def _prices(realtime: bool) -> str:
+    return "real-time prices (mode: realtime)" if realtime else "batch prices"
 
 
 def check_projection(job: JobConfig, report: PilotReport) -> None:
@@ -157,7 +165,8 @@ def check_projection(job: JobConfig, report: PilotReport) -> None:
         p = report.projected
         raise PilotBudgetError(
             f"job {job.name!r}: the pilot projects {format_usd(expected, versus=cap)} for the "
-            f"whole job at batch prices (90% interval {format_usd(p.low)} – "
+            f"whole job at {_prices(report.prices == 'realtime')} (90% interval "
+            f"{format_usd(p.low)} – "
             f"{format_usd(p.high)}; the static estimate said "
             f"{format_usd(report.static.expected if report.static else None)}), above "
             f"max_cost_usd {format_usd(cap, versus=expected)}; the main batches "
@@ -214,7 +223,8 @@ def render_report(report: PilotReport) -> str:
     lines = [
         f"# Pilot of `{report.job_name}` ({report.model})",
         "",
-        "All at batch prices; the whole job's cost is projected from what the pilot's rows "
+        f"All at {_prices(report.prices == 'realtime')}; the whole job's cost is projected "
+        "from what the pilot's rows "
         "really used, next to the static estimate made before anything was sent.",
         "",
         "| | |",

@@ -17,6 +17,7 @@ from halfrate import projection
 from halfrate.config import JobConfig
 from halfrate.cost_model import Bracket
 from halfrate.estimate import load_estimate
+from halfrate.kinds.base import SendMode
 from halfrate.ledger import CLOSED, BatchRecord, BatchStatus, Ledger
 from halfrate.pricing import Price, price_list
 from halfrate.projection import Usage
@@ -64,13 +65,15 @@ class PilotReport(BaseModel):
     model: str
     made_at: datetime
     pilot: PilotMeasure
+    prices: str = "batch"
+    """What the figures are priced at: 'batch', or 'realtime' for a `mode: realtime` job."""
     known_usd: float | None
-    """What the prime and pilot batches cost, at batch prices."""
+    """What the prime and pilot batches cost (real-time pseudo-batches at full price)."""
     remaining_requests: int
     projected: Bracket
-    """The whole job at batch prices: low and high are a 90% bootstrap interval."""
+    """The whole job: low and high are a 90% bootstrap interval."""
     static: Bracket | None
-    """The static estimate (estimate.json) at batch prices, for comparison."""
+    """The static estimate (estimate.json), for comparison."""
     cold_cache_usd: float | None = None
     """The expected cost if the rest is sent after the cache's TTL ran out since the pilot
     (its requests then write the prefix again instead of reading it)."""
@@ -89,8 +92,9 @@ def measure(job: JobConfig, paths: JobPaths, ledger: Ledger, estimate_file: Path
     primed = _results(paths, [r for r in sent if r.file.purpose == "prime"])
     bands = price_list(job.model)
     problems: list[str] = [] if bands else [f"{job.model} has no price in halfrate/prices.csv"]
-    pilot_usd = _cost(bands, usages, problems)
-    prime_usd = _cost(bands, [_usage_of(row) for row in primed.iter_rows(named=True)], problems)
+    pilot_usd = _cost(bands, results, problems)
+    prime_usd = _cost(bands, primed, problems)
+    realtime = job.mode is SendMode.realtime
     projected: tuple[float, float, float] | str | None = None
     cold: float | str | None = None
     if pilot_usd is not None and prime_usd is not None:
@@ -102,6 +106,7 @@ def measure(job: JobConfig, paths: JobPaths, ledger: Ledger, estimate_file: Path
             known_usd=prime_usd + pilot_usd,
             pilot_retried=sum(u.retry for u in usages),
             pilot_billed_mean_usd=pilot_usd / max(1, sum(u.billed for u in usages)),
+            realtime=realtime,
         )
         projected = projection.project(usages, whole, job.fingerprint())
         cold = projection.cold_cache(usages, whole, job.cache_ttl.value)
@@ -122,21 +127,29 @@ def measure(job: JobConfig, paths: JobPaths, ledger: Ledger, estimate_file: Path
         known_usd=None if pilot_usd is None or prime_usd is None else prime_usd + pilot_usd,
         remaining_requests=sum(r.file.n_requests for r in rest),
         projected=Bracket(low=low, expected=expected, high=high),
-        static=static.batch if static else None,
+        prices="realtime" if realtime else "batch",
+        static=(static.realtime if realtime else static.batch) if static else None,
         cold_cache_usd=cold if isinstance(cold, float) else None,
         cache_ttl=job.cache_ttl.value,
         problems=tuple(dict.fromkeys(problems)),
     )
 
 
-def _cost(bands: tuple[Price, ...], usages: list[Usage], problems: list[str]) -> float | None:
-    """What these requests cost at batch prices (None, with the reason, when unpriced)."""
+def _cost(bands: tuple[Price, ...], results: pl.DataFrame, problems: list[str]) -> float | None:
+    """What these results cost (None, with the reason, when unpriced): a batch's requests at
+    batch prices, a real-time pseudo-batch's at full price."""
     if not bands:
         return None
-    costs = [projection.request_cost(bands, u) for u in usages if u.billed]
-    missing = [c for c in costs if isinstance(c, str)]
-    problems.extend(missing)
-    return None if missing else sum(c.batch for c in costs if not isinstance(c, str))
+    total = 0.0
+    for row in results.iter_rows(named=True):
+        u = _usage_of(row)
+        cost = projection.request_cost(bands, u) if u.billed else None
+        if isinstance(cost, str):
+            problems.append(cost)
+            return None
+        if cost is not None:
+            total += cost.realtime if row["realtime"] else cost.batch
+    return total
 
 
 def _sizes(paths: JobPaths, records: list[BatchRecord]) -> pl.DataFrame:
@@ -171,13 +184,14 @@ def _results(paths: JobPaths, records: list[BatchRecord]) -> pl.DataFrame:
         return sizes.with_columns(
             result_type=pl.lit(None, pl.String),
             outcome=pl.lit(None, pl.String),
+            realtime=pl.lit(False),
             **{c: pl.lit(0, pl.Int64) for c in _USAGE},
         )
     parsed = pl.concat(
         [
-            pl.scan_parquet(paths.parsed_file(r.batch_id or "")).select(
-                "custom_id", "result_type", "outcome", *_USAGE
-            )
+            pl.scan_parquet(paths.parsed_file(r.batch_id or ""))
+            .select("custom_id", "result_type", "outcome", *_USAGE)
+            .with_columns(realtime=pl.lit(r.realtime))
             for r in records
         ]
     )

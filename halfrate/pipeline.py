@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
-from halfrate import pilot
+from halfrate import finish, pilot
 from halfrate.adopt import adopt_batch
+from halfrate.backpressure import SubmitGate, hold_released
 from halfrate.build import build_requests
 from halfrate.config import CacheTTL, JobConfig, JobOverrides, JobSpec, resolve_job
 from halfrate.cost_model import CostEstimate
@@ -24,11 +25,14 @@ from halfrate.extract import ExtractSummary, extract_rows
 from halfrate.gateway import BatchGateway, make_client
 from halfrate.job_estimates import sync_estimate_files
 from halfrate.kinds import kind_of
-from halfrate.ledger import CANCEL_KEY, BatchRecord, BatchStatus, Ledger, RequestFile
+from halfrate.kinds.base import SendMode
+from halfrate.ledger import CANCEL_KEY, UNSENT, BatchRecord, BatchStatus, Ledger, RequestFile
 from halfrate.load import load_batch, load_job, staged_rows
 from halfrate.pilot_report import PilotReport, load_report, measure, save_report
 from halfrate.preflight import preflight as preflight_checks
 from halfrate.progress import Progress, cancel_batches, check_batches
+from halfrate.realtime import RealtimePolicy, RealtimeSent, send_file
+from halfrate.realtime_log import load_lost_calls
 from halfrate.results import parse_results
 from halfrate.retry import plan_retry
 from halfrate.settings import Settings
@@ -37,7 +41,7 @@ from halfrate.submit import SubmitPolicy, submit_pending
 from halfrate.summary import JobSummary
 from halfrate.summary import summarize as summarize_job
 from halfrate.warehouse import WarehouseBusyError, connect, ensure_schema
-from halfrate.workspace import JobConflictError, JobPaths, job_paths, open_job
+from halfrate.workspace import JobConflictError, JobPaths, job_lock, job_paths, open_job
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
@@ -151,6 +155,10 @@ def build(job: JobConfig, settings: Settings, attempt: int) -> list[RequestFile]
         rows, prime = plan_retry(step.paths, step.ledger, attempt), False
     if rows is None:
         return []
+    prime = prime and not finish.realtime_due(job, step.ledger)  # real time reads the cache
+    if settings.max_queued_requests is not None:  # each file fits in the job's queue cap
+        cap = min(settings.max_requests_per_batch, settings.max_queued_requests)
+        settings = settings.model_copy(update={"max_requests_per_batch": cap})
     return build_requests(job, step.paths, step.ledger, attempt, rows, settings, prime, sample)
 
 
@@ -236,13 +244,14 @@ def record_estimates(step: "Step", con: "DuckDBPyConnection | None" = None) -> N
     """Sync the job's static estimate and pilot projection into job_estimates (best effort
     without `con`: a busy warehouse gets them at the next load)."""
     files = (step.paths.root / ESTIMATE_FILE, step.paths.root / PILOT_FILE)
+    realtime = step.job.mode is SendMode.realtime
     if con is not None:
-        sync_estimate_files(con, step.job.name, *files)
+        sync_estimate_files(con, step.job.name, *files, realtime)
         return
     try:
         with connect(step.settings.warehouse, retry_seconds=10.0) as own:
             ensure_schema(own)
-            sync_estimate_files(own, step.job.name, *files)
+            sync_estimate_files(own, step.job.name, *files, realtime)
     except Exception as exc:  # the files keep them; the next load records them
         log.warning("could not record the estimates in %s now: %s", step.settings.warehouse, exc)
 
@@ -254,6 +263,13 @@ def submit(job: JobConfig, settings: Settings, attempt: int, purpose: str) -> li
     job's batches there and refuses to send them again (see `halfrate.preflight`).
     """
     step = Step.of(job, settings)
+    finish.mark_first_submit(step.ledger)
+    gate = SubmitGate(
+        step.ledger,
+        settings.max_queued_requests,
+        batches_allowed=lambda: not finish.realtime_due(job, step.ledger),
+        hold_backoff=10 * settings.poll_interval,
+    )
     try:
         return submit_pending(
             step.ledger,
@@ -263,6 +279,7 @@ def submit(job: JobConfig, settings: Settings, attempt: int, purpose: str) -> li
             purpose=purpose,
             known_batch_ids=lambda: known_batch_ids(settings.workdir),
             policy=submit_policy(settings),
+            gate=gate,
         )
     finally:
         register_batches(step)
@@ -297,9 +314,58 @@ def submit_policy(settings: Settings) -> SubmitPolicy:
     return SubmitPolicy(propagation_delay=wait, backoff=(0.2 * wait, wait, 3 * wait))
 
 
-def check(job: JobConfig, settings: Settings, attempt: int) -> Progress:
+MAX_WAVES = 500
+"""Submit-and-wait rounds of one phase (each waits for a batch to end or a retry-after)."""
+
+
+def realtime_policy(settings: Settings) -> RealtimePolicy:
+    """Real-time pacing: a refused call waits 1, 2, 4 ... 32 s (at a 30 s poll interval)."""
+    scale = settings.poll_interval / 30
+    backoff = tuple(scale * 2**n for n in range(6))
+    return RealtimePolicy(concurrency=settings.realtime_concurrency, backoff=backoff)
+
+
+def check(job: JobConfig, settings: Settings, attempt: int, purpose: str | None = None) -> Progress:
+    """The await sensor's one check: past the deadline, cancel the batches not ended first;
+    then how the attempt's batches stand, and whether files held back may be sent now."""
     step = Step.of(job, settings)
-    return check_batches(step.ledger, step.gateway(), attempt=attempt)
+    gateway = step.gateway()
+    finish.cancel_at_deadline(job, step.ledger, gateway)
+    progress = check_batches(step.ledger, gateway, attempt=attempt, purpose=purpose)
+    return progress.model_copy(update={"ready_to_send": _ready_to_send(step, attempt, purpose)})
+
+
+def _ready_to_send(step: Step, attempt: int, purpose: str | None) -> int:
+    ledger = step.ledger
+    unsent = [r for r in ledger.records(attempt=attempt, purpose=purpose) if r.status in UNSENT]
+    if not unsent or ledger.cancel_requested() or finish.realtime_due(step.job, ledger):
+        return 0
+    return len(unsent) if hold_released(ledger) else 0
+
+
+def send_realtime(
+    job: JobConfig, settings: Settings, attempt: int, purpose: str
+) -> list[RealtimeSent]:
+    """Send in real time what is due (mode realtime, or what the deadline left); parse it."""
+    step = Step.of(job, settings)
+    policy = realtime_policy(settings)
+    sent: list[RealtimeSent] = []
+    tried = False
+    try:
+        with job_lock(step.paths):  # one process sends a job's requests at a time
+            for record in finish.realtime_files(job, step.ledger, step.paths, attempt, purpose):
+                if step.ledger.cancel_requested():
+                    break
+                tried = True
+                finish.mark_first_submit(step.ledger)
+                done = send_file(step.ledger, step.paths, step.gateway(), record, policy)
+                raw = step.paths.results_file(done.batch_id)
+                parse_results(raw, step.paths.parsed_file(done.batch_id), job, done.batch_id)
+                sent.append(done)
+    finally:
+        if tried:  # the warehouse knows every pseudo-batch, as every batch
+            register_batches(step)
+    return sent
 
 
 class Downloaded(BaseModel):
@@ -351,6 +417,7 @@ def load(job: JobConfig, settings: Settings, extracted: ExtractSummary) -> LoadR
             load_batch(con, job, step.paths, record)
             step.ledger.set_status(record.batch_id or "", BatchStatus.loaded)
         load_stops(con, job.name, step.paths, step.ledger)
+        load_lost_calls(con, job.name, step.ledger)
         record_estimates(step, con)
     return LoadResult([r.batch_id or "" for r in todo], [])
 
@@ -398,7 +465,13 @@ def summarize(job: JobConfig, settings: Settings) -> JobSummary:
         return staged_summary(job, settings, records, str(exc))
     with con:
         summary = summarize_job(con, job, settings.warehouse)
-    return summary.model_copy(update={"staged_not_loaded": staged})
+    deadline = finish.deadline_of(job, step.ledger)
+    return summary.model_copy(
+        update={
+            "staged_not_loaded": staged,
+            "deadline": deadline.isoformat(timespec="seconds") if deadline else None,
+        }
+    )
 
 
 def staged_summary(

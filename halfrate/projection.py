@@ -125,8 +125,11 @@ def _line(xs: list[float], ys: list[int]) -> tuple[float, float]:
     return mean_y - slope * mean_x, slope
 
 
-def rest_cost(f: Fit, rest: pl.DataFrame, bands: tuple[Price, ...], max_tokens: int) -> float | str:
-    """What the remaining requests (`rest`: x, n) cost once each, billed, at batch prices."""
+def rest_cost(
+    f: Fit, rest: pl.DataFrame, bands: tuple[Price, ...], max_tokens: int, realtime: bool = False
+) -> float | str:
+    """What the remaining requests (`rest`: x, n) cost once each, billed, at batch prices (or
+    at real-time prices: `realtime`)."""
     if rest.height == 0:
         return 0.0
     (a_in, b_in), (a_out, b_out) = f.input_line, f.output_line
@@ -148,7 +151,7 @@ def rest_cost(f: Fit, rest: pl.DataFrame, bands: tuple[Price, ...], max_tokens: 
         if isinstance(prefix_price, str):
             return prefix_price
         micro = inputs_sum * price.input + n * f.prefix * prefix_price + outputs_sum * price.output
-        total += micro / 1e6 * price.batch_discount
+        total += micro / 1e6 * (1.0 if realtime else price.batch_discount)
     return total
 
 
@@ -185,11 +188,17 @@ class Job:
     """Pilot requests that need another try: they are asked again with the rest."""
     pilot_billed_mean_usd: float
     """What one billed pilot request cost on average (its retries cost as much)."""
+    realtime: bool = False
+    """The rest is sent in real time (`mode: realtime`): full prices, no batch discount, and
+    it reads the cache the pilot warmed (real time sends its first request alone to write it,
+    so the pilot's one write is not the rest's share)."""
 
 
 def total(job: Job, f: Fit) -> float | str:
     """The full job at batch prices: what was paid, the rest and every retry expected."""
-    once = rest_cost(f, job.rest, job.bands, job.max_tokens)
+    if job.realtime and f.prefix_shares[0]:
+        f = f._replace(prefix_shares=(1.0, 0.0, 0.0))
+    once = rest_cost(f, job.rest, job.bands, job.max_tokens, job.realtime)
     if isinstance(once, str):
         return once
     rest = once * f.billed * tries(f.retry, job.max_attempts)
@@ -226,9 +235,10 @@ def project(
 
 def cold_cache(usages: Sequence[Usage], job: Job, ttl: str) -> float | str | None:
     """The expected cost if the rest writes the cached prefix again instead of reading it (it
-    is sent after the cache's `ttl` ran out since the pilot); None when the pilot read none."""
+    is sent after the cache's `ttl` ran out since the pilot); None when the pilot read none,
+    or in real time (its first request alone writes the cache for the others again)."""
     f = fit(usages)
-    if f is None or not f.prefix or not f.prefix_shares[0]:
+    if job.realtime or f is None or not f.prefix or not f.prefix_shares[0]:
         return None
     writes = (0.0, 1.0, 0.0) if ttl == "5m" else (0.0, 0.0, 1.0)
     return total(job, f._replace(prefix_shares=writes))

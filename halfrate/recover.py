@@ -32,6 +32,7 @@ from halfrate.gateway import BatchGateway, make_client, total_requests
 from halfrate.kinds import kind_of
 from halfrate.ledger import Ledger, now_iso
 from halfrate.pilot import PILOT_KEY
+from halfrate.realtime import REALTIME_ID_PREFIX
 from halfrate.settings import Settings
 from halfrate.split import split_request_file
 from halfrate.sql import load_sql
@@ -82,6 +83,14 @@ def recover(job_name: str, settings: Settings) -> Recovered:
         raise RecoverError(
             f"the warehouse {settings.warehouse} knows no batch of job {job_name!r}: there is "
             "nothing to recover; run the job"
+        )
+    realtime = [b.batch_id for b in batches if b.batch_id.startswith(REALTIME_ID_PREFIX)]
+    if realtime:
+        raise RecoverError(
+            f"job {job_name!r} sent requests in real time ({', '.join(realtime[:3])}): the "
+            "Messages API keeps no record of them, so a ledger that would not send them again "
+            "cannot be rebuilt. Their answers stay in the warehouse; rerun the job with "
+            "--restart to start it over"
         )
     job = _job_config(paths, settings, job_name, config)
     open_job(settings.workdir, job)

@@ -28,6 +28,7 @@ SCHEMA_TABLES = (
     "schema/prices",
     "schema/user_cancels",
     "schema/unsent_requests",
+    "schema/lost_calls",
     "schema/job_estimates",
 )
 SCHEMA_VIEWS = (
@@ -113,6 +114,7 @@ MIGRATIONS = (
     "migrate/add_requests_request",
     "migrate/add_outcomes_request",
     "migrate/add_unsent_requests_request",
+    "migrate/add_batches_mode",
 )
 """Columns added since: each a no-op where the column exists."""
 

@@ -37,9 +37,10 @@ def retry_while_waiting(task: Task[..., Progress], task_run: TaskRun, state: Sta
     cache_policy=NO_CACHE,
     timeout_seconds=600,  # bounds one status check, not the wait
 )
-def await_completion(job: JobConfig, attempt: int) -> Progress:
-    """Check the attempt's batches once; raise BatchesNotReady (and retry) until all ended."""
-    progress = pipeline.check(job, get_settings(), attempt)
+def await_completion(job: JobConfig, attempt: int, purpose: str | None = None) -> Progress:
+    """Check the attempt's batches once (past the deadline, cancel those not ended); raise
+    BatchesNotReady (and retry) until all ended, or files waiting for the queue may go."""
+    progress = pipeline.check(job, get_settings(), attempt, purpose)
     report_progress(job, attempt, progress)
     counts = progress.request_counts
     get_run_logger().info(
@@ -49,6 +50,6 @@ def await_completion(job: JobConfig, attempt: int) -> Progress:
         progress.batches_total,
         counts,
     )
-    if not progress.all_ended:
+    if not progress.settled:
         raise BatchesNotReady(progress)
     return progress

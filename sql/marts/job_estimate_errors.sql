@@ -1,7 +1,7 @@
 -- grain: one row per job and kind of estimate (key: job_name, estimate)
--- Each estimate of job_estimates next to what the job really cost at batch
--- prices (job_costs.batch_cost_usd, billed usage of every batch, retries
--- included) and how far off it was:
+-- Each estimate of job_estimates next to what the job really cost
+-- (job_costs.cost_usd: billed usage of every batch, retries included, and of
+-- anything sent in real time at full price) and how far off it was:
 --   error_usd    expected_usd - actual_usd (positive: the estimate was high)
 --   error_rate   error_usd / actual_usd
 --   within_range actual_usd between low_usd and high_usd
@@ -26,7 +26,7 @@ estimates as (
 costs as (
     select
         job_name,
-        batch_cost_usd
+        cost_usd
     from job_costs
 ),
 
@@ -46,14 +46,14 @@ select
     estimates.low_usd,
     estimates.expected_usd,
     estimates.high_usd,
-    costs.batch_cost_usd as actual_usd,
+    costs.cost_usd as actual_usd,
     coalesce(pending.pending_rows, 0) = 0 as finished,
-    (estimates.expected_usd - costs.batch_cost_usd)::decimal(24, 12) as error_usd,
+    (estimates.expected_usd - costs.cost_usd)::decimal(24, 12) as error_usd,
     (
-        (estimates.expected_usd - costs.batch_cost_usd)
-        / nullif(costs.batch_cost_usd, 0)
+        (estimates.expected_usd - costs.cost_usd)
+        / nullif(costs.cost_usd, 0)
     )::double as error_rate,
-    costs.batch_cost_usd
+    costs.cost_usd
     between estimates.low_usd and estimates.high_usd as within_range
 from estimates
 left join costs

@@ -4,6 +4,7 @@ paid once, its projection lands near the actual cost, and a budget stops before 
 import random
 import shutil
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +172,22 @@ def test_recover_rebuilds_a_pilot_and_the_job_still_pays_each_row_once(
     assert summary.final_states == {"succeeded": 80}
     ids = sent(emulator)
     assert len(ids) == 80 and set(ids.values()) == {1}
+
+
+def test_a_real_time_job_pilots_in_real_time_and_pays_each_row_once(
+    prefect_api: str, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    job = write_job(tmp_path, rows=60, mode="realtime")
+    report = pilot_job(job_file=str(job), rows=10)
+    assert isinstance(report, PilotReport) and report.prices == "realtime"
+    assert len(emulator.admin.messages()) == 10  # the pilot's rows, one call each
+    summary = batch_job(job_file=str(job))
+    assert summary.final_states == {"succeeded": 60}
+    assert len(emulator.admin.messages()) == 60 and emulator.admin.audit() == []  # no batch
+    [(pilot, static, actual)] = query(
+        "select max(expected_usd) filter (estimate = 'pilot'), "
+        "max(expected_usd) filter (estimate = 'static'), max(actual_usd) "
+        "from job_estimate_errors"
+    )
+    assert abs(pilot - actual) < actual * Decimal("0.02")  # full price, warm cache: as it ran
+    assert abs(static - actual) < actual * Decimal("0.05")  # the real-time figure, not batch

@@ -133,3 +133,15 @@ def test_a_cold_cache_prices_the_rest_writing_the_prefix_again() -> None:
     assert projection.cold_cache([usage(100, 20, billed=False)], job, "1h") is None
     uncached = [Usage(x=100, billed=True, retry=False, input_tokens=1035, output_tokens=20)]
     assert projection.cold_cache(uncached, job, "1h") is None  # nothing was read
+
+
+def test_in_real_time_the_rest_reads_the_cache_at_full_price() -> None:
+    first = Usage(x=100, billed=True, retry=False, input_tokens=35, cache_write_1h=1000,
+                  output_tokens=20)  # fmt: skip
+    usages = [first] + [usage(100, 20)] * 9  # real time: the first request alone wrote
+    job = Job(rest(*[100] * 90), SONNET, 500, 3, 0.0, 0, 0.0, realtime=True)
+    expected = project(usages, job, "s")
+    assert isinstance(expected, tuple)
+    micro = 90 * (35 * 2 + 1000 * 0.2 + 20 * 10)  # every remaining request reads, no discount
+    assert expected[1] == pytest.approx(micro / 1e6)
+    assert projection.cold_cache(usages, job, "1h") is None
