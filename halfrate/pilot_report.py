@@ -195,7 +195,8 @@ def _results(paths: JobPaths, records: list[BatchRecord]) -> pl.DataFrame:
             for r in records
         ]
     )
-    return parsed.join(sizes.lazy(), on="custom_id", how="inner").collect()
+    # in custom_id order: results come back in any order, the bootstrap must not depend on it
+    return parsed.join(sizes.lazy(), on="custom_id", how="inner").sort("custom_id").collect()
 
 
 _DOWNLOADED = (BatchStatus.downloaded, BatchStatus.loaded)
