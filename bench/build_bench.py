@@ -27,6 +27,7 @@ from bench._data import OUT, make_docs, make_docs_csv, make_instructions, make_t
 LABELS = ["billing", "access", "shipping", "account", "other"]
 TWO_COLUMNS = "Title: {title}\n\n{body}"
 REPO = Path(__file__).resolve().parents[1]
+PILOT_ENV = "HALFRATE_BENCH_PILOT_ROWS"
 
 
 def extract_child(source: Path, root: Path) -> None:
@@ -56,9 +57,15 @@ def child(rows: int, root: Path) -> None:
     labels = ["billing", "access", "shipping", "account", "other"]
     job = JobConfig(name="bench", source=source, instructions=make_instructions(), labels=labels)
     paths = JobPaths(root)
+    pilot_rows = int(os.environ.get(PILOT_ENV, "0"))
+    from halfrate.pilot import sample_row_ids  # (imports the gateway: not part of the build)
+
     started = time.perf_counter()
+    sample = []
+    if pilot_rows:  # as pipeline.build does it: sample, then build prime + pilot + main
+        sample = sample_row_ids(source, pilot_rows, job.fingerprint())
     files = build_requests(
-        job, paths, Ledger.create(paths.ledger), 1, source, Settings(), prime=True
+        job, paths, Ledger.create(paths.ledger), 1, source, Settings(), True, sample
     )
     wall = time.perf_counter() - started
     body = sum(f.body_bytes for f in files)
@@ -148,6 +155,9 @@ def main() -> None:
         help="with --prompt: also run the one-column job on the code in this checkout (e.g. "
         "`git worktree add /tmp/base <commit>`, with this bench/ copied in)",
     )
+    parser.add_argument(
+        "--pilot", type=int, default=0, help="build attempt 1 with a pilot of this many rows"
+    )
     parser.add_argument("--child", nargs=2, metavar=("ROWS", "ROOT"), help=argparse.SUPPRESS)
     parser.add_argument("--extract-source", help=argparse.SUPPRESS)
     parser.add_argument("--prompt-variant", help=argparse.SUPPRESS)
@@ -164,6 +174,8 @@ def main() -> None:
     if args.child:
         child(int(args.child[0]), Path(args.child[1]))
         return
+    if args.pilot:
+        os.environ[PILOT_ENV] = str(args.pilot)  # the children read it
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} {platform.processor() or platform.machine()}, ")
     print(f"# {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f} at start")
     print(f"# output in {args.workdir}")

@@ -6,6 +6,7 @@ import typer
 from typer.core import TyperCommand
 
 from cli import commands, lifetime, server_commands
+from cli.pilot import pilot
 from halfrate_emulator.cli import emulator
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -13,6 +14,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.command("run")(commands.run)
 app.command("demo")(commands.demo)
 app.command("estimate")(commands.estimate)
+app.command("pilot")(pilot)
 app.command("status")(commands.status)
 app.command("cancel")(commands.cancel)
 app.command("adopt")(commands.adopt)

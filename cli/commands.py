@@ -2,6 +2,7 @@
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -187,27 +188,37 @@ def _prefect_env(debug: bool) -> None:
 def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool, debug: bool = False) -> Any:
     """Run the Prefect flow in this process, reporting to the server `_prefect_env` finds."""
     _prefect_env(debug)
-    from prefect.exceptions import CancelledRun
-
     from flows.batch_job import batch_job
 
-    try:
-        return batch_job(job_file=job_file, job=spec, restart=restart)
-    except CancelledRun as exc:  # the user canceled the job while it ran
-        raise Canceled(str(exc)) from None
+    return in_flow(lambda: batch_job(job_file=job_file, job=spec, restart=restart))
 
 
 def run_chain(job_files: list[str], restart: bool, debug: bool = False) -> Any:
     """Run jobs in order as one Prefect flow run (flows/chain.py), like run_flow."""
     _prefect_env(debug)
-    from prefect.exceptions import CancelledRun
-
     from flows.chain import job_chain
 
+    return in_flow(lambda: job_chain(job_files=job_files, restart=restart))
+
+
+def in_flow(call: Callable[[], Any]) -> Any:
+    """Call a flow; a user cancel becomes `Canceled`. Prefect's logs and events are sent before
+    the CLI prints its last word, so no "Still processing items" line of theirs comes after it."""
+    from prefect.events.worker import EventsWorker
+    from prefect.exceptions import CancelledRun
+    from prefect.logging.handlers import APILogWorker
+
     try:
-        return job_chain(job_files=job_files, restart=restart)
-    except CancelledRun as exc:  # the user canceled a stage while it ran
+        return call()
+    except CancelledRun as exc:  # the user canceled the job while it ran
         raise Canceled(str(exc)) from None
+    finally:
+        for service in (EventsWorker, APILogWorker):
+            service.drain_all(timeout=DRAIN_SECONDS, at_exit=False)
+
+
+DRAIN_SECONDS = 15.0
+"""The longest the CLI waits for Prefect's pending logs and events after a flow run."""
 
 
 def parse_overrides(pairs: list[str]) -> JobSpec | None:

@@ -160,11 +160,16 @@ def finish_chain(chain: "ChainSummary", ran_on_emulator: bool) -> ExitCode:
     totals = (chain.batch_cost_usd, chain.realtime_cost_usd, chain.savings_usd)
     table.add_row("total", "", "", *map(format_usd, totals))
     console.print(table)
+    if chain.realtime_spend_usd:
+        note(
+            f"spent in real time (full price, on top of the batch cost): "
+            f"{format_usd(chain.realtime_spend_usd)}"
+        )
     return max(codes, default=ExitCode.ok)
 
 
 def print_summary(s: "JobSummary") -> None:
-    from halfrate.summary import format_usd
+    from halfrate.summary import format_usd, realtime_lines
 
     table = Table(
         title=plain(f"halfrate job {s.job_name} ({s.kind}, {s.model})"), show_header=False
@@ -186,11 +191,16 @@ def print_summary(s: "JobSummary") -> None:
         f" · cache read {s.cache_read_tokens:,} · output {s.output_tokens:,}",
     )
     row("cost (batch prices)", format_usd(s.batch_cost_usd))
+    if s.realtime_rows or s.possible_duplicate_requests:
+        row("cost (real time, full price)", format_usd(s.realtime_spend_usd))
+        row("cost (total)", format_usd(s.cost_usd))
     row("real-time equivalent", format_usd(s.realtime_cost_usd))
     row("saved", format_usd(s.savings_usd))
     row("cache hit rate", "n/a" if s.cache_hit_rate is None else f"{s.cache_hit_rate:.1%}")
     row("warehouse", s.warehouse)
     console.print(table)
+    for line in realtime_lines(s):
+        note(line)
     if s.note:
         note(s.note)
     if s.staged_not_loaded:

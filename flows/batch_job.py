@@ -1,4 +1,5 @@
-"""The halfrate pipeline: extract, build-requests, submit, await-completion, download, load."""
+"""The halfrate pipeline: extract, build-requests, submit, await-completion, download,
+send-realtime (a deadline's rest, or mode realtime), load."""
 
 import math
 from typing import Any
@@ -16,7 +17,9 @@ from tasks.download import download
 from tasks.estimate import estimate
 from tasks.extract import extract, prepare_job
 from tasks.load import load
+from tasks.pilot import project_cost
 from tasks.preflight import preflight
+from tasks.realtime import send_realtime
 from tasks.report import report, user_cancel
 from tasks.reporting import emit_job_event
 from tasks.runtime import settings as get_settings  # env key, else the Secret block
@@ -72,12 +75,21 @@ def batch_job(
         files = build_requests(config, attempt)
         if not files:
             break  # nothing (left) to send, or the user canceled: no further attempt
-        for purpose in pipeline.phases(files):
-            for _ in range(SENDS_PER_PHASE):
+        phases = pipeline.phases(files)
+        for purpose in phases:
+            if purpose == "main" and "pilot" in phases:
+                project_cost(config)  # stops here when the pilot projects a cost over budget
+            resent = 0
+            for _ in range(pipeline.MAX_WAVES):  # waves: files wait for the processing queue
                 send(config, attempt, purpose)
-                wait(config, attempt)
-                if not fetch(config, attempt).released:
+                progress = wait(config, attempt, purpose)
+                if fetch(config, attempt).released:
+                    resent += 1
+                elif not progress.ready_to_send:
                     break
+                if resent >= SENDS_PER_PHASE:
+                    break
+            send_realtime(config, attempt, purpose)  # mode realtime, or what the deadline left
             load(config, extracted)
     summary = report(config)
     canceled = user_cancel(config)

@@ -13,7 +13,7 @@ import os
 import re
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,6 +152,7 @@ def build_requests(
     rows: Path,
     settings: Settings,
     prime: bool,
+    pilot: Sequence[str] = (),
 ) -> list[RequestFile]:
     """Write the request files of one attempt and register them in the ledger.
 
@@ -169,9 +170,12 @@ def build_requests(
         settings: `max_requests_per_batch` and `max_batch_bytes` cut the files.
         prime: Send the first row alone in prime.jsonl (to warm the prompt cache); ignored when
             caching is off or there are fewer than two rows.
+        pilot: Row ids whose requests go to pilot-<NNNN>.jsonl (purpose `pilot`, sent and
+            measured before the rest: halfrate/pilot.py); the main files hold the other rows.
 
     Returns:
-        The request files in ledger order: the prime file first, then part 1, 2, ...
+        The request files in ledger order: the prime file first, then the pilot's, then
+        part 1, 2, ...
 
     Raises:
         BuildError: Bad rows file, a null row id or text, a request larger than the body
@@ -188,7 +192,8 @@ def build_requests(
     folder.mkdir(parents=True, exist_ok=True)
     builder = _Builder(paths, folder, attempt, settings, template, blocks=column == "content")
     try:
-        files = builder.write_all(batches, prime)
+        sample = pa.array(list(pilot), pa.string()) if pilot else None
+        files = builder.write_all(batches, prime, sample)
         builder.check_unique()
     except BaseException:
         builder.abort()
@@ -222,6 +227,30 @@ def _read_rows(rows: Path, line_overhead: int) -> tuple[int, str, Iterator[pa.Re
     columns = ["row_id", column, *(["request"] if "request" in names else [])]
     batches = parquet.iter_batches(batch_size=batch_rows, columns=columns)
     return meta.num_rows, column, batches
+
+
+PURPOSES = ("prime", "pilot", "main")
+"""Attempt 1's files by purpose, in the order they are sent (halfrate/pilot.py)."""
+
+
+def _route(
+    batch: pa.RecordBatch, sample: pa.Array | None, first: bool
+) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """A batch of lines by the file purpose they go to: the very first line to the prime
+    file (`first`), the `sample` rows' lines to pilot files, the others to main files."""
+    if first and batch.num_rows:
+        yield "prime", batch.slice(0, 1)
+        batch = batch.slice(1)
+    if not batch.num_rows:
+        return
+    chosen = None if sample is None else pc.is_in(batch.column(0).cast(pa.string()), sample)
+    if chosen is None or not pc.any(chosen).as_py():  # most batches: no copy
+        yield "main", batch
+        return
+    for purpose, mask in (("pilot", chosen), ("main", pc.invert(chosen))):
+        part = batch.filter(mask)
+        if part.num_rows:
+            yield purpose, part
 
 
 def custom_ids_for(row_ids: pa.Array, attempt: int, request: str | pa.Array = "") -> pa.Array:
@@ -296,43 +325,67 @@ class _Builder:
         self.files: list[_OpenFile] = []
         self.custom_id_hashes: list[pa.Array] = []
 
-    def write_all(self, batches: Iterator[pa.RecordBatch], prime: bool) -> list[RequestFile]:
-        current = self._open("prime", 0, "prime", 1) if prime else self._open_next(None)
+    def write_all(
+        self, batches: Iterator[pa.RecordBatch], prime: bool, sample: pa.Array | None = None
+    ) -> list[RequestFile]:
+        """Write every line, in one pass: the first to the prime file when `prime`, the lines
+        of the `sample` rows to pilot files, the others to main files (part-<NNNN>)."""
+        current: dict[str, _OpenFile | None] = {}
+        if prime:
+            current["prime"] = self._open("prime", 0, "prime", 1)
+        first = prime
         for batch in batches:
-            row_ids, custom_ids, texts, requests = self._columns(batch)
-            lines = self.template.lines(custom_ids, texts, self.blocks)
-            offsets = _offsets(lines)
-            data = memoryview(lines.buffers()[2])
-            start, end = 0, len(lines)
-            while start < end:
-                room = self.max_body - BODY_OVERHEAD - current.size
-                stop = bisect_right(offsets, offsets[start] + room, start, end + 1) - 1
-                stop = min(stop, start + current.max_count - current.count)
-                if stop == start:  # the next line does not fit: start a new file
-                    if current.count == 0:
-                        size = offsets[start + 1] - offsets[start] + BODY_OVERHEAD
-                        raise self._too_large(row_ids[start].as_py(), size)
-                    self._close(current)
-                    current = self._open_next(current)
-                    continue
-                self._submit(current.write, data[offsets[start] : offsets[stop]])
-                current.size += offsets[stop] - offsets[start]
-                current.count += stop - start
-                current.custom_ids.append(custom_ids[start:stop])
-                current.row_ids.append(row_ids[start:stop])
-                if requests is not None:
-                    current.requests.append(requests[start:stop])
-                start = stop
-        if current.count:
-            self._close(current)
-        else:
-            self._discard(current)
+            for purpose, lines in _route(batch, sample, first):
+                current[purpose] = self._write_lines(current.get(purpose), purpose, lines)
+            first = first and batch.num_rows == 0
+        for opened in current.values():
+            if opened is not None:
+                self._finish(opened)
         self.io.shutdown()
         self._drain()
         self.syncs.shutdown()
         for synced in self.synced:
             synced.result()  # every file durable (and renamed) before the ledger names it
+        self.files.sort(key=lambda f: (PURPOSES.index(f.purpose), f.part))
         return [self._request_file(opened) for opened in self.files]
+
+    def _write_lines(
+        self, current: _OpenFile | None, purpose: str, batch: pa.RecordBatch
+    ) -> _OpenFile:
+        """Write a batch's lines to the current file of `purpose`, starting new ones as the
+        limits are reached; returns the file that is current after them."""
+        current = current or self._open_next(None, purpose)
+        row_ids, custom_ids, texts, requests = self._columns(batch)
+        lines = self.template.lines(custom_ids, texts, self.blocks)
+        offsets = _offsets(lines)
+        data = memoryview(lines.buffers()[2])
+        start, end = 0, len(lines)
+        while start < end:
+            room = self.max_body - BODY_OVERHEAD - current.size
+            stop = bisect_right(offsets, offsets[start] + room, start, end + 1) - 1
+            stop = min(stop, start + current.max_count - current.count)
+            if stop == start:  # the next line does not fit: start a new file
+                if current.count == 0:
+                    size = offsets[start + 1] - offsets[start] + BODY_OVERHEAD
+                    raise self._too_large(row_ids[start].as_py(), size)
+                self._close(current)
+                current = self._open_next(current, purpose)
+                continue
+            self._submit(current.write, data[offsets[start] : offsets[stop]])
+            current.size += offsets[stop] - offsets[start]
+            current.count += stop - start
+            current.custom_ids.append(custom_ids[start:stop])
+            current.row_ids.append(row_ids[start:stop])
+            if requests is not None:
+                current.requests.append(requests[start:stop])
+            start = stop
+        return current
+
+    def _finish(self, opened: _OpenFile) -> None:
+        if opened.count:
+            self._close(opened)
+        else:
+            self._discard(opened)
 
     def _columns(
         self, batch: pa.RecordBatch
@@ -370,9 +423,11 @@ class _Builder:
         self.files.append(opened)
         return opened
 
-    def _open_next(self, previous: _OpenFile | None) -> _OpenFile:
-        part = previous.part + 1 if previous else 1
-        return self._open(f"part-{part:04d}", part, "main", self.max_requests)
+    def _open_next(self, previous: _OpenFile | None, purpose: str) -> _OpenFile:
+        """The next file of `purpose`: part-<NNNN> (main) or pilot-<NNNN>, numbered from 1."""
+        part = previous.part + 1 if previous and previous.purpose == purpose else 1
+        stem = "part" if purpose == "main" else purpose
+        return self._open(f"{stem}-{part:04d}", part, purpose, self.max_requests)
 
     def _discard(self, opened: _OpenFile) -> None:
         self.files.remove(opened)
@@ -458,7 +513,14 @@ def _remove_unregistered(folder: Path) -> None:
     """Remove request files no ledger entry knows of (left by a crash); keep todo.parquet."""
     if not folder.exists():
         return
-    for pattern in ("part-*.jsonl", "part-*.index.parquet", "prime.jsonl", "prime.index.parquet"):
+    for pattern in (
+        "part-*.jsonl",
+        "part-*.index.parquet",
+        "pilot-*.jsonl",
+        "pilot-*.index.parquet",
+        "prime.jsonl",
+        "prime.index.parquet",
+    ):
         for path in folder.glob(pattern):
             path.unlink()
     for path in folder.glob(".*.tmp"):

@@ -257,7 +257,7 @@ class _Downloader:
                 continue
             check = verify_results(part, index, counts)
             if check.ok:
-                _durable_replace(part, final)
+                durable_replace(part, final)
                 self.ledger.set_status(batch_id, BatchStatus.downloaded)
                 log.info("batch %s: %d results verified", batch_id, check.lines)
                 return _summary(record, self.paths, final, counts, number)
@@ -317,7 +317,7 @@ class _Downloader:
         )
 
 
-def _durable_replace(part: Path, final: Path) -> None:
+def durable_replace(part: Path, final: Path) -> None:
     """Rename a verified file into place so that a power cut cannot leave it half-written."""
     with part.open("rb+") as fh:
         os.fsync(fh.fileno())

@@ -28,6 +28,7 @@ from halfrate.cost_model import CostEstimate, TokenProfile, estimate_cost, plan_
 from halfrate.documents import PDF_PAGE_TOKENS
 from halfrate.errors import ActionableError, APIError, ErrorKind
 from halfrate.gateway import BatchGateway
+from halfrate.kinds.base import SendMode
 from halfrate.summary import format_usd
 from halfrate.workspace import write_atomic
 
@@ -186,7 +187,9 @@ def check_budget(job: JobConfig, e: CostEstimate) -> None:
             f"cannot be checked against it ({e.profile.notes[0]}); nothing was submitted. Rerun "
             "when count_tokens answers again, or remove max_cost_usd to run on a rough estimate."
         )
-    expected = e.batch.expected
+    realtime = job.mode is SendMode.realtime
+    expected = e.realtime.expected if realtime else e.batch.expected
+    prices = "real-time prices (mode: realtime)" if realtime else "batch prices"
     if expected is None:
         raise BudgetUncheckedError(
             f"job {job.name!r}: max_cost_usd is {cap_text} but the job cannot be priced "
@@ -195,14 +198,16 @@ def check_budget(job: JobConfig, e: CostEstimate) -> None:
         )
     if expected > cap:
         raise BudgetExceededError(
-            f"job {job.name!r}: expected cost {format_usd(expected, versus=cap)} at batch prices "
-            f"(range {_range(e)}) is above max_cost_usd {format_usd(cap, versus=expected)}; "
+            f"job {job.name!r}: expected cost {format_usd(expected, versus=cap)} at {prices} "
+            f"(range {_range(e, realtime)}) is above max_cost_usd "
+            f"{format_usd(cap, versus=expected)}; "
             "nothing was submitted. Raise max_cost_usd, use a smaller source or a cheaper model."
         )
 
 
-def _range(e: CostEstimate) -> str:
-    return f"{format_usd(e.batch.low)} – {format_usd(e.batch.high)}"
+def _range(e: CostEstimate, realtime: bool = False) -> str:
+    band = e.realtime if realtime else e.batch
+    return f"{format_usd(band.low)} – {format_usd(band.high)}"
 
 
 def render_estimate(job: JobConfig, e: CostEstimate) -> str:

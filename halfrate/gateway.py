@@ -11,6 +11,9 @@ Two SDK 2.10 behaviours shape it (shared/reference/anthropic-batches.md sections
 - `batches.create(requests=[...])` builds the whole body in Python (~1.4 GiB per 256 MB batch).
   `create_from_file` streams the pre-built JSONL file as the body instead, in 1 MiB blocks,
   with an exact Content-Length (perf-baseline.md section B).
+`create_message` (one real-time Messages call) is never retried here either: a call whose
+answer was lost may have been paid for, so `halfrate.realtime` decides (it records each call
+before it is sent, and sends a lost one again only once, counting the possible double charge).
 Status calls keep the SDK's retries (429, 5xx, connection errors) and also retry a 404 that
 arrives within a minute of a batch's creation (anthropics/anthropic-sdk-python#1432).
 
@@ -24,11 +27,13 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
+import orjson
 
 from halfrate.errors import ActionableError, APIError, ErrorKind, classify
 
@@ -59,6 +64,27 @@ COUNT_TOKENS_KEYS = frozenset(
 )  # fmt: skip
 
 _T = TypeVar("_T")
+
+
+RATE_LIMIT_PREFIX = "anthropic-ratelimit-"
+RATE_LIMITS = ("requests", "tokens", "input-tokens", "output-tokens")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """What an answer's `anthropic-ratelimit-*` headers say of the tightest limit."""
+
+    remaining: int | None = None
+    reset_at: datetime | None = None
+    """When that limit is replenished (RFC 3339 in the header)."""
+
+
+@dataclass(frozen=True)
+class MessageAnswer:
+    """A real-time Messages call's answer, as plain data: the Message JSON and the limits."""
+
+    message: dict[str, Any]
+    rate_limit: RateLimit
 
 
 class MissingAPIKeyError(RuntimeError, ActionableError):
@@ -218,6 +244,32 @@ class BatchGateway:
         )
         self._born[batch.id] = self._monotonic()
         return batch
+
+    def create_message(self, params: Mapping[str, Any], *, timeout: float) -> MessageAnswer:
+        """One `POST /v1/messages` with a request line's params. Never retried here: see
+        `halfrate.realtime`. An answer that is not a Message raises `APIError` (unexpected)."""
+        response = _call(
+            "messages",
+            lambda: self.client.post(
+                "/v1/messages",
+                body=dict(params),
+                cast_to=httpx2.Response,
+                options={"max_retries": 0, "timeout": timeout},
+            ),
+        )
+        try:
+            message = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            message = None
+        if not isinstance(message, dict) or message.get("type") != "message":
+            raise APIError(
+                ErrorKind.unexpected,
+                "messages",
+                f"HTTP {response.status_code} answer is not a Message: "
+                f"{_first_line(response.text)!r}",
+                request_id=response.headers.get("request-id"),
+            )
+        return MessageAnswer(message, rate_limit(response.headers))
 
     # -- status ---------------------------------------------------------------------------
 
@@ -480,6 +532,25 @@ def _text(value: object) -> str | None:
 def _first_line(text: str, limit: int = 300) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line[:limit]
+
+
+def rate_limit(headers: Mapping[str, str]) -> RateLimit:
+    """The tightest of the `anthropic-ratelimit-<limit>-remaining` / `-reset` pairs."""
+    tightest = RateLimit()
+    for name in RATE_LIMITS:
+        try:
+            remaining = int(headers.get(f"{RATE_LIMIT_PREFIX}{name}-remaining", ""))
+        except ValueError:
+            continue
+        if tightest.remaining is not None and remaining >= tightest.remaining:
+            continue
+        reset = headers.get(f"{RATE_LIMIT_PREFIX}{name}-reset", "")
+        try:
+            reset_at: datetime | None = datetime.fromisoformat(reset.replace("Z", "+00:00"))
+        except ValueError:
+            reset_at = None
+        tightest = RateLimit(remaining, reset_at)
+    return tightest
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

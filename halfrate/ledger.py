@@ -10,7 +10,11 @@ Status of a request file's batch, in order:
   ended       the API says processing ended; results not yet on disk
   downloaded  raw results on disk and verified against the request file
   loaded      rows are in the warehouse
-and two ends of a file the API refused as too large (413), where nothing was created:
+A file may also be sent in real time (`mode` 'realtime': a job's `mode: realtime`, or past its
+deadline): its "batch" is then a real-time pseudo-batch `rt_...` that halfrate itself runs
+(halfrate/realtime.py): `submitted` while its requests are being sent, `downloaded` once every
+answer is in its results file.
+And two ends of a file the API refused as too large (413), where nothing was created:
   split       replaced by its two halves (request files whose `parent` is this one)
   failed      a single request the API refuses even alone; the note says why
 
@@ -20,13 +24,15 @@ the job instead of starting an empty ledger that would send every row again.
 
 Besides the batches, the ledger keeps: `foreign_batches`, batches a reconciliation adopted by
 mistake (their results are not this file's): never adopted again and never canceled;
-`user_cancels`, batches canceled at the user's request; and `meta` (key/value), which holds a
-pending user cancel and when the job was restarted.
+`user_cancels`, batches canceled at the user's request; `system_cancels`, batches halfrate
+canceled at the job's deadline (their rows are finished in real time); and `meta`
+(key/value), which holds a pending user cancel, when the job was restarted and first
+submitted, and a held submission (queue backpressure).
 """
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -42,7 +48,7 @@ create table if not exists request_files (
     path text primary key,          -- relative to the job folder
     attempt integer not null,
     part integer not null,
-    purpose text not null,          -- 'prime' (cache warm-up) or 'main'
+    purpose text not null,          -- 'prime' (cache warm-up), 'pilot' (sampled rows) or 'main'
     n_requests integer not null,
     body_bytes integer not null,    -- size of the create body that will be sent
     sha256 text not null,
@@ -60,7 +66,8 @@ create table if not exists batches (
     processing_status text,
     request_counts text,            -- JSON object as the API returned it
     note text,
-    updated_at text not null
+    updated_at text not null,
+    mode text                       -- 'realtime': a real-time pseudo-batch; null: a batch
 );
 create table if not exists foreign_batches (
     batch_id text primary key,
@@ -70,6 +77,11 @@ create table if not exists foreign_batches (
 );
 create table if not exists user_cancels (
     batch_id text primary key,
+    canceled_at text not null
+);
+create table if not exists system_cancels (
+    batch_id text primary key,      -- canceled by halfrate itself (the deadline), not the user
+    reason text not null,
     canceled_at text not null
 );
 create table if not exists meta (key text primary key, value text not null);
@@ -92,6 +104,7 @@ class BatchStatus(StrEnum):
     failed = "failed"
 
 
+_COUNT_KEYS = ("processing", "succeeded", "errored", "canceled", "expired")
 UNSENT = (None, BatchStatus.intent)
 """Statuses of a file that still needs a create (or a reconciliation)."""
 CLOSED = (BatchStatus.split_up, BatchStatus.failed)
@@ -126,6 +139,15 @@ class BatchRecord:
     processing_status: str | None
     request_counts: dict[str, int] | None
     note: str | None
+    mode: str = "batch"
+    """'batch', or 'realtime' for a real-time pseudo-batch (`batch_id` rt_...)."""
+
+    @property
+    def realtime(self) -> bool:
+        return self.mode == REALTIME
+
+
+REALTIME = "realtime"
 
 
 def now_iso() -> str:
@@ -205,7 +227,7 @@ class Ledger:
         sql = (
             "select f.path, f.attempt, f.part, f.purpose, f.n_requests, f.body_bytes, f.sha256,"
             " b.status, b.intent_at, b.batch_id, b.created_at, b.expires_at, b.ended_at,"
-            " b.processing_status, b.request_counts, b.note, f.parent"
+            " b.processing_status, b.request_counts, b.note, f.parent, b.mode"
             " from request_files f left join batches b using (path)"
             " where (? is null or f.attempt = ?) and (? is null or f.purpose = ?)"
             " order by f.attempt, f.purpose desc, f.part, f.path"
@@ -289,6 +311,49 @@ class Ledger:
                     batch["id"],
                 ),
             )
+
+    # -- real-time pseudo-batches (halfrate/realtime.py) -------------------------------------
+
+    def record_realtime(self, path: str, batch_id: str, n_requests: int) -> None:
+        """Start sending a file in real time as the pseudo-batch `batch_id` (no batch before)."""
+        at = now_iso()
+        counts = orjson.dumps(dict.fromkeys(_COUNT_KEYS, 0) | {"processing": n_requests})
+        with self._connect() as con:
+            con.execute(
+                "insert into batches (path, status, intent_at, batch_id, created_at,"
+                " processing_status, request_counts, updated_at, mode)"
+                " values (?, ?, ?, ?, ?, 'in_progress', ?, ?, ?)",
+                (path, BatchStatus.submitted, at, batch_id, at, counts.decode(), at, REALTIME),
+            )
+
+    def end_realtime(self, batch_id: str, counts: dict[str, int]) -> None:
+        """Every answer of a real-time pseudo-batch is in its verified results file."""
+        at = now_iso()
+        with self._connect() as con:
+            con.execute(
+                "update batches set status = ?, processing_status = 'ended', ended_at = ?,"
+                " request_counts = ?, updated_at = ? where batch_id = ? and mode = ?",
+                (BatchStatus.downloaded, at, orjson.dumps(counts).decode(), at, batch_id,
+                 REALTIME),
+            )  # fmt: skip
+
+    def transaction(self) -> "AbstractContextManager[sqlite3.Connection]":
+        """One write transaction on the ledger file (for tables other modules keep in it)."""
+        return self._connect()
+
+    # -- batches halfrate canceled at the deadline --------------------------------------------
+
+    def record_system_cancel(self, batch_id: str, reason: str) -> None:
+        with self._connect() as con:
+            con.execute(
+                "insert or ignore into system_cancels values (?, ?, ?)",
+                (batch_id, reason, now_iso()),
+            )
+
+    def system_cancels(self) -> dict[str, str]:
+        """Batches halfrate canceled itself (at the job's deadline), with why."""
+        with self._connect() as con:
+            return dict(con.execute("select batch_id, reason from system_cancels").fetchall())
 
     def set_status(self, batch_id: str, status: BatchStatus, note: str | None = None) -> None:
         with self._connect() as con:
@@ -398,6 +463,8 @@ def _migrate(con: sqlite3.Connection) -> None:
     columns = {r[1] for r in con.execute("pragma table_info(request_files)")}
     if "parent" not in columns:
         con.execute("alter table request_files add column parent text")
+    if "mode" not in {r[1] for r in con.execute("pragma table_info(batches)")}:
+        con.execute("alter table batches add column mode text")  # null: a batch
 
 
 def _missing(path: Path) -> str:
@@ -431,4 +498,5 @@ def _record(r: tuple[Any, ...]) -> BatchRecord:
         processing_status=r[13],
         request_counts=counts,
         note=r[15],
+        mode=r[17] or "batch",
     )

@@ -180,6 +180,7 @@ def _upsert_batch(con: duckdb.DuckDBPyConnection, job: JobConfig, record: BatchR
             "expired_count": counts.get("expired"),
             "ledger_status": record.status.value if record.status else None,
             "now": _now(),
+            "mode": record.mode,
         },
     )
 

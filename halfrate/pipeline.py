@@ -8,12 +8,14 @@ what is left to do, so rerunning a job after a crash at any point picks up where
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
+from halfrate import finish, pilot
 from halfrate.adopt import adopt_batch
+from halfrate.backpressure import SubmitGate, hold_released
 from halfrate.build import build_requests
 from halfrate.config import CacheTTL, JobConfig, JobOverrides, JobSpec, resolve_job
 from halfrate.cost_model import CostEstimate
@@ -21,12 +23,17 @@ from halfrate.download import DownloadSummary, download_ended
 from halfrate.estimate import check_budget, estimate_job, load_estimate, save_estimate
 from halfrate.extract import ExtractSummary, extract_rows
 from halfrate.gateway import BatchGateway, shared_gateway
+from halfrate.job_estimates import sync_estimate_files
 from halfrate.kinds import kind_of
-from halfrate.ledger import CANCEL_KEY, BatchRecord, BatchStatus, Ledger, RequestFile
+from halfrate.kinds.base import SendMode
+from halfrate.ledger import CANCEL_KEY, UNSENT, BatchRecord, BatchStatus, Ledger, RequestFile
 from halfrate.load import load_batch, load_job, staged_rows
+from halfrate.pilot_report import PilotReport, load_report, measure, save_report
 from halfrate.preflight import preflight as preflight_checks
 from halfrate.progress import Progress, cancel_batches, check_batches
-from halfrate.results import stage_outcomes
+from halfrate.realtime import RealtimePolicy, RealtimeSent, send_file
+from halfrate.realtime_log import load_lost_calls
+from halfrate.results import staged_outcomes
 from halfrate.retry import plan_retry
 from halfrate.settings import Settings
 from halfrate.stops import load_stops
@@ -34,7 +41,10 @@ from halfrate.submit import SubmitPolicy, submit_pending
 from halfrate.summary import JobSummary
 from halfrate.summary import summarize as summarize_job
 from halfrate.warehouse import WarehouseBusyError, connect, ensure_schema
-from halfrate.workspace import JobConflictError, JobPaths, job_paths, open_job
+from halfrate.workspace import JobConflictError, JobPaths, job_lock, job_paths, open_job
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
 
 log = logging.getLogger(__name__)
 
@@ -134,28 +144,31 @@ def build(job: JobConfig, settings: Settings, attempt: int) -> list[RequestFile]
     step = Step.of(job, settings)
     if step.ledger.cancel_requested():
         return []  # the user canceled this run: no new attempt
+    sample: list[str] = []
     if attempt == 1:
         rows: Path | None = step.paths.rows
         prime = job.prime_cache and job.cache_ttl is not CacheTTL.none and _estimate_primes(step)
+        size = pilot.planned_size(job, step.ledger)
+        if size and not step.ledger.records(attempt=1):
+            sample = pilot.sample_row_ids(step.paths.rows, size, job.fingerprint())
     else:
         _stage_outcomes(step, attempt - 1)
         rows, prime = plan_retry(step.paths, step.ledger, attempt), False
     if rows is None:
         return []
-    return build_requests(job, step.paths, step.ledger, attempt, rows, settings, prime)
+    prime = prime and not finish.realtime_due(job, step.ledger)  # real time reads the cache
+    if settings.max_queued_requests is not None:  # each file fits in the job's queue cap
+        cap = min(settings.max_requests_per_batch, settings.max_queued_requests)
+        settings = settings.model_copy(update={"max_requests_per_batch": cap})
+    return build_requests(job, step.paths, step.ledger, attempt, rows, settings, prime, sample)
 
 
 def _stage_outcomes(step: Step, attempt: int) -> None:
-    """The retry outcomes of the attempt's downloaded batches that no load staged (the
-    warehouse was busy, or an older halfrate loaded them): parsed from the raw results, so
-    planning a retry never waits for the warehouse."""
+    """The retry outcomes of the attempt's downloaded batches, staged (parsed from the raw
+    results where no load did), so planning a retry never waits for the warehouse."""
     for record in step.ledger.records(attempt=attempt):
-        if record.batch_id is None:
-            continue
-        outcomes = step.paths.outcomes_file(record.batch_id)
-        raw = step.paths.results_file(record.batch_id)
-        if not outcomes.exists() and raw.exists():
-            stage_outcomes(raw, outcomes, step.job, record.batch_id)
+        if record.batch_id is not None and step.paths.results_file(record.batch_id).exists():
+            staged_outcomes(step.paths, step.job, record.batch_id)
 
 
 ESTIMATE_FILE = "estimate.json"
@@ -176,7 +189,11 @@ def estimate(
     save_estimate(step.paths.root / ESTIMATE_FILE, cost)
     records = step.ledger.records(attempt=1)
     if enforce_budget and not any(r.batch_id or r.status for r in records):
-        check_budget(job, cost)
+        share = pilot.sent_first_share(job, step.ledger, step.paths.rows)
+        if share is None:
+            check_budget(job, cost)
+        else:  # the whole job is checked against the pilot's projection, before the rest
+            pilot.check_pilot_budget(job, cost, share)
     return cost
 
 
@@ -189,7 +206,63 @@ def _estimate_primes(step: Step) -> bool:
 def phases(files: list[RequestFile]) -> list[str]:
     """The prime batch (if any) must end before the main batches are sent."""
     purposes = {f.purpose for f in files}
-    return [p for p in ("prime", "main") if p in purposes]
+    return [p for p in PHASES if p in purposes]
+
+
+PHASES = ("prime", "pilot", "main")
+"""The order of attempt 1's phases: each ends (and is loaded) before the next is sent."""
+PILOT_FILE = "pilot.json"
+
+
+def plan_pilot(job: JobConfig, settings: Settings, rows: int | None) -> JobConfig:
+    """The job with its pilot's size set (`halfrate pilot --rows`), checked against what
+    attempt 1 already holds."""
+    return pilot.plan(job, Step.of(job, settings).ledger, rows)
+
+
+def project(job: JobConfig, settings: Settings) -> PilotReport | None:
+    """The pilot's report and projection of the whole job (None: attempt 1 has no pilot).
+
+    Made once the pilot's batches are downloaded and kept as pilot.json (the projection the
+    budget is checked against), then recorded in the warehouse's job_estimates.
+    """
+    step = Step.of(job, settings)
+    if not pilot.has_pilot(step.ledger):
+        return None
+    path = step.paths.root / PILOT_FILE
+    report = load_report(path)
+    if report is None:
+        report = measure(job, step.paths, step.ledger, step.paths.root / ESTIMATE_FILE)
+        save_report(path, report)
+        record_estimates(step)
+    return report
+
+
+def check_pilot(job: JobConfig, settings: Settings) -> PilotReport | None:
+    """Before attempt 1's main batches: project the job from its pilot and stop (raise
+    PilotBudgetError) when the projection is above max_cost_usd. Once a main batch was sent
+    the budget is no longer checked (the spend it guards against has begun)."""
+    report = project(job, settings)
+    main = Step.of(job, settings).ledger.records(attempt=1, purpose="main")
+    if report is not None and not any(r.batch_id or r.status for r in main):
+        pilot.check_projection(job, report)
+    return report
+
+
+def record_estimates(step: "Step", con: "DuckDBPyConnection | None" = None) -> None:
+    """Sync the job's static estimate and pilot projection into job_estimates (best effort
+    without `con`: a busy warehouse gets them at the next load)."""
+    files = (step.paths.root / ESTIMATE_FILE, step.paths.root / PILOT_FILE)
+    realtime = step.job.mode is SendMode.realtime
+    if con is not None:
+        sync_estimate_files(con, step.job.name, *files, realtime)
+        return
+    try:
+        with connect(step.settings.warehouse, retry_seconds=10.0) as own:
+            ensure_schema(own)
+            sync_estimate_files(own, step.job.name, *files, realtime)
+    except Exception as exc:  # the files keep them; the next load records them
+        log.warning("could not record the estimates in %s now: %s", step.settings.warehouse, exc)
 
 
 def submit(job: JobConfig, settings: Settings, attempt: int, purpose: str) -> list[BatchRecord]:
@@ -199,6 +272,13 @@ def submit(job: JobConfig, settings: Settings, attempt: int, purpose: str) -> li
     job's batches there and refuses to send them again (see `halfrate.preflight`).
     """
     step = Step.of(job, settings)
+    finish.mark_first_submit(step.ledger)
+    gate = SubmitGate(
+        step.ledger,
+        settings.max_queued_requests,
+        batches_allowed=lambda: not finish.realtime_due(job, step.ledger),
+        hold_backoff=10 * settings.poll_interval,
+    )
     try:
         return submit_pending(
             step.ledger,
@@ -208,6 +288,7 @@ def submit(job: JobConfig, settings: Settings, attempt: int, purpose: str) -> li
             purpose=purpose,
             known_batch_ids=lambda: known_batch_ids(settings.workdir),
             policy=submit_policy(settings),
+            gate=gate,
         )
     finally:
         register_batches(step)
@@ -242,9 +323,56 @@ def submit_policy(settings: Settings) -> SubmitPolicy:
     return SubmitPolicy(propagation_delay=wait, backoff=(0.2 * wait, wait, 3 * wait))
 
 
-def check(job: JobConfig, settings: Settings, attempt: int) -> Progress:
+MAX_WAVES = 500
+"""Submit-and-wait rounds of one phase (each waits for a batch to end or a retry-after)."""
+
+
+def realtime_policy(settings: Settings) -> RealtimePolicy:
+    """Real-time pacing: a refused call waits 1, 2, 4 ... 32 s (at a 30 s poll interval)."""
+    scale = settings.poll_interval / 30
+    backoff = tuple(scale * 2**n for n in range(6))
+    return RealtimePolicy(concurrency=settings.realtime_concurrency, backoff=backoff)
+
+
+def check(job: JobConfig, settings: Settings, attempt: int, purpose: str | None = None) -> Progress:
+    """The await sensor's one check: past the deadline, cancel the batches not ended first;
+    then how the attempt's batches stand, and whether files held back may be sent now."""
     step = Step.of(job, settings)
-    return check_batches(step.ledger, step.gateway(), attempt=attempt)
+    gateway = step.gateway()
+    finish.cancel_at_deadline(job, step.ledger, gateway)
+    progress = check_batches(step.ledger, gateway, attempt=attempt, purpose=purpose)
+    return progress.model_copy(update={"ready_to_send": _ready_to_send(step, attempt, purpose)})
+
+
+def _ready_to_send(step: Step, attempt: int, purpose: str | None) -> int:
+    ledger = step.ledger
+    unsent = [r for r in ledger.records(attempt=attempt, purpose=purpose) if r.status in UNSENT]
+    if not unsent or ledger.cancel_requested() or finish.realtime_due(step.job, ledger):
+        return 0
+    return len(unsent) if hold_released(ledger) else 0
+
+
+def send_realtime(
+    job: JobConfig, settings: Settings, attempt: int, purpose: str
+) -> list[RealtimeSent]:
+    """Send in real time what is due (mode realtime, or what the deadline left); parse it."""
+    step = Step.of(job, settings)
+    policy = realtime_policy(settings)
+    sent: list[RealtimeSent] = []
+    tried = False
+    try:
+        with job_lock(step.paths):  # one process sends a job's requests at a time
+            for record in finish.realtime_files(job, step.ledger, step.paths, attempt, purpose):
+                if step.ledger.cancel_requested():
+                    break
+                tried = True
+                finish.mark_first_submit(step.ledger)
+                done = send_file(step.ledger, step.paths, step.gateway(), record, policy)
+                sent.append(done)
+    finally:
+        if tried:  # the warehouse knows every pseudo-batch, as every batch
+            register_batches(step)
+    return sent
 
 
 class Downloaded(BaseModel):
@@ -291,6 +419,8 @@ def load(job: JobConfig, settings: Settings, extracted: ExtractSummary) -> LoadR
             load_batch(con, job, step.paths, record)
             step.ledger.set_status(record.batch_id or "", BatchStatus.loaded)
         load_stops(con, job.name, step.paths, step.ledger)
+        load_lost_calls(con, job.name, step.ledger)
+        record_estimates(step, con)
     return LoadResult([r.batch_id or "" for r in todo], [])
 
 
@@ -337,7 +467,13 @@ def summarize(job: JobConfig, settings: Settings) -> JobSummary:
         return staged_summary(job, settings, records, str(exc))
     with con:
         summary = summarize_job(con, job, settings.warehouse)
-    return summary.model_copy(update={"staged_not_loaded": staged})
+    deadline = finish.deadline_of(job, step.ledger)
+    return summary.model_copy(
+        update={
+            "staged_not_loaded": staged,
+            "deadline": deadline.isoformat(timespec="seconds") if deadline else None,
+        }
+    )
 
 
 def staged_summary(

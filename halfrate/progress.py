@@ -37,6 +37,14 @@ class Progress(BaseModel):
     """Every batch has ended (files without a batch are counted in `unsubmitted`, not here)."""
     unsubmitted: int = 0
     """Request files with no batch id yet (never sent, or an intent to reconcile)."""
+    ready_to_send: int = 0
+    """Files the next submit may send as batches now (they waited for the processing queue,
+    and a batch has ended or the API's retry-after has passed): the wait is over for now."""
+
+    @property
+    def settled(self) -> bool:
+        """Nothing to wait for: every batch ended, or a wave of files can be sent."""
+        return self.all_ended or self.ready_to_send > 0
 
     @property
     def request_counts(self) -> dict[str, int]:
@@ -78,11 +86,13 @@ def check_batches(
     gateway: BatchGateway,
     *,
     attempt: int | None = None,
+    purpose: str | None = None,
     expiry_grace: timedelta = EXPIRY_GRACE,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Progress:
-    """Retrieve every not-yet-ended batch (of `attempt`, or all), record it, and sum up."""
-    records = [r for r in ledger.records(attempt=attempt) if r.batch_id is not None]
+    """Retrieve every not-yet-ended batch (of `attempt` and `purpose`, or all), record it, and
+    sum up. Real-time pseudo-batches are not the API's batches: they are left out."""
+    records = _batches(ledger.records(attempt=attempt, purpose=purpose))
     for record in records:
         if record.status is BatchStatus.submitted:
             assert record.batch_id is not None
@@ -98,8 +108,8 @@ def check_batches(
                     "ANTHROPIC_API_KEY; if it was deleted, restart the job."
                 ) from None
             ledger.update_progress(batch.model_dump(mode="json"))
-    everything = ledger.records(attempt=attempt)
-    records = [r for r in everything if r.batch_id is not None]
+    everything = ledger.records(attempt=attempt, purpose=purpose)
+    records = _batches(everything)
     unsent = sum(1 for r in everything if r.status in UNSENT)
     progress = _summarize(records).model_copy(update={"unsubmitted": unsent})
     _check_overdue(records, now(), expiry_grace)
@@ -114,9 +124,7 @@ def cancel_batches(ledger: Ledger, gateway: BatchGateway) -> list[str]:
     user. Returns the ids cancel was sent for. A batch that ended meanwhile (the API refuses to
     cancel it) is tolerated and recorded.
     """
-    flying = [
-        r for r in ledger.records() if r.status is BatchStatus.submitted and r.batch_id is not None
-    ]
+    flying = [r for r in _batches(ledger.records()) if r.status is BatchStatus.submitted]
     ledger.request_cancel([r.batch_id for r in flying if r.batch_id is not None])
     canceled: list[str] = []
     for record in flying:
@@ -133,6 +141,11 @@ def cancel_batches(ledger: Ledger, gateway: BatchGateway) -> list[str]:
             canceled.append(record.batch_id)
         ledger.update_progress(batch.model_dump(mode="json"))
     return canceled
+
+
+def _batches(records: list[BatchRecord]) -> list[BatchRecord]:
+    """The records of the API's batches (not real-time pseudo-batches, not unsent files)."""
+    return [r for r in records if r.batch_id is not None and not r.realtime]
 
 
 def _summarize(records: list[BatchRecord]) -> Progress:

@@ -29,7 +29,10 @@ from halfrate import pipeline
 from halfrate.config import JobConfig, parse_job
 from halfrate.errors import ActionableError, APIError
 from halfrate.gateway import BatchGateway, make_client, total_requests
+from halfrate.kinds import kind_of
 from halfrate.ledger import Ledger, now_iso
+from halfrate.pilot import PILOT_KEY
+from halfrate.realtime import REALTIME_ID_PREFIX
 from halfrate.settings import Settings
 from halfrate.split import split_request_file
 from halfrate.sql import load_sql
@@ -81,6 +84,14 @@ def recover(job_name: str, settings: Settings) -> Recovered:
             f"the warehouse {settings.warehouse} knows no batch of job {job_name!r}: there is "
             "nothing to recover; run the job"
         )
+    realtime = [b.batch_id for b in batches if b.batch_id.startswith(REALTIME_ID_PREFIX)]
+    if realtime:
+        raise RecoverError(
+            f"job {job_name!r} sent requests in real time ({', '.join(realtime[:3])}): the "
+            "Messages API keeps no record of them, so a ledger that would not send them again "
+            "cannot be rebuilt. Their answers stay in the warehouse; rerun the job with "
+            "--restart to start it over"
+        )
     job = _job_config(paths, settings, job_name, config)
     open_job(settings.workdir, job)
     pipeline.extract(job, settings)
@@ -98,6 +109,7 @@ class _Rebuild:
         by_attempt: dict[int, list[WarehouseBatch]] = defaultdict(list)
         for b in batches:
             by_attempt[b.attempt].append(b)
+        self._plan_pilot(batches)
         first = min((b.created_at for b in batches if b.created_at), default=None)
         since = _iso(first) if first else now_iso()
         attached, open_files = [], []
@@ -118,6 +130,13 @@ class _Rebuild:
             len(open_files),
         )
         return Recovered(self.job.name, attached, open_files)
+
+    def _plan_pilot(self, batches: list[WarehouseBatch]) -> None:
+        """Attempt 1 had a pilot: rebuild it with the same rows (halfrate/pilot.py)."""
+        sent = sum(b.n_requests for b in batches if b.attempt == 1 and b.purpose == "pilot")
+        if sent:
+            per_row = len(kind_of(self.job).request_keys(self.job))
+            self.ledger.set_meta(PILOT_KEY, str(sent // per_row))
 
     def _attach(self, b: WarehouseBatch) -> str:
         record = self._file(b.request_file, b)

@@ -20,7 +20,7 @@ that drives retries:
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import orjson
@@ -31,6 +31,9 @@ from halfrate.full_checks import apply_full_checks
 from halfrate.kinds import kind_of
 from halfrate.output_checks import OutputChecks
 from halfrate.sql import load_sql
+
+if TYPE_CHECKING:
+    from halfrate.workspace import JobPaths
 
 RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")
 OUTCOMES = ("succeeded", "invalid_output", "truncated", "retriable", "failed")
@@ -108,6 +111,16 @@ def stage_outcomes(raw: Path, out: Path, job: JobConfig, batch_id: str) -> Parse
         summary = parse_into(con, raw, job, batch_id)
         copy_parsed(con, "parse/copy_outcomes", out)
     return summary
+
+
+def staged_outcomes(paths: "JobPaths", job: JobConfig, batch_id: str) -> Path:
+    """The batch's staged outcomes file (each result's type, outcome and usage), parsed from
+    its raw results when no load staged it (the warehouse was busy, or an older halfrate
+    loaded it)."""
+    out = paths.outcomes_file(batch_id)
+    if not out.exists():
+        stage_outcomes(paths.results_file(batch_id), out, job, batch_id)
+    return out
 
 
 def copy_parsed(con: duckdb.DuckDBPyConnection, sql: str, out: Path) -> None:

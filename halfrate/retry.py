@@ -62,8 +62,12 @@ def _retry_rows(paths: JobPaths, batches: list[tuple[str, str]]) -> pl.DataFrame
     parsed = pl.concat(
         [pl.scan_parquet(paths.outcomes_file(b)).select("custom_id", "outcome") for _, b in batches]
     )
+    # A request the deadline canceled and real time then answered has two results in the
+    # attempt: it is retried only when every answer it got asks for it.
     retry_ids = (
-        parsed.filter(pl.col("outcome").is_in(RETRY_OUTCOMES))
+        parsed.group_by("custom_id")
+        .agg(pl.col("outcome").is_in(RETRY_OUTCOMES).all().alias("retry"))
+        .filter("retry")
         .join(index.select("custom_id", *keys), on="custom_id", how="inner")
         .select(keys)
     )

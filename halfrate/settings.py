@@ -45,6 +45,16 @@ class Settings(BaseSettings):
         description="How long a run waits for its batches before it fails (they keep running: "
         "a rerun resumes the wait). A batch expires 24 h after creation.",
     )
+    max_queued_requests: int | None = Field(
+        None,
+        ge=1,
+        description="The most batch requests a job keeps in the API's processing queue (stay "
+        "under your tier's cap); more files wait locally until its batches end. None: no cap "
+        "of halfrate's own (a 429 from the API still holds the rest back).",
+    )
+    realtime_concurrency: int = Field(
+        4, ge=1, le=64, description="Real-time Messages calls in flight at once, per job."
+    )
     load_retry_seconds: float = Field(
         120.0, ge=0, description="How long a load waits for a warehouse another process holds."
     )

@@ -1,4 +1,5 @@
-"""Split a request file the API refused as too large (413) into two halves.
+"""Split a request file the API refused as too large (413) into two halves; or take the
+requests a deadline left unanswered out of a file (`subset_request_file`).
 
 The body limit is the API's to enforce: halfrate cuts files at HALFRATE_MAX_BATCH_BYTES, but
 when a create still gets 413 (nothing was created), `submit` sends the file as two halves
@@ -60,6 +61,46 @@ def split_request_file(paths: JobPaths, parent: RequestFile) -> list[RequestFile
                 )
             )
     return halves
+
+
+def subset_request_file(
+    paths: JobPaths, parent: RequestFile, keep: set[str], path: str
+) -> RequestFile | None:
+    """Write `path` (and its index) with the requests of `parent` whose custom_id is in
+    `keep`, in the parent's order; returns it, not yet registered (None: nothing to keep)."""
+    index = pq.read_table(paths.index_file(parent.path))
+    ids = index.column("custom_id").to_pylist()
+    mask = [custom_id in keep for custom_id in ids]
+    if not any(mask):
+        return None
+    sha = hashlib.sha256()
+    size = 0
+    dest = paths.root / path
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    with (paths.root / parent.path).open("rb") as source, tmp.open("wb") as out:
+        for expected, kept in zip(ids, mask, strict=True):
+            line = source.readline()
+            if not kept:
+                continue
+            if orjson.loads(line).get("custom_id") != expected:
+                raise SplitError(f"{parent.path}: its lines do not match its index")
+            out.write(line)
+            sha.update(line)
+            size += len(line)
+        out.flush()
+        os.fsync(out.fileno())
+    _write_atomic_table(index.filter(pa.array(mask)), paths.index_file(path))
+    os.replace(tmp, dest)
+    return RequestFile(
+        path=path,
+        attempt=parent.attempt,
+        part=parent.part,
+        purpose=parent.purpose,
+        n_requests=sum(mask),
+        body_bytes=body_size(size),
+        sha256=sha.hexdigest(),
+        parent=parent.path,
+    )
 
 
 def _copy_lines(source: BinaryIO, dest: Path, custom_ids: list[str], name: str) -> tuple[int, str]:

@@ -32,6 +32,11 @@ knowing whether we paid for a batch. The SDK would simply retry, making a second
      reconciles before sending anything.
 4. A job the user canceled (`halfrate cancel`, or a cancel from the Prefect UI) sends nothing
    more until a new run clears the cancel.
+5. The processing queue (`halfrate.backpressure`): a file that does not fit (the job's own cap,
+   or a 429 while the job has batches in flight) stops the submit without an error; it and the
+   files after it wait for a batch to end. A file that may not become a batch at all (mode
+   realtime, past the deadline) is left for the real-time sender, after any intent of it is
+   reconciled.
 
 Limits of the heuristic: two batches of the same size created in the same minutes by another
 process on the same workspace whose ledger we cannot see (another machine, another workdir)
@@ -46,6 +51,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from halfrate.backpressure import QueueFull, SubmitGate, hold, release
 from halfrate.errors import ActionableError, APIError, ErrorKind
 from halfrate.gateway import BatchGateway, RequestFileError, total_requests
 from halfrate.ledger import UNSENT, BatchRecord, BatchStatus, Ledger
@@ -127,23 +133,38 @@ def submit_pending(
     known_batch_ids: Callable[[], set[str]] | None = None,
     policy: SubmitPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    gate: SubmitGate | None = None,
 ) -> list[BatchRecord]:
     """Submit every request file of `attempt` (and `purpose`) that has no batch yet.
 
     Files are sent one at a time under the job lock; a file left with an `intent` by an
     earlier run is reconciled first. Returns the records of those files afterwards (every one
     then has a batch id, unless the user canceled the job). `known_batch_ids` lists the batch
-    ids of every ledger in the workdir, so another job's batch is never adopted.
+    ids of every ledger in the workdir, so another job's batch is never adopted. `gate` holds
+    files back for the processing queue (then they stay unsent: see `halfrate.backpressure`).
     """
-    submitter = _Submitter(ledger, paths, gateway, known_batch_ids, policy or SubmitPolicy(), sleep)
+    policy = policy or SubmitPolicy()
+    gate = gate or SubmitGate(ledger)
+    submitter = _Submitter(ledger, paths, gateway, known_batch_ids, policy, sleep, gate)
     with job_lock(paths):
+        release(ledger)
         for record in ledger.records(attempt=attempt, purpose=purpose):
             if record.status not in UNSENT:
                 continue
             if ledger.cancel_requested():
                 log.warning("job canceled by the user: %s is not sent", record.file.path)
                 break
-            submitter.submit(record)
+            try:
+                submitter.submit(record)
+            except QueueFull as full:
+                held = hold(ledger, full, gate.hold_backoff)
+                log.warning(
+                    "%s and the files after it wait for the processing queue (%s)%s",
+                    record.file.path,
+                    full.reason,
+                    f"; trying again at {held.until} at the latest" if held.until else "",
+                )
+                break
         if ledger.cancel_requested():  # a cancel that came while a create was on its way
             cancel_batches(ledger, gateway)
         return ledger.records(attempt=attempt, purpose=purpose)
@@ -158,6 +179,7 @@ class _Submitter:
         known_batch_ids: Callable[[], set[str]] | None,
         policy: SubmitPolicy,
         sleep: Callable[[float], None],
+        gate: SubmitGate,
     ) -> None:
         self.ledger = ledger
         self.paths = paths
@@ -165,6 +187,7 @@ class _Submitter:
         self.known_batch_ids = known_batch_ids
         self.policy = policy
         self.sleep = sleep
+        self.gate = gate
 
     def submit(self, record: BatchRecord) -> None:
         path = record.file.path
@@ -183,6 +206,10 @@ class _Submitter:
                     failures, last = failures + 1, exc.error
                     continue
                 self.ledger.clear_intent(path, "no batch found for the intent")
+            if not self.gate.batches_allowed():
+                log.info("%s: not sent as a batch (it goes out in real time)", path)
+                return
+            self.gate.check_room(record.file.n_requests)
             self.ledger.record_intent(path)
             try:
                 batch = self.gateway.create_from_file(
@@ -202,10 +229,13 @@ class _Submitter:
                     self.ledger.clear_intent(path, f"create refused: {exc}")
                     if exc.kind is not ErrorKind.busy:
                         raise _refused(path, exc) from None
+                    if exc.status == 429 and self.gate.in_flight():
+                        raise QueueFull(str(exc), exc.retry_after, refused=True) from None
                     log.warning("%s: create turned away (%s); nothing was created", path, exc)
                 failures, last = failures + 1, exc
                 continue
             self.ledger.record_batch(path, batch.model_dump(mode="json"))
+            release(self.ledger, created=True)
             log.info("%s: submitted as batch %s", path, batch.id)
             return
 

@@ -72,6 +72,18 @@ class JobSummary(BaseModel):
     """What the job's kind adds (label: accuracy against gold)."""
     staged_not_loaded: int = 0
     note: str | None = None
+    mode: str = "batch"
+    deadline: str | None = None
+    """The job's absolute deadline (ISO, UTC), once known."""
+    realtime_rows: int = 0
+    """Rows sent in real time: they missed the batch (the deadline), or mode realtime."""
+    realtime_spend_usd: float | None = 0.0
+    """Spent in real time (full price); batch_cost_usd is what the batches cost."""
+    cost_usd: float | None = None
+    """What the job cost: batch_cost_usd + realtime_spend_usd (None: unpriced)."""
+    possible_duplicate_requests: int = 0
+    """Real-time calls whose answer was lost (sent again once): each possibly charged twice."""
+    possible_duplicate_cost_usd: float | None = 0.0
 
     @classmethod
     def empty(cls, job_name: str, kind: str, model: str, warehouse: str) -> "JobSummary":
@@ -137,6 +149,7 @@ def summarize(con: duckdb.DuckDBPyConnection, job: JobConfig, warehouse: Path) -
     states = _succeeded_first(dict(con.execute(load_sql("report/job_states"), params).fetchall()))
     types = dict(con.execute(load_sql("report/job_result_types"), params).fetchall())
     n_batches, attempts = con.execute(load_sql("report/job_batches"), params).fetchone() or (0, 0)
+    (realtime_rows,) = con.execute(load_sql("report/job_realtime_rows"), params).fetchone() or (0,)
     costs = _costs(con, job_name)
     failures = [
         FailureRow(row_number=r[0], row_id=r[1], final_state=r[2], reason=r[3], attempts=r[4])
@@ -157,6 +170,8 @@ def summarize(con: duckdb.DuckDBPyConnection, job: JobConfig, warehouse: Path) -
         details=kind_of(job).summarize(con, job_name),
         rows_not_succeeded=sum(n for s, n in states.items() if s != "succeeded"),
         failures=failures,
+        mode=job.mode.value,
+        realtime_rows=realtime_rows,
         **costs,
     )
 
@@ -179,8 +194,17 @@ def _costs(con: duckdb.DuckDBPyConnection, job_name: str) -> dict[str, float | i
         "cache_write_1h_tokens",
         "cache_read_tokens",
         "output_tokens",
+        "possible_duplicate_requests",
     )
-    money = ("batch_cost_usd", "realtime_cost_usd", "savings_usd", "cache_hit_rate")
+    money = (
+        "batch_cost_usd",
+        "realtime_spend_usd",
+        "cost_usd",
+        "realtime_cost_usd",
+        "savings_usd",
+        "possible_duplicate_cost_usd",
+        "cache_hit_rate",
+    )
     out: dict[str, float | int | None] = {k: int(values.get(k) or 0) for k in tokens}
     out |= {k: _float(values.get(k)) for k in money}
     return out
@@ -212,6 +236,7 @@ def render_markdown(s: JobSummary) -> str:
         f"**Cost at batch prices:** {format_usd(s.batch_cost_usd)} · **real-time equivalent:** "
         f"{format_usd(s.realtime_cost_usd)} · **saved:** {format_usd(s.savings_usd)} · "
         f"**cache hit rate:** {_pct(s.cache_hit_rate)}",
+        *[f"\n**{line}**" for line in realtime_lines(s)],
         "",
         f'Warehouse: `{s.warehouse}` (query with `halfrate sql "select * from job_costs"`)',
     ]
@@ -225,6 +250,29 @@ def render_markdown(s: JobSummary) -> str:
     return "\n".join(lines)
 
 
+def realtime_lines(s: JobSummary) -> list[str]:
+    """What the summary says of real-time sends: rows that missed the batch, their cost, and
+    possible double charges (nothing for a job that never left the batch)."""
+    lines = []
+    if s.realtime_rows:
+        why = (
+            "sent in real time (mode: realtime)"
+            if s.mode == "realtime"
+            else f"missed the batch and were finished in real time (deadline {s.deadline or '?'})"
+        )
+        lines.append(
+            f"{s.realtime_rows:,} rows {why}: {format_usd(s.realtime_spend_usd)} at full price; "
+            f"batches {format_usd(s.batch_cost_usd)}; total {format_usd(s.cost_usd)}"
+        )
+    if s.possible_duplicate_requests:
+        lines.append(
+            f"{s.possible_duplicate_requests:,} real-time calls lost their answer and were sent "
+            f"again: possibly charged twice, up to {format_usd(s.possible_duplicate_cost_usd)} "
+            "more (job_costs.possible_duplicate_*)"
+        )
+    return lines
+
+
 class ChainSummary(BaseModel):
     """A chain of jobs run in order (`halfrate run a.yaml b.yaml`): each stage and the total."""
 
@@ -235,6 +283,8 @@ class ChainSummary(BaseModel):
     """The stages' cost at batch prices; None when a stage's cost cannot be priced."""
     realtime_cost_usd: float | None
     savings_usd: float | None
+    realtime_spend_usd: float | None = 0.0
+    """What the stages spent in real time (full price), beside batch_cost_usd."""
 
     @classmethod
     def of(cls, stages: list[JobSummary]) -> "ChainSummary":
@@ -246,6 +296,7 @@ class ChainSummary(BaseModel):
             batch_cost_usd=total([s.batch_cost_usd for s in stages]),
             realtime_cost_usd=total([s.realtime_cost_usd for s in stages]),
             savings_usd=total([s.savings_usd for s in stages]),
+            realtime_spend_usd=total([s.realtime_spend_usd for s in stages]),
         )
 
 
@@ -267,6 +318,11 @@ def render_chain_markdown(chain: ChainSummary) -> str:
         f"| **total** | | | | **{format_usd(chain.batch_cost_usd)}** | "
         f"{format_usd(chain.realtime_cost_usd)} | {format_usd(chain.savings_usd)} |"
     )
+    if chain.realtime_spend_usd:
+        lines.append(
+            f"\nSpent in real time (full price, on top of the batch cost): "
+            f"{format_usd(chain.realtime_spend_usd)}"
+        )
     return "\n".join(lines)
 
 

@@ -28,8 +28,15 @@ SCHEMA_TABLES = (
     "schema/prices",
     "schema/user_cancels",
     "schema/unsent_requests",
+    "schema/lost_calls",
+    "schema/job_estimates",
 )
-SCHEMA_VIEWS = ("marts/row_outcomes", "marts/batch_costs", "marts/job_costs")
+SCHEMA_VIEWS = (
+    "marts/row_outcomes",
+    "marts/batch_costs",
+    "marts/job_costs",
+    "marts/job_estimate_errors",
+)
 KIND_TABLES = tuple(name for kind in KINDS.values() for name in kind.tables)
 KIND_VIEWS = tuple(name for kind in KINDS.values() for name in kind.views)
 
@@ -107,6 +114,7 @@ MIGRATIONS = (
     "migrate/add_requests_request",
     "migrate/add_outcomes_request",
     "migrate/add_unsent_requests_request",
+    "migrate/add_batches_mode",
 )
 """Columns added since: each a no-op where the column exists."""
 

@@ -7,7 +7,10 @@ data/jobs/<name>/
                                  content (JSON content blocks), + the kind's columns (label: gold)
   extract/quarantine.parquet     rejected rows: row_number, row_id, reason
   extract/upstream.parquet       a job source (job:<name>): that job's outputs joined to its rows
-  requests/a<N>/part-<NNNN>.jsonl     one request per line, one file per batch
+  estimate.json                  the static cost estimate (and the priming decision)
+  pilot.json                     a pilot's measurements and projection (halfrate/pilot.py)
+  requests/a<N>/part-<NNNN>.jsonl     one request per line, one file per batch (a1 also has
+                                 prime.jsonl and, with a pilot, pilot-<NNNN>.jsonl)
   requests/a<N>/part-<NNNN>.index.parquet   custom_id, row_id for each line
   results/<batch_id>.jsonl       raw results as downloaded (the replay source)
   results/<batch_id>.outcomes.parquet  custom_id and retry outcome of every result (written by

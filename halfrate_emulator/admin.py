@@ -4,6 +4,8 @@ GET  /_emulator/health                     {"status":"ok","now":…,"now_epoch":
 POST /_emulator/reset                      forget all state
 GET  /_emulator/audit[?custom_ids=true]    {"creates":[{batch_id,request_count,bytes,created_at,
                                              response_dropped[,custom_ids]}]}
+GET  /_emulator/messages                   {"messages":[{digest,model,input_tokens,output_tokens,
+                                             created_at,held}]}: every answered Messages call
 GET  /_emulator/faults                     the fault plan (counts show what is left)
 PUT  /_emulator/faults  FaultConfig JSON   replace the plan (POST works too)
 GET  /_emulator/clock                      {"now":…,"now_epoch":…,"time_scale":…}
@@ -99,6 +101,18 @@ class AdminRoutes:
             creates.append(entry)
         return creates
 
+    async def messages(self, request: Request) -> Response:
+        """Every answered (paid) Messages call, oldest first."""
+        return json_response({"messages": await run_in_threadpool(self._messages)})
+
+    def _messages(self) -> list[dict[str, Any]]:
+        with self.emu.lock:
+            rows = self.emu.store.message_audit_rows()
+        keys = ("digest", "model", "input_tokens", "output_tokens", "created_at", "held")
+        return [
+            dict(zip(keys, (*row[:4], rfc3339(row[4]), bool(row[5])), strict=True)) for row in rows
+        ]
+
     async def requests(self, request: Request) -> Response:
         """The last HTTP requests seen."""
         return json_response({"requests": list(self.emu.request_log)})
@@ -139,6 +153,7 @@ class AdminRoutes:
             Route("/_emulator/health", self.admin(self.health), methods=["GET"]),
             Route("/_emulator/reset", self.admin(self.reset), methods=["POST"]),
             Route("/_emulator/audit", self.admin(self.audit), methods=["GET"]),
+            Route("/_emulator/messages", self.admin(self.messages), methods=["GET"]),
             Route("/_emulator/requests", self.admin(self.requests), methods=["GET"]),
             Route("/_emulator/faults", self.admin(self.get_faults), methods=["GET"]),
             Route("/_emulator/faults", self.admin(self.put_faults), methods=["PUT", "POST"]),

@@ -41,6 +41,11 @@ class EmulatorAdmin:
         query = "?custom_ids=true" if custom_ids else ""
         return list(self._call("GET", "/_emulator/audit" + query)["creates"])
 
+    def messages(self) -> list[dict[str, Any]]:
+        """Every answered (paid) Messages call, oldest first: digest (`message_digest` of its
+        body), model, input_tokens, output_tokens, created_at, held (its answer was stalled)."""
+        return list(self._call("GET", "/_emulator/messages")["messages"])
+
     def requests(self) -> list[dict[str, Any]]:
         """The last HTTP requests seen: method, path, status, request_id, retry_count."""
         return list(self._call("GET", "/_emulator/requests")["requests"])

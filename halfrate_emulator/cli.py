@@ -90,6 +90,21 @@ def emulator(
     bare_502_after_create: Annotated[
         int, typer.Option(help="Commit, then answer N creates with a bare (HTML) 502.")
     ] = 0,
+    stall_message_responses: Annotated[
+        int, typer.Option(help="Answer, then hold N Messages calls (stall_seconds).")
+    ] = 0,
+    stall_messages_after: Annotated[
+        int, typer.Option(help="Messages calls served before the stalls start.")
+    ] = 0,
+    max_queued_requests: Annotated[
+        int | None, typer.Option(help="Processing-queue cap: 429 on create above it.")
+    ] = None,
+    messages_rate_limit: Annotated[
+        int, typer.Option(help="Messages calls admitted per rate-limit window.")
+    ] = 4000,
+    rate_limit_window: Annotated[
+        float, typer.Option(help="The rate-limit window, in seconds.")
+    ] = 60.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Run the local Message Batches API emulator (a deterministic stand-in, not a model)."""
@@ -108,6 +123,8 @@ def emulator(
         stall_create_responses=stall_create_responses,
         stall_seconds=stall_seconds,
         bare_502_after_create=bare_502_after_create,
+        stall_message_responses=stall_message_responses,
+        stall_messages_after=stall_messages_after,
     )
     options = EmulatorOptions(
         api_key=api_key,
@@ -119,6 +136,9 @@ def emulator(
         shuffle_results=shuffle_results,
         fixture_mode=fixture_mode,
         public_base_url=public_base_url,
+        max_queued_requests=max_queued_requests,
+        messages_rate_limit=messages_rate_limit,
+        rate_limit_window=rate_limit_window,
         faults=faults,
     )
     from halfrate_emulator.server import EmulatorServer

@@ -46,6 +46,8 @@ class FaultState:
             self._lost_creates = config.lose_create_responses
             self._stalled_creates = config.stall_create_responses
             self._bare_502_creates = config.bare_502_after_create
+            self._stalled_messages = config.stall_message_responses
+            self._messages_before_stall = config.stall_messages_after
             self._cuts = config.results_cut_count if config.results_cut_after is not None else 0
 
     def snapshot(self) -> dict[str, object]:
@@ -59,6 +61,8 @@ class FaultState:
             data["lose_create_responses"] = self._lost_creates
             data["stall_create_responses"] = self._stalled_creates
             data["bare_502_after_create"] = self._bare_502_creates
+            data["stall_message_responses"] = self._stalled_messages
+            data["stall_messages_after"] = self._messages_before_stall
             data["results_cut_count"] = self._cuts
             return data
 
@@ -115,6 +119,17 @@ class FaultState:
             if self._stalled_creates <= 0:
                 return 0.0
             self._stalled_creates -= 1
+            return self.config.stall_seconds
+
+    def take_stalled_message(self) -> float:
+        """Seconds to hold this answered Messages call (0: none due; consumes one)."""
+        with self._lock:
+            if self._stalled_messages <= 0:
+                return 0.0
+            if self._messages_before_stall > 0:
+                self._messages_before_stall -= 1
+                return 0.0
+            self._stalled_messages -= 1
             return self.config.stall_seconds
 
     def take_results_cut(self) -> int | None:

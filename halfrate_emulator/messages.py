@@ -8,7 +8,10 @@ batches and by earlier Messages calls, but batches only read entries written by 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
+
+import orjson
 
 from halfrate_emulator.cache import TTL_SECONDS, account, plan_prompt
 from halfrate_emulator.errors import invalid
@@ -21,8 +24,17 @@ from halfrate_emulator.validation import check_params
 MESSAGES_SOURCE = "messages"
 
 
-def create_message(emulator: Emulator, body: Any, version: str) -> dict[str, Any]:
-    """Answer a Messages create with the deterministic responder (400 on invalid params)."""
+def message_digest(body: Any) -> str:
+    """What the audit knows a Messages call by: a SHA-256 of its body (keys sorted)."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def create_message(
+    emulator: Emulator, body: Any, version: str, held: bool = False
+) -> dict[str, Any]:
+    """Answer a Messages create with the deterministic responder (400 on invalid params).
+
+    The answered call is audited (it is paid for), before the caller sends or holds it."""
     if not isinstance(body, dict):
         raise invalid("Input should be a valid dictionary")
     if body.get("stream") is True:
@@ -50,7 +62,10 @@ def create_message(emulator: Emulator, body: Any, version: str) -> dict[str, Any
             emulator.store.refresh_cache(
                 [(now, usage.read_key, s) for s in ("batch", MESSAGES_SOURCE)]
             )
-    return respond(body, new_id("seed"), usage, "standard")
+        answer = respond(body, new_id("seed"), usage, "standard")
+        tokens = (answer["usage"]["input_tokens"], answer["usage"]["output_tokens"])
+        emulator.store.add_message_audit(message_digest(body), body["model"], tokens, now, held)
+    return answer
 
 
 def count_tokens(body: Any) -> dict[str, int]:

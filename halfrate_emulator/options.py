@@ -71,6 +71,11 @@ class FaultConfig(BaseModel):
     bare_502_after_create: int = Field(default=0, ge=0)
     """The next N creates are committed, then answered 502 with a proxy's HTML page (no API
     error body): the client cannot tell that a batch was made."""
+    stall_message_responses: int = Field(default=0, ge=0)
+    """N `POST /v1/messages` calls are answered (and audited: the call is paid for), then their
+    response is held for `stall_seconds` (it ends early if the client goes away): a lost answer."""
+    stall_messages_after: int = Field(default=0, ge=0)
+    """How many Messages calls are served normally before the stalls start."""
 
 
 class EmulatorOptions(BaseModel):
@@ -92,6 +97,15 @@ class EmulatorOptions(BaseModel):
     """Create bodies larger than this get 413 request_too_large."""
     max_requests: int = Field(default=100_000, ge=1)
     """Most requests allowed in one batch."""
+    max_queued_requests: int | None = Field(default=None, ge=1)
+    """The workspace's processing-queue cap: a create that would put more batch requests in
+    the queue (requests of batches not ended yet) is refused with 429 `rate_limit_error` and
+    a `retry-after` (the faults' `retry_after`). None: no cap."""
+    messages_rate_limit: int = Field(default=4000, ge=1)
+    """`POST /v1/messages` calls admitted per `rate_limit_window`; more get 429 with
+    `retry-after`. Every answer carries `anthropic-ratelimit-requests-*` headers."""
+    rate_limit_window: float = Field(default=60.0, gt=0.0)
+    """The rate limit's window, in real seconds."""
     shuffle_results: bool = True
     """Return results in a deterministic per-batch shuffled order (as the API may)."""
     fixture_mode: bool = False

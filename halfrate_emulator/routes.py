@@ -136,9 +136,14 @@ class BatchRoutes:
         )
 
     async def messages(self, request: Request, version: str) -> Response:
-        """POST /v1/messages: the deterministic responder, synchronously."""
+        """POST /v1/messages: the deterministic responder, synchronously, within the rate
+        limit (its `anthropic-ratelimit-requests-*` headers on every answer)."""
         body = await read_json(request)
-        return json_response(await run_in_threadpool(create_message, self.emu, body, version))
+        limits = self.emu.messages_rate.admit()
+        stall = self.emu.faults.take_stalled_message()
+        answer = await run_in_threadpool(create_message, self.emu, body, version, stall > 0)
+        await hold(request, stall)  # answered and paid for, but the client may never see it
+        return json_response(answer, headers=limits)
 
     async def count(self, request: Request, version: str) -> Response:
         """POST /v1/messages/count_tokens."""

@@ -16,13 +16,14 @@ from typing import Any
 import orjson
 
 from halfrate_emulator.clock import Timer, VirtualClock
-from halfrate_emulator.errors import invalid, not_found
+from halfrate_emulator.errors import ApiError, invalid, not_found
 from halfrate_emulator.faults import FaultState
 from halfrate_emulator.finalize import finalize_batch
 from halfrate_emulator.ids import new_id
 from halfrate_emulator.ingest import parse_body
 from halfrate_emulator.lifecycle import BatchState, batch_state, fixture_batch, render_batch
 from halfrate_emulator.options import EmulatorOptions
+from halfrate_emulator.ratelimit import RequestRateLimit, retry_after
 from halfrate_emulator.store import BatchRow, Store
 
 REQUEST_LOG_SIZE = 2000
@@ -38,6 +39,9 @@ class Emulator:
         self._timer = timer
         self.clock = self._load_clock()
         self.faults = FaultState(options.faults)
+        self.messages_rate = RequestRateLimit(
+            options.messages_rate_limit, options.rate_limit_window
+        )
         self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
 
     # -- clock -------------------------------------------------------------------------------
@@ -72,6 +76,9 @@ class Emulator:
             self.clock = self._load_clock()
             self.faults.replace(self.options.faults)
             self.request_log.clear()
+            self.messages_rate = RequestRateLimit(
+                self.options.messages_rate_limit, self.options.rate_limit_window
+            )
 
     # -- create ------------------------------------------------------------------------------
     def spool_path(self) -> Path:
@@ -92,6 +99,11 @@ class Emulator:
             spool.unlink(missing_ok=True)
         with self.lock:
             now = self.clock.now()
+            try:
+                self._check_queue(parsed.count, now)
+            except ApiError:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
             self.store.insert_batch(
                 {
                     "id": batch_id,
@@ -107,6 +119,25 @@ class Emulator:
             )
             self.store.add_audit(batch_id, parsed.count, size, now)
             return self.get_row(batch_id)
+
+    def _check_queue(self, count: int, now: float) -> None:
+        """429 when the batch would put more requests in the processing queue than the cap."""
+        cap = self.options.max_queued_requests
+        if cap is None:
+            return
+        queued = sum(
+            row.request_count
+            for row in self.store.pending_except(-1)
+            if not batch_state(row, now).ended
+        )
+        if queued + count > cap:
+            raise ApiError(
+                429,
+                f"Number of batch requests in the processing queue would exceed your limit of "
+                f"{cap:,} ({queued:,} queued, {count:,} in this batch); retry when earlier "
+                "batches have ended (emulator).",
+                headers=retry_after(self.faults.config.retry_after),
+            )
 
     def mark_dropped(self, batch_id: str) -> None:
         """Record in the audit that a create's response was never delivered."""

@@ -2,7 +2,8 @@
 
 Layout under the data directory::
 
-    state.sqlite3                  batches, audit, cache entries, meta (clock anchors)
+    state.sqlite3                  batches, audits (creates, Messages calls), cache entries,
+                                   meta (clock anchors)
     batches/<id>/requests.jsonl    one compact request per line, as submitted
     batches/<id>/custom_ids.txt    the custom_ids in submission order (for the audit)
     batches/<id>/results.jsonl     written once the batch has ended
@@ -54,6 +55,15 @@ create table if not exists cache (
     expires_at real not null,
     ttl real not null,
     primary key (key, source)
+);
+create table if not exists messages_audit (
+    seq integer primary key autoincrement,
+    digest text not null,
+    model text not null,
+    input_tokens integer not null,
+    output_tokens integer not null,
+    created_at real not null,
+    held integer not null default 0
 );
 create table if not exists meta (name text primary key, value text not null);
 """
@@ -165,6 +175,25 @@ class Store:
         sql = "select batch_id, request_count, bytes, created_at, response_dropped from audit"
         return self.db.execute(sql + " order by seq").fetchall()
 
+    def add_message_audit(
+        self, digest: str, model: str, usage: tuple[int, int], at: float, held: bool
+    ) -> None:
+        """Record an answered (paid) Messages call: its body's digest, model and tokens."""
+        with self.db:
+            self.db.execute(
+                "insert into messages_audit (digest, model, input_tokens, output_tokens,"
+                " created_at, held) values (?, ?, ?, ?, ?, ?)",
+                [digest, model, *usage, at, int(held)],
+            )
+
+    def message_audit_rows(self) -> list[tuple[Any, ...]]:
+        """(digest, model, input_tokens, output_tokens, created_at, held) per call, in order."""
+        sql = (
+            "select digest, model, input_tokens, output_tokens, created_at, held"
+            " from messages_audit order by seq"
+        )
+        return self.db.execute(sql).fetchall()
+
     def cache_rows(
         self, keys: list[str], source: str
     ) -> dict[str, tuple[str | None, float, float]]:
@@ -206,7 +235,7 @@ class Store:
     def reset(self) -> None:
         """Forget every batch, audit row, cache entry and clock offset."""
         with self.db:
-            for table in ("batches", "audit", "cache", "meta"):
+            for table in ("batches", "audit", "messages_audit", "cache", "meta"):
                 self.db.execute(f"delete from {table}")
             self.db.execute("delete from sqlite_sequence")
         shutil.rmtree(self.batches_dir, ignore_errors=True)

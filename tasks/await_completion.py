@@ -37,11 +37,12 @@ def retry_while_waiting(task: Task[..., Progress], task_run: TaskRun, state: Sta
     cache_policy=NO_CACHE,
     timeout_seconds=600,  # bounds one status check, not the wait
 )
-def await_completion(job: JobConfig, attempt: int) -> Progress:
-    """Check the attempt's batches once; raise BatchesNotReady (and retry) until all ended."""
-    progress = pipeline.check(job, get_settings(), attempt)
+def await_completion(job: JobConfig, attempt: int, purpose: str | None = None) -> Progress:
+    """Check the attempt's batches once (past the deadline, cancel those not ended); raise
+    BatchesNotReady (and retry) until all ended, or files waiting for the queue may go."""
+    progress = pipeline.check(job, get_settings(), attempt, purpose)
     if report_progress(job, attempt, progress):  # news (else Prefect's retry line says it)
         get_run_logger().info("attempt %d: %s", attempt, progress.summary())
-    if not progress.all_ended:
+    if not progress.settled:
         raise BatchesNotReady(progress)
     return progress

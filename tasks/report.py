@@ -23,6 +23,9 @@ def report(job: JobConfig) -> JobSummary:
             "final_states": summary.final_states,
             "batch_cost_usd": summary.batch_cost_usd,
             "savings_usd": summary.savings_usd,
+            "realtime_rows": summary.realtime_rows,  # rows that missed the batch (deadline)
+            "realtime_spend_usd": summary.realtime_spend_usd,
+            "cost_usd": summary.cost_usd,
             "batch_cost": format_usd(summary.batch_cost_usd),  # for people (the UI's feed)
             "savings": format_usd(summary.savings_usd),
             "warehouse": summary.warehouse,

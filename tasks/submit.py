@@ -35,6 +35,8 @@ def submit(job: JobConfig, attempt: int, purpose: str) -> list[BatchRecord]:
     """Create one batch per request file that has none; reconcile any create of unknown outcome."""
     records = pipeline.submit(job, get_settings(), attempt, purpose)
     for record in records:
+        if record.batch_id is None or record.realtime:
+            continue  # waits for the processing queue, or goes out in real time
         get_run_logger().info(
             "%s batch %s: %d requests (%s)",
             purpose,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from halfrate.deadline import normalize_deadline, parse_deadline
 from halfrate.output_checks import OutputChecks, compile_checks
 from halfrate.sql import load_sql
 from halfrate.template import PromptTemplate
@@ -40,6 +41,13 @@ class CacheTTL(StrEnum):
     none = "none"
     five_minutes = "5m"
     one_hour = "1h"
+
+
+class SendMode(StrEnum):
+    """How a job's requests go out: as batches (half price), or real time (full price, now)."""
+
+    batch = "batch"
+    realtime = "realtime"
 
 
 class JobBase(BaseModel):
@@ -74,11 +82,31 @@ class JobBase(BaseModel):
     max_cost_usd: float | None = Field(
         None, gt=0, description="Budget: refuse to submit if the expected batch cost is higher."
     )
+    pilot_rows: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="Run a pilot first: this many rows, sampled across the source, as a batch "
+        "of their own; the full job's cost is projected from what they really cost (and "
+        "max_cost_usd is checked against that projection) before the other rows are sent. "
+        "The pilot's rows are part of the job: never sent twice.",
+    )
+    mode: SendMode = Field(
+        SendMode.batch,
+        description="batch (half price, done within 24 h) | realtime (the Messages API at full "
+        "price, for small or urgent jobs: no batch at all).",
+    )
+    deadline: str | None = Field(
+        None,
+        description="When the rows must be done: an ISO time with its offset "
+        "(2026-12-01T07:00:00+01:00) or a duration from the job's first submission (6h, 90m). "
+        "Batches not ended by then are canceled and their rows finished in real time.",
+    )
 
     # Settings that do not change the requests, and fields added after jobs already existed
     # (left out while unset, so those jobs keep their fingerprint and resume).
     _NOT_FINGERPRINTED: ClassVar[frozenset[str]] = frozenset(
-        {"name", "max_attempts", "prime_cache", "max_cost_usd"}
+        {"name", "max_attempts", "prime_cache", "max_cost_usd", "pilot_rows", "mode", "deadline"}
     )
     _FINGERPRINTED_ONLY_WHEN_SET: ClassVar[frozenset[str]] = frozenset({"prompt"})
 
@@ -92,6 +120,14 @@ class JobBase(BaseModel):
         if chained and "id_column" not in data:
             return {**data, "id_column": UPSTREAM_ID_COLUMN}
         return data
+
+    @field_validator("deadline", mode="before")
+    @classmethod
+    def _check_deadline(cls, value: Any) -> Any:
+        value = normalize_deadline(value)
+        if isinstance(value, str):
+            parse_deadline(value)  # raises DeadlineError (a ValueError) with the fix
+        return value
 
     @field_validator("source")
     @classmethod

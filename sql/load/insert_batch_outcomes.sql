@@ -1,5 +1,7 @@
 -- the latest result of each request of each row this batch answered: highest
--- attempt, a main batch before the cache-priming one, then the most recent batch
+-- attempt, an answer before a canceled or expired result of the same attempt (the
+-- real-time answer of a request the deadline canceled), a main batch before the
+-- cache-priming one, then the most recent batch
 insert into outcomes by name
 
 with
@@ -82,6 +84,7 @@ latest as (
         partition by job_name, row_id, request
         order by
             attempt desc,
+            result_type in ('canceled', 'expired') asc,
             purpose = 'prime' asc nulls last,
             created_at desc nulls last,
             batch_id desc

@@ -16,7 +16,8 @@ insert into batches (
     canceled_count,
     expired_count,
     ledger_status,
-    updated_at
+    updated_at,
+    mode
 )
 values (
     $batch_id,
@@ -36,7 +37,8 @@ values (
     $canceled_count,
     $expired_count,
     $ledger_status,
-    $now
+    $now,
+    $mode
 )
 on conflict (batch_id) do update set
     job_name = excluded.job_name,
@@ -55,4 +57,5 @@ on conflict (batch_id) do update set
     canceled_count = excluded.canceled_count,
     expired_count = excluded.expired_count,
     ledger_status = excluded.ledger_status,
-    updated_at = excluded.updated_at
+    updated_at = excluded.updated_at,
+    mode = excluded.mode

@@ -1,4 +1,7 @@
 -- grain: one row per batch (key: batch_id): billed usage and cost.
+-- A batch is a batch of the API (mode 'batch') or a real-time pseudo-batch
+-- (mode 'realtime': requests halfrate sent through the Messages API at full
+-- price, for `mode: realtime` jobs and what a job's deadline left).
 -- Only succeeded requests are billed, as the API does (errored, canceled and
 -- expired ones are free). Each request is priced with the price list of the
 -- response's model in effect on the batch's created_at date (UTC; today if
@@ -7,9 +10,18 @@
 -- prices every token of the request (e.g. claude-haiku-5-5 over 100,000).
 -- Money is DECIMAL(24,12), exact: prices have at most 4 decimals and the
 -- discount at most 2 (halfrate/pricing.py checks prices.csv).
--- realtime_cost_usd: the usage at standard prices (USD per million tokens);
--- batch_cost_usd: the same times the batch discount (0.5);
--- savings_usd: the difference.
+-- realtime_cost_usd: the usage at standard prices (USD per million tokens),
+-- what the same work costs in real time;
+-- batch_cost_usd: what a batch cost: its usage times the batch discount (0.5);
+-- 0 for a real-time pseudo-batch;
+-- realtime_spend_usd: what a real-time pseudo-batch cost: its usage at
+-- standard prices; 0 for a batch;
+-- cost_usd: what was paid: batch_cost_usd + realtime_spend_usd;
+-- savings_usd: realtime_cost_usd - cost_usd.
+-- possible_duplicate_requests: real-time calls whose answer was lost (each may
+-- have been charged; lost_calls); possible_duplicate_cost_usd prices each at
+-- what its request's kept answer cost (a request never answered is counted,
+-- not priced). Not included in cost_usd.
 -- long_context_requests: billed requests priced above the lowest band.
 -- unpriced_requests: billed requests with no price (model not in the table,
 -- or a token kind whose price the band does not publish, such as a 1h cache
@@ -25,6 +37,7 @@ batches as (
         job_name,
         attempt,
         purpose,
+        coalesce(mode, 'batch') as mode,
         coalesce(created_at, current_date)::date as priced_on
     from batches
 ),
@@ -32,6 +45,7 @@ batches as (
 results as (
     select
         batch_id,
+        custom_id,
         model,
         input_tokens,
         cache_write_5m_tokens,
@@ -70,6 +84,7 @@ prices as (
 billed as (
     select
         results.*,
+        batches.mode,
         batches.priced_on
     from results
     inner join batches
@@ -110,13 +125,15 @@ request_costs as (
     -- a token kind with tokens but no price makes it null (unpriced)
     select
         batch_id,
+        custom_id,
         input_tokens,
         cache_write_5m_tokens,
         cache_write_1h_tokens,
         cache_read_input_tokens,
         output_tokens,
         band_over > 0 as long_context,
-        batch_discount,
+        -- a real-time call pays the standard price
+        if(mode = 'batch', batch_discount, 1) as price_factor,
         input_tokens * input_price
         + if(cache_write_5m_tokens = 0, 0, cache_write_5m_tokens * cache_write_5m_price)
         + if(cache_write_1h_tokens = 0, 0, cache_write_1h_tokens * cache_write_1h_price)
@@ -136,10 +153,32 @@ batch_usage as (
         sum(cache_write_1h_tokens) as cache_write_1h_tokens,
         sum(cache_read_input_tokens) as cache_read_tokens,
         sum(output_tokens) as output_tokens,
-        sum(realtime_micro_usd * batch_discount) * 0.000001 as batch_cost_usd,
+        sum(realtime_micro_usd * price_factor) * 0.000001 as cost_usd,
         sum(realtime_micro_usd) * 0.000001 as realtime_cost_usd
     from request_costs
     group by batch_id
+),
+
+lost_calls as (
+    select
+        batch_id,
+        custom_id,
+        lost_calls
+    from lost_calls
+),
+
+duplicates as (
+    select
+        lost_calls.batch_id,
+        sum(lost_calls.lost_calls) as possible_duplicate_requests,
+        sum(lost_calls.lost_calls * request_costs.realtime_micro_usd)
+        * 0.000001 as possible_duplicate_cost_usd
+    from lost_calls
+    left join request_costs
+        on
+            lost_calls.batch_id = request_costs.batch_id
+            and lost_calls.custom_id = request_costs.custom_id
+    group by lost_calls.batch_id
 ),
 
 final as (
@@ -148,6 +187,7 @@ final as (
         batches.job_name,
         batches.attempt,
         batches.purpose,
+        batches.mode,
         batches.priced_on,
         coalesce(batch_usage.billed_requests, 0) as billed_requests,
         coalesce(batch_usage.unpriced_requests, 0) as unpriced_requests,
@@ -159,18 +199,45 @@ final as (
         coalesce(batch_usage.output_tokens, 0) as output_tokens,
         case
             when coalesce(batch_usage.unpriced_requests, 0) = 0
-                then coalesce(batch_usage.batch_cost_usd, 0)::decimal(24, 12)
-        end as batch_cost_usd,
+                then coalesce(batch_usage.cost_usd, 0)::decimal(24, 12)
+        end as cost_usd,
         case
             when coalesce(batch_usage.unpriced_requests, 0) = 0
                 then coalesce(batch_usage.realtime_cost_usd, 0)::decimal(24, 12)
-        end as realtime_cost_usd
+        end as realtime_cost_usd,
+        coalesce(duplicates.possible_duplicate_requests, 0)::bigint
+            as possible_duplicate_requests,
+        case
+            when coalesce(batch_usage.unpriced_requests, 0) = 0
+                then coalesce(duplicates.possible_duplicate_cost_usd, 0)::decimal(24, 12)
+        end as possible_duplicate_cost_usd
     from batches
     left join batch_usage
         on batches.batch_id = batch_usage.batch_id
+    left join duplicates
+        on batches.batch_id = duplicates.batch_id
 )
 
 select
-    *,
-    (realtime_cost_usd - batch_cost_usd)::decimal(24, 12) as savings_usd
+    batch_id,
+    job_name,
+    attempt,
+    purpose,
+    mode,
+    priced_on,
+    billed_requests,
+    unpriced_requests,
+    long_context_requests,
+    input_tokens,
+    cache_write_5m_tokens,
+    cache_write_1h_tokens,
+    cache_read_tokens,
+    output_tokens,
+    if(mode = 'batch', cost_usd, 0)::decimal(24, 12) as batch_cost_usd,
+    if(mode = 'batch', 0, cost_usd)::decimal(24, 12) as realtime_spend_usd,
+    cost_usd,
+    realtime_cost_usd,
+    (realtime_cost_usd - cost_usd)::decimal(24, 12) as savings_usd,
+    possible_duplicate_requests,
+    possible_duplicate_cost_usd
 from final

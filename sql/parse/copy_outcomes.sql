@@ -1,8 +1,15 @@
--- the retry outcome of every result in parsed_results, staged for the retry
--- plan (results/<batch_id>.outcomes.parquet: it never reads the warehouse)
+-- each result's type, retry outcome and usage in parsed_results, staged beside the
+-- raw file (results/<batch_id>.outcomes.parquet): the retry plan, the deadline's
+-- remainders and the pilot's measurement read it, never the warehouse
 copy (
     select
         custom_id,
-        outcome
+        result_type,
+        outcome,
+        input_tokens,
+        cache_write_5m_tokens,
+        cache_write_1h_tokens,
+        cache_read_input_tokens,
+        output_tokens
     from parsed_results
 ) to $out (format parquet)

@@ -1,4 +1,7 @@
 -- grain: one row per batch sent to the API (key: batch_id); times are UTC
+-- mode: 'batch', or 'realtime' for a real-time pseudo-batch (batch_id rt_...):
+-- a request file whose requests halfrate sent through the Messages API at full
+-- price (`mode: realtime`, or past the job's deadline)
 create table if not exists batches (
     batch_id varchar primary key,
     job_name varchar not null,
@@ -17,5 +20,6 @@ create table if not exists batches (
     canceled_count integer,
     expired_count integer,
     ledger_status varchar,
-    updated_at timestamp not null
+    updated_at timestamp not null,
+    mode varchar default 'batch'
 );

@@ -21,12 +21,14 @@ TABLES = {
     "prices": ["model", "effective_from", "prompt_tokens_over"],
 }
 STOP_TABLES = {"user_cancels": ["batch_id"], "unsent_requests": ["job_name", "custom_id"]}
+ESTIMATE_TABLES = {"job_estimates": ["job_name", "estimate"]}
 VIEWS = {
     "row_outcomes": ["job_name", "row_number"],
     "batch_costs": ["batch_id"],
     "job_costs": ["job_name"],
     "labels": ["job_name", "row_id"],
 }
+ESTIMATE_VIEWS = {"job_estimate_errors": ["job_name", "estimate"]}
 
 
 def test_schema_creates_every_table_and_view_on_a_fresh_file(tmp_path: Path) -> None:
@@ -37,10 +39,11 @@ def test_schema_creates_every_table_and_view_on_a_fresh_file(tmp_path: Path) -> 
     names = dict(
         con.execute("select table_name, table_type from information_schema.tables").fetchall()
     )
-    tables = TABLES | STOP_TABLES
+    tables = TABLES | STOP_TABLES | ESTIMATE_TABLES
     assert {n: names.get(n) for n in tables} == dict.fromkeys(tables, "BASE TABLE")
-    assert {n: names.get(n) for n in VIEWS} == dict.fromkeys(VIEWS, "VIEW")
-    for view in VIEWS:
+    views = VIEWS | ESTIMATE_VIEWS
+    assert {n: names.get(n) for n in views} == dict.fromkeys(views, "VIEW")
+    for view in views:
         assert con.execute(f"select count(*) from {view}").fetchone() == (0,)
     con.close()
     assert path.exists()

@@ -188,7 +188,7 @@ def test_load_batch_parses_the_raw_results_into_the_warehouse_and_stages_the_out
         "msgbatch_a1.outcomes.parquet",
     ]
     staged_outcomes = dict(
-        duckdb.execute("select * from read_parquet(?)", [str(outcomes)]).fetchall()
+        duckdb.execute("select custom_id, outcome from read_parquet(?)", [str(outcomes)]).fetchall()
     )
     loaded = dict(
         con.execute(

@@ -1,0 +1,2 @@
+delete from job_estimates
+where job_name = $job_name

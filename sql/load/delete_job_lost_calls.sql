@@ -1,0 +1,2 @@
+delete from lost_calls
+where job_name = $job_name
