@@ -11,6 +11,7 @@ from typing import Any
 from prefect import Flow, flow
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.runtime import flow_run
+from prefect.states import Cancelled
 
 from flows.batch_job import batch_job
 from halfrate import pipeline
@@ -42,8 +43,8 @@ def job_chain(job_files: list[str], restart: bool = False) -> ChainSummary | Sta
     first_try = (flow_run.get_run_count() or 1) <= 1
     stages: list[JobSummary] = []
     for job_file in job_files:
-        summary = batch_job(job_file=job_file, restart=restart and first_try)
-        if not isinstance(summary, JobSummary):
-            return summary  # the stage ended Cancelled: so does the chain
-        stages.append(summary)
+        state = batch_job(job_file=job_file, restart=restart and first_try, return_state=True)
+        if state.is_cancelled():  # the user canceled the stage: so is the chain
+            return Cancelled(message=state.message)
+        stages.append(state.result())  # a failed stage raises: the chain fails with it
     return report_chain(stages)

@@ -17,10 +17,11 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from flows.chain import job_chain
+from halfrate.ledger import BatchStatus, Ledger
 from halfrate.settings import get_settings
 from halfrate.summary import ChainSummary
-from halfrate_emulator import EmulatorServer
-from tests.flows.conftest import SAMPLES, halfrate_bin, subprocess_env
+from halfrate_emulator import EmulatorOptions, EmulatorServer
+from tests.flows.conftest import SAMPLES, halfrate_bin, running_emulator, subprocess_env
 
 pytestmark = pytest.mark.slow
 ROWS = 20
@@ -179,3 +180,45 @@ def test_demo_kind_judge_runs_the_trivia_chain_on_the_emulator(
     assert states == [("trivia-answers", "succeeded", 261), ("trivia-judge", "succeeded", 261)]
     unknown = runner.invoke(app, ["demo", "--kind", "summarise"])
     assert unknown.exit_code == 2 and "the demos are label, extract, judge" in unknown.output
+
+
+def test_a_user_cancel_of_a_stage_ends_the_chain_cancelled_before_the_next_stage(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = chain_files(tmp_path)
+    log = tmp_path / "chain.log"
+    ledger_path = get_settings().workdir / "trivia-answers" / "ledger.sqlite"
+    options = EmulatorOptions(processing_seconds=3600, cancel_seconds=0.2)
+    with running_emulator(tmp_path, monkeypatch, options) as server:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [halfrate_bin(), "run", *files],
+                env=subprocess_env(prefect_api),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            deadline = time.monotonic() + 120
+            while not (ledger_path.exists() and _submitted(ledger_path)):
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+            time.sleep(1)  # the first stage polls in its await step
+            result = runner.invoke(app, ["cancel", "trivia-answers"])
+            assert result.exit_code == 0, result.output
+            assert proc.wait(timeout=120) == 5, log.read_text()  # README: exit codes
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert len(server.admin.audit()) == 1  # the first stage's batch only
+    output = log.read_text()
+    assert "canceled by the user" in output, output
+    assert not (get_settings().workdir / "trivia-judge" / "job.json").exists()  # never started
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs()
+    [parent] = [r for r in runs if r.parameters.get("job_files") == files]
+    assert parent.state is not None and parent.state.is_cancelled(), parent.state
+
+
+def _submitted(ledger_path: Path) -> bool:
+    return any(r.status is BatchStatus.submitted for r in Ledger(ledger_path).records())
