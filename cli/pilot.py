@@ -43,7 +43,8 @@ def pilot(
     estimate. The pilot's rows are part of the job: `halfrate run` sends only the others.
 
     Exit codes: 0 the report is printed; 1 unexpected error; 2 bad job, source, setting or
-    key, or the budget (max_cost_usd) refuses even the pilot; 5 canceled by the user.
+    key, or the budget (max_cost_usd) refuses the pilot or the projected whole job; 5
+    canceled by the user.
     """
     with errors_shown(debug):
         spec = parse_overrides(set_ or [])
@@ -56,6 +57,11 @@ def pilot(
             "other than the first); run it with `halfrate run`"
         )
     print_report(report, ran_on)
+    from halfrate.pilot import projection_over_budget
+
+    problem = projection_over_budget(report, report.max_cost_usd)
+    if problem is not None:  # `halfrate run` would stop before the main batches
+        raise fail(str(problem))
 
 
 def run_pilot(
@@ -80,7 +86,10 @@ def print_report(report: Any, ran_on_emulator: bool) -> None:
     for what, figure in report_lines(report):
         table.add_row(plain(what), plain(figure))
     console.print(table)
-    if report.projected.expected is not None:
+    over = (
+        report.max_cost_usd is not None and (report.projected.expected or 0) > report.max_cost_usd
+    )
+    if report.projected.expected is not None and not over:
         warm = ""
         if report.cold_cache_usd is not None:
             warm = f" (within {report.cache_ttl}, while the prompt cache is warm)"

@@ -147,32 +147,42 @@ def _prices(realtime: bool) -> str:
 
 def check_projection(job: JobConfig, report: PilotReport) -> None:
     """Before the main batches: the pilot's projection of the whole job must fit the budget."""
-    cap = job.max_cost_usd
+    problem = projection_over_budget(report, job.max_cost_usd)
+    if problem is not None:
+        raise problem
+
+
+def projection_over_budget(
+    report: PilotReport, cap: float | None
+) -> PilotBudgetError | BudgetUncheckedError | None:
+    """Why the rest of the job will not be sent under the budget `cap` (None: it fits)."""
     if cap is None:
-        return
+        return None
     expected = report.projected.expected
+    name = report.job_name
     kept = (
         f"The pilot's {report.pilot.rows:,} rows are done and kept (a rerun never sends them again)"
     )
     if expected is None:
-        raise BudgetUncheckedError(
-            f"job {job.name!r}: max_cost_usd is {format_usd(cap)} but the pilot's projection "
+        return BudgetUncheckedError(
+            f"job {name!r}: max_cost_usd is {format_usd(cap)} but the pilot's projection "
             f"cannot be priced ({'; '.join(report.problems)}); the main batches were not "
             f"sent. {kept}. Add the missing price to halfrate/prices.csv, or remove "
             "max_cost_usd and rerun."
         )
-    if expected > cap:
-        p = report.projected
-        raise PilotBudgetError(
-            f"job {job.name!r}: the pilot projects {format_usd(expected, versus=cap)} for the "
-            f"whole job at {_prices(report.prices == 'realtime')} (90% interval "
-            f"{format_usd(p.low)} – "
-            f"{format_usd(p.high)}; the static estimate said "
-            f"{format_usd(report.static.expected if report.static else None)}), above "
-            f"max_cost_usd {format_usd(cap, versus=expected)}; the main batches "
-            f"({report.remaining_requests:,} requests) were not sent. {kept}. Raise "
-            "max_cost_usd (it is not part of the job's identity) and rerun to send the rest."
-        )
+    if expected <= cap:
+        return None
+    p = report.projected
+    return PilotBudgetError(
+        f"job {name!r}: the pilot projects {format_usd(expected, versus=cap)} for the "
+        f"whole job at {_prices(report.prices == 'realtime')} (90% interval "
+        f"{format_usd(p.low)} – "
+        f"{format_usd(p.high)}; the static estimate said "
+        f"{format_usd(report.static.expected if report.static else None)}), above "
+        f"max_cost_usd {format_usd(cap, versus=expected)}; the main batches "
+        f"({report.remaining_requests:,} requests) were not sent. {kept}. Raise "
+        "max_cost_usd (it is not part of the job's identity) and rerun to send the rest."
+    )
 
 
 def report_lines(report: PilotReport) -> list[tuple[str, str]]:

@@ -79,6 +79,8 @@ class PilotReport(BaseModel):
     """The expected cost if the rest is sent after the cache's TTL ran out since the pilot
     (its requests then write the prefix again instead of reading it)."""
     cache_ttl: str = "none"
+    max_cost_usd: float | None = None
+    """The job's budget when the pilot ran (None: no budget)."""
     problems: tuple[str, ...] = ()
     """Why a figure is missing (a price the table lacks, no billed pilot request)."""
 
@@ -132,6 +134,7 @@ def measure(job: JobConfig, paths: JobPaths, ledger: Ledger, estimate_file: Path
         static=(static.realtime if realtime else static.batch) if static else None,
         cold_cache_usd=cold if isinstance(cold, float) else None,
         cache_ttl=job.cache_ttl.value,
+        max_cost_usd=job.max_cost_usd,
         problems=tuple(dict.fromkeys(problems)),
     )
 

@@ -129,6 +129,23 @@ def test_pilot_rows_over_budget_stops_before_the_main_batches_and_keeps_the_pilo
     assert len(ids) == 300 and set(ids.values()) == {1}
 
 
+def test_halfrate_pilot_over_budget_prints_the_report_then_says_the_run_would_stop(
+    prefect_api: str, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    # about $0.05 for the job: the pilot's share fits $0.01, the projection does not
+    job = write_job(tmp_path, rows=300, max_cost_usd=0.01)
+    code, out = cli("pilot", str(job), "--rows", "20")
+    assert code == 2, out  # README: exit codes (fix needed)
+    assert "projected job cost" in out  # the report first
+    assert "the pilot projects $0.0" in out and "above max_cost_usd $0.0100" in out, out
+    assert "sends the other" not in out  # no invitation to run what the budget refuses
+    assert sum(sent(emulator).values()) == 21  # the priming row and the pilot
+
+    code, out = cli("run", str(job))  # the run agrees: it stops before the main batches
+    assert code == 2 and "the main batches (279 requests) were not sent" in out, out
+    assert sum(sent(emulator).values()) == 21
+
+
 def test_halfrate_pilot_prints_the_report_and_refuses_what_would_pay_twice(
     prefect_api: str, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
