@@ -55,7 +55,7 @@ def wrap(name):
         finally: mark("<" + name)
     setattr(P, name, run)
 for name in STEPS: wrap(name)
-import cli.commands as C
+import cli.output as C
 printed = C.print_summary
 def print_summary(*a, **k):
     mark("flow run ended"); printed(*a, **k); mark("summary printed")
