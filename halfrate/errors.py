@@ -2,9 +2,9 @@
 
 SDK exceptions carry the request they were raised for, headers included
 (`Authorization: Bearer <key>`), and Prefect pickles a failed run's exception to disk. So no SDK
-exception may leave the gateway: `halfrate.gateway` converts every one into an `APIError`
-holding only strings and numbers (status, error type, message, request id, error code,
-retry-after), with no cause or context chained to it.
+exception may leave the gateway: `halfrate.gateway` converts every one (`halfrate.api_errors`)
+into an `APIError` holding only strings and numbers (status, error type, message, request id,
+error code, retry-after), with no cause or context chained to it.
 
 One definition of what each failure means (`ErrorKind`):
 
