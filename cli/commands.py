@@ -25,7 +25,7 @@ from cli.output import (
     quiet_actionable_tracebacks,
 )
 from cli.start import api_endpoint, check_before_start
-from halfrate.config import JobSpec
+from halfrate.config import NO_OVERRIDES, JobSpec
 from halfrate.settings import get_settings
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
@@ -190,7 +190,8 @@ def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool, debug: b
     _prefect_env(debug)
     from flows.batch_job import batch_job
 
-    return in_flow(lambda: batch_job(job_file=job_file, job=spec, restart=restart))
+    overrides = spec or NO_OVERRIDES
+    return in_flow(lambda: batch_job(job_file=job_file or "", job=overrides, restart=restart))
 
 
 def run_chain(job_files: list[str], restart: bool, debug: bool = False) -> Any:
