@@ -24,6 +24,7 @@ from cli.output import (
     plain,
     quiet_actionable_tracebacks,
 )
+from cli.progress import terminal_progress
 from cli.start import api_endpoint, check_before_start
 from halfrate.config import NO_OVERRIDES, JobSpec
 from halfrate.settings import get_settings
@@ -91,7 +92,7 @@ def run(
             raise fail("--set overrides one job: run the chain's jobs one by one to override")
         spec = parse_overrides(set_ or [])
         check_before_start("run", files, spec, restart=restart, emulator=emulator)
-        with api_endpoint(emulator) as ran_on:
+        with api_endpoint(emulator) as ran_on, terminal_progress():
             result = _run_jobs(files, spec, restart, debug)
     raise typer.Exit(_finish(result, len(files), ran_on))
 
@@ -116,7 +117,7 @@ def estimate(
     with errors_shown(debug):
         spec = parse_overrides(set_ or [])
         check_before_start("estimate", [str(job_file)], spec, restart=False, emulator=emulator)
-        with api_endpoint(emulator) as ran_on:
+        with api_endpoint(emulator) as ran_on, terminal_progress():
             job, cost = _estimate(str(job_file), spec)
     if cost is None:
         raise fail(f"job {job.name!r} has no rows to send (every row was quarantined)")
@@ -159,7 +160,7 @@ def demo(
     with errors_shown(debug):
         if not on_emulator:
             console.print("ANTHROPIC_API_KEY is set: running against the real API (batch prices).")
-        with api_endpoint(on_emulator, "No ANTHROPIC_API_KEY: ") as ran_on:
+        with api_endpoint(on_emulator, "No ANTHROPIC_API_KEY: ") as ran_on, terminal_progress():
             start_over = restart if restart is not None else ran_on
             result = _run_jobs(files, None, start_over, debug)
     code = _finish(result, len(files), ran_on)
@@ -317,7 +318,8 @@ def load(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
     from halfrate import pipeline
 
     try:
-        result = pipeline.load_staged(job, get_settings())
+        with terminal_progress():
+            result = pipeline.load_staged(job, get_settings())
     except (FileNotFoundError, RuntimeError) as exc:
         raise fail(str(exc)) from None
     if result.deferred:
@@ -410,7 +412,8 @@ def export(
     except ValueError:
         raise fail(f"--format {format_!r}: use parquet, csv or jsonl") from None
     try:
-        done = export_job(job, get_settings(), fmt, out)
+        with terminal_progress():
+            done = export_job(job, get_settings(), fmt, out)
     except (FileNotFoundError, ValueError, WarehouseBusyError) as exc:
         raise fail(str(exc)) from None
     columns = ", ".join(done.columns)

@@ -15,6 +15,7 @@ from cli.commands import (
     parse_overrides,
 )
 from cli.output import console, errors_shown, fail, note, plain, warn
+from cli.progress import terminal_progress
 from cli.start import api_endpoint, check_before_start
 from halfrate.config import NO_OVERRIDES, JobSpec
 from halfrate.kinds.base import MAX_PILOT_ROWS
@@ -49,7 +50,7 @@ def pilot(
     with errors_shown(debug):
         spec = parse_overrides(set_ or [])
         check_before_start("pilot", [str(job_file)], spec, restart=restart, emulator=emulator)
-        with api_endpoint(emulator) as ran_on:
+        with api_endpoint(emulator) as ran_on, terminal_progress():
             report = run_pilot(str(job_file), spec, rows, restart, debug)
     if report is None:
         raise fail(

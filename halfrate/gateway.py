@@ -36,6 +36,7 @@ import httpx2
 import orjson
 
 from halfrate.errors import ActionableError, APIError, ErrorKind, classify
+from halfrate.progress_hooks import SILENT, StepProgress
 
 if TYPE_CHECKING:  # importing settings (pydantic-settings) costs the client ~3 MiB
     import anthropic
@@ -347,9 +348,17 @@ class BatchGateway:
     # -- results --------------------------------------------------------------------------
 
     def download_results(
-        self, batch_id: str, dest: Path, *, batch: "MessageBatch | None" = None
+        self,
+        batch_id: str,
+        dest: Path,
+        *,
+        batch: "MessageBatch | None" = None,
+        progress: StepProgress = SILENT,
     ) -> int:
         """Stream a batch's raw results into `dest` unchanged; returns the bytes written.
+
+        `progress` is advanced by each network chunk's bytes (its total set from the
+        response's Content-Length, when it has one).
 
         `batch` is a fresh retrieve of it (fetched here when not given). Its `results_url` is
         followed only when it points at the configured base URL (or the client talks to the
@@ -382,7 +391,7 @@ class BatchGateway:
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             with dest.open("wb") as fh:
-                return _call("results", lambda: _copy(response, fh))
+                return _call("results", lambda: _copy(response, fh, progress))
         finally:
             response.close()
 
@@ -450,11 +459,15 @@ class BatchGateway:
         return min(ages) if ages else None
 
 
-def _copy(response: httpx2.Response, fh: Any) -> int:
+def _copy(response: httpx2.Response, fh: Any, progress: StepProgress) -> int:
+    length = response.headers.get("content-length", "")
+    if length.isdigit():
+        progress.set_total(int(length))
     written = 0
     for chunk in response.iter_bytes():
         fh.write(chunk)
         written += len(chunk)
+        progress.advance(len(chunk))
     return written
 
 

@@ -33,6 +33,7 @@ from stack_form import (  # noqa: F401 (the run form's tests: collected here, on
     test_the_run_form_reads_well_and_shows_every_key,
     test_the_untouched_form_submits_and_a_bad_value_cannot,
 )
+from stack_progress import test_a_deployment_run_draws_no_progress_bars  # noqa: F401
 
 from halfrate.ledger import Ledger
 
