@@ -331,63 +331,6 @@ def load(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
     console.print(plain(f"loaded {len(result.loaded)} batch(es) into {get_settings().warehouse}"))
 
 
-def sql(
-    query: Annotated[str, typer.Argument(help="SQL to run on the warehouse (read-only).")],
-    limit: Annotated[int, typer.Option(help="Rows to print at most.")] = 100,
-    csv: Annotated[
-        bool, typer.Option("--csv", help="Print CSV (all rows) instead of a table.")
-    ] = False,
-) -> None:
-    """Query the DuckDB warehouse (opened read-only, so it never blocks a writing job for long)."""
-    import duckdb
-
-    from halfrate.warehouse import WarehouseBusyError, connect
-
-    path = get_settings().warehouse
-    if not path.exists():
-        raise fail(f"no warehouse at {path}: run a job first (`halfrate demo`)")
-    try:
-        with connect(path, read_only=True, retry_seconds=10) as con:
-            cursor = con.execute(query)
-            names = [d[0] for d in cursor.description or []]
-            if csv:
-                _write_csv(names, cursor)
-                return
-            rows = cursor.fetchmany(limit + 1)
-    except (duckdb.Error, WarehouseBusyError) as exc:
-        raise fail(str(exc).strip()) from None
-    table = Table()
-    for name in names:
-        table.add_column(name, overflow="fold")  # wrap long values, never cut them off
-    for row in rows[:limit]:
-        table.add_row(*(plain(_cell(name, v)) for name, v in zip(names, row, strict=True)))
-    console.print(table)
-    if len(rows) > limit:
-        console.print(f"(first {limit} rows; use --limit)")
-
-
-def _cell(name: str, value: object) -> str:
-    """A value for people: money columns (`*_usd`) rounded; --csv keeps them exact."""
-    from decimal import Decimal
-
-    from halfrate.summary import format_usd
-
-    if value is None:
-        return ""
-    if name.endswith("_usd") and isinstance(value, int | float | Decimal):
-        return format_usd(value)
-    return str(value)
-
-
-def _write_csv(names: list[str], cursor: Any) -> None:
-    import csv as csvlib
-
-    writer = csvlib.writer(sys.stdout)
-    writer.writerow(names)
-    while batch := cursor.fetchmany(10_000):
-        writer.writerows(batch)
-
-
 def version() -> None:
     """Print the halfrate version."""
     from halfrate import __version__
