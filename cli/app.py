@@ -7,6 +7,7 @@ from typer.core import TyperCommand
 
 from cli import commands, lifetime, server_commands
 from cli.pilot import pilot
+from cli.sql import sql
 from halfrate_emulator.cli import emulator
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -20,7 +21,7 @@ app.command("cancel")(commands.cancel)
 app.command("adopt")(commands.adopt)
 app.command("recover")(commands.recover)
 app.command("load")(commands.load)
-app.command("sql")(commands.sql)
+app.command("sql")(sql)
 app.command("export")(commands.export)
 app.command("version")(commands.version)
 

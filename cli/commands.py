@@ -24,8 +24,9 @@ from cli.output import (
     plain,
     quiet_actionable_tracebacks,
 )
+from cli.progress import terminal_progress
 from cli.start import api_endpoint, check_before_start
-from halfrate.config import JobSpec
+from halfrate.config import NO_OVERRIDES, JobSpec
 from halfrate.settings import get_settings
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
@@ -91,7 +92,7 @@ def run(
             raise fail("--set overrides one job: run the chain's jobs one by one to override")
         spec = parse_overrides(set_ or [])
         check_before_start("run", files, spec, restart=restart, emulator=emulator)
-        with api_endpoint(emulator) as ran_on:
+        with api_endpoint(emulator) as ran_on, terminal_progress():
             result = _run_jobs(files, spec, restart, debug)
     raise typer.Exit(_finish(result, len(files), ran_on))
 
@@ -116,7 +117,7 @@ def estimate(
     with errors_shown(debug):
         spec = parse_overrides(set_ or [])
         check_before_start("estimate", [str(job_file)], spec, restart=False, emulator=emulator)
-        with api_endpoint(emulator) as ran_on:
+        with api_endpoint(emulator) as ran_on, terminal_progress():
             job, cost = _estimate(str(job_file), spec)
     if cost is None:
         raise fail(f"job {job.name!r} has no rows to send (every row was quarantined)")
@@ -159,7 +160,7 @@ def demo(
     with errors_shown(debug):
         if not on_emulator:
             console.print("ANTHROPIC_API_KEY is set: running against the real API (batch prices).")
-        with api_endpoint(on_emulator, "No ANTHROPIC_API_KEY: ") as ran_on:
+        with api_endpoint(on_emulator, "No ANTHROPIC_API_KEY: ") as ran_on, terminal_progress():
             start_over = restart if restart is not None else ran_on
             result = _run_jobs(files, None, start_over, debug)
     code = _finish(result, len(files), ran_on)
@@ -190,7 +191,8 @@ def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool, debug: b
     _prefect_env(debug)
     from flows.batch_job import batch_job
 
-    return in_flow(lambda: batch_job(job_file=job_file, job=spec, restart=restart))
+    overrides = spec or NO_OVERRIDES
+    return in_flow(lambda: batch_job(job_file=job_file or "", job=overrides, restart=restart))
 
 
 def run_chain(job_files: list[str], restart: bool, debug: bool = False) -> Any:
@@ -316,7 +318,8 @@ def load(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
     from halfrate import pipeline
 
     try:
-        result = pipeline.load_staged(job, get_settings())
+        with terminal_progress():
+            result = pipeline.load_staged(job, get_settings())
     except (FileNotFoundError, RuntimeError) as exc:
         raise fail(str(exc)) from None
     if result.deferred:
@@ -326,63 +329,6 @@ def load(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
             ExitCode.unfinished,
         )
     console.print(plain(f"loaded {len(result.loaded)} batch(es) into {get_settings().warehouse}"))
-
-
-def sql(
-    query: Annotated[str, typer.Argument(help="SQL to run on the warehouse (read-only).")],
-    limit: Annotated[int, typer.Option(help="Rows to print at most.")] = 100,
-    csv: Annotated[
-        bool, typer.Option("--csv", help="Print CSV (all rows) instead of a table.")
-    ] = False,
-) -> None:
-    """Query the DuckDB warehouse (opened read-only, so it never blocks a writing job for long)."""
-    import duckdb
-
-    from halfrate.warehouse import WarehouseBusyError, connect
-
-    path = get_settings().warehouse
-    if not path.exists():
-        raise fail(f"no warehouse at {path}: run a job first (`halfrate demo`)")
-    try:
-        with connect(path, read_only=True, retry_seconds=10) as con:
-            cursor = con.execute(query)
-            names = [d[0] for d in cursor.description or []]
-            if csv:
-                _write_csv(names, cursor)
-                return
-            rows = cursor.fetchmany(limit + 1)
-    except (duckdb.Error, WarehouseBusyError) as exc:
-        raise fail(str(exc).strip()) from None
-    table = Table()
-    for name in names:
-        table.add_column(name, overflow="fold")  # wrap long values, never cut them off
-    for row in rows[:limit]:
-        table.add_row(*(plain(_cell(name, v)) for name, v in zip(names, row, strict=True)))
-    console.print(table)
-    if len(rows) > limit:
-        console.print(f"(first {limit} rows; use --limit)")
-
-
-def _cell(name: str, value: object) -> str:
-    """A value for people: money columns (`*_usd`) rounded; --csv keeps them exact."""
-    from decimal import Decimal
-
-    from halfrate.summary import format_usd
-
-    if value is None:
-        return ""
-    if name.endswith("_usd") and isinstance(value, int | float | Decimal):
-        return format_usd(value)
-    return str(value)
-
-
-def _write_csv(names: list[str], cursor: Any) -> None:
-    import csv as csvlib
-
-    writer = csvlib.writer(sys.stdout)
-    writer.writerow(names)
-    while batch := cursor.fetchmany(10_000):
-        writer.writerows(batch)
 
 
 def version() -> None:
@@ -409,7 +355,8 @@ def export(
     except ValueError:
         raise fail(f"--format {format_!r}: use parquet, csv or jsonl") from None
     try:
-        done = export_job(job, get_settings(), fmt, out)
+        with terminal_progress():
+            done = export_job(job, get_settings(), fmt, out)
     except (FileNotFoundError, ValueError, WarehouseBusyError) as exc:
         raise fail(str(exc)) from None
     columns = ", ".join(done.columns)

@@ -15,15 +15,17 @@ from cli.commands import (
     parse_overrides,
 )
 from cli.output import console, errors_shown, fail, note, plain, warn
+from cli.progress import terminal_progress
 from cli.start import api_endpoint, check_before_start
-from halfrate.config import JobSpec
+from halfrate.config import NO_OVERRIDES, JobSpec
+from halfrate.kinds.base import MAX_PILOT_ROWS
 
 Rows = Annotated[
     int | None,
     typer.Option(
         "--rows",
         min=1,
-        max=10_000,
+        max=MAX_PILOT_ROWS,
         help="Rows the pilot samples across the source (default: the job's pilot_rows, else 40).",
     ),
 ]
@@ -49,7 +51,7 @@ def pilot(
     with errors_shown(debug):
         spec = parse_overrides(set_ or [])
         check_before_start("pilot", [str(job_file)], spec, restart=restart, emulator=emulator)
-        with api_endpoint(emulator) as ran_on:
+        with api_endpoint(emulator) as ran_on, terminal_progress():
             report = run_pilot(str(job_file), spec, rows, restart, debug)
     if report is None:
         raise fail(
@@ -71,7 +73,10 @@ def run_pilot(
     _prefect_env(debug)
     from flows.pilot import pilot_job
 
-    return in_flow(lambda: pilot_job(job_file=job_file, job=spec, rows=rows, restart=restart))
+    overrides = spec or NO_OVERRIDES
+    return in_flow(
+        lambda: pilot_job(job_file=job_file, job=overrides, rows=rows or 0, restart=restart)
+    )
 
 
 def print_report(report: Any, ran_on_emulator: bool) -> None:

@@ -9,7 +9,7 @@ from prefect.client.schemas.objects import FlowRun, State
 from prefect.states import Cancelled, Completed
 
 from halfrate import pipeline
-from halfrate.config import JobSpec
+from halfrate.config import NO_OVERRIDES, JobSpec
 from halfrate.summary import JobSummary
 from tasks.await_completion import await_completion
 from tasks.build_requests import build_requests
@@ -48,13 +48,14 @@ def failed_hook(flow: Flow[..., object], flow_run: FlowRun, state: State) -> Non
     on_failure=[failed_hook],
 )
 def batch_job(
-    job_file: str | None = None, job: JobSpec | None = None, restart: bool = False
+    job_file: str = "", job: JobSpec = NO_OVERRIDES, restart: bool = False
 ) -> JobSummary | State[Any]:
     """Run one bulk Claude job at batch prices and land every row in DuckDB.
 
     Args:
-        job_file: A YAML job file (see data/samples/intents.yaml).
-        job: Values that override the job file's (or the whole job, without a file).
+        job_file: A YAML job file, relative to the checkout (data/samples/intents.yaml), or
+            empty when the job's keys are all given below.
+        job: Keys that override the job file's; a field left empty keeps the file's value.
         restart: Start the job over instead of resuming it (first try of a run only).
     """
     settings = get_settings()

@@ -6,12 +6,15 @@ returns the report; `halfrate run` (the batch-job flow) later sends the main fil
 """
 
 import math
+from typing import Annotated
 
 from prefect import flow
+from pydantic import Field
 
 from flows.batch_job import SENDS_PER_PHASE, cancel_batches_hook
 from halfrate import pipeline
-from halfrate.config import JobSpec
+from halfrate.config import NO_OVERRIDES, JobSpec
+from halfrate.kinds.base import MAX_PILOT_ROWS
 from halfrate.pilot_report import PilotReport
 from tasks.await_completion import await_completion
 from tasks.build_requests import build_requests
@@ -28,17 +31,18 @@ from tasks.submit import submit
 
 @flow(name="pilot-job", timeout_seconds=28 * 3600, on_cancellation=[cancel_batches_hook])
 def pilot_job(
-    job_file: str | None = None,
-    job: JobSpec | None = None,
-    rows: int | None = None,
+    job_file: str = "",
+    job: JobSpec = NO_OVERRIDES,
+    rows: Annotated[int, Field(ge=0, le=MAX_PILOT_ROWS)] = 0,
     restart: bool = False,
 ) -> PilotReport | None:
     """Send a sample of a job's rows as its pilot and project the whole job's cost from them.
 
     Args:
-        job_file: A YAML job file (see data/samples/intents.yaml).
-        job: Values that override the job file's (or the whole job, without a file).
-        rows: Rows the pilot samples (default: the job's pilot_rows, else 40).
+        job_file: A YAML job file, relative to the checkout (data/samples/trivia-answers.yaml),
+            or empty when the job's keys are all given below.
+        job: Keys that override the job file's; a field left empty keeps the file's value.
+        rows: Rows the pilot samples; 0: the job's pilot_rows, else 40.
         restart: Start the job over first (first try of a run only).
     """
     settings = get_settings()
@@ -51,7 +55,7 @@ def pilot_job(
     config = prepare_job(job_file, job, restart)
     preflight(config)
     extracted = extract(config)
-    config = plan_pilot(config, rows)  # its pilot_rows set
+    config = plan_pilot(config, rows or None)  # its pilot_rows set
     estimate.with_options(retry_delay_seconds=poll / 3)(config)  # the pilot's share: budget
     files = build_requests(config, 1)
     for purpose in pipeline.phases(files):

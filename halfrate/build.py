@@ -28,6 +28,7 @@ from halfrate.config import CacheTTL, JobConfig
 from halfrate.errors import ActionableError
 from halfrate.kinds import kind_of
 from halfrate.ledger import Ledger, RequestFile
+from halfrate.progress_hooks import SILENT, StepProgress, step
 from halfrate.settings import Settings
 from halfrate.workspace import JobPaths
 
@@ -193,7 +194,8 @@ def build_requests(
     builder = _Builder(paths, folder, attempt, settings, template, blocks=column == "content")
     try:
         sample = pa.array(list(pilot), pa.string()) if pilot else None
-        files = builder.write_all(batches, prime, sample)
+        with step(f"build attempt {attempt}", n_rows, "requests") as progress:
+            files = builder.write_all(batches, prime, sample, progress)
         builder.check_unique()
     except BaseException:
         builder.abort()
@@ -326,7 +328,11 @@ class _Builder:
         self.custom_id_hashes: list[pa.Array] = []
 
     def write_all(
-        self, batches: Iterator[pa.RecordBatch], prime: bool, sample: pa.Array | None = None
+        self,
+        batches: Iterator[pa.RecordBatch],
+        prime: bool,
+        sample: pa.Array | None = None,
+        progress: StepProgress = SILENT,
     ) -> list[RequestFile]:
         """Write every line, in one pass: the first to the prime file when `prime`, the lines
         of the `sample` rows to pilot files, the others to main files (part-<NNNN>)."""
@@ -338,6 +344,7 @@ class _Builder:
             for purpose, lines in _route(batch, sample, first):
                 current[purpose] = self._write_lines(current.get(purpose), purpose, lines)
             first = first and batch.num_rows == 0
+            progress.advance(batch.num_rows)
         for opened in current.values():
             if opened is not None:
                 self._finish(opened)

@@ -47,7 +47,8 @@ def check_job(
     restart: bool,
     earlier: Sequence[str] = (),
 ) -> CheckedJob:
-    """Refuse a job that cannot run, before anything starts.
+    """Refuse a job that cannot run, before anything starts (the CLI's check: `spec` holds
+    its `--set` values, and an error in one names it so).
 
     `earlier` are the names of the jobs that run before this one in a chain (`halfrate run
     A.yaml B.yaml`): a job source (`source: job:<name>`) may name one of them.
@@ -60,7 +61,12 @@ def check_job(
         SetupError: The job folder cannot be written.
         JobConflictError: The job name is taken by a job with other settings.
     """
-    job = resolve_job(Path(job_file) if job_file else None, spec)
+    job = resolve_job(
+        Path(job_file) if job_file else None,
+        spec,
+        overrides="--set values",
+        override_key="--set {key}",
+    )
     if job.upstream is None:
         columns, folder = source_columns(job.source)
         check_columns(job, columns, folder)

@@ -35,6 +35,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from halfrate.progress_hooks import step
+
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".eml", ".html", ".htm")
 PDF_SUFFIX = ".pdf"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
@@ -93,7 +95,10 @@ def stage_folder(docs: list[tuple[str, Path]], target: Path) -> bool:
     # base64 of a PDF or image neither compresses nor repeats: encoding it only costs memory
     plain = {"doc_data": "NONE"}
     dictionary = [name for name in SCHEMA.names if name != "doc_data"]
-    with pq.ParquetWriter(target, SCHEMA, compression=plain, use_dictionary=dictionary) as writer:
+    with (
+        pq.ParquetWriter(target, SCHEMA, compression=plain, use_dictionary=dictionary) as writer,
+        step(f"extract: reading {len(docs):,} files", len(docs), "files") as progress,
+    ):
         rows: list[dict[str, Any]] = []
         size = 0
         for name, path in docs:
@@ -103,9 +108,11 @@ def stage_folder(docs: list[tuple[str, Path]], target: Path) -> bool:
             size += len(row["doc_data"] or "") + len(row["text"] or "")
             if size >= CHUNK_BYTES or len(rows) >= CHUNK_FILES:
                 writer.write_table(pa.Table.from_pylist(rows, SCHEMA))
+                progress.advance(len(rows))
                 rows, size = [], 0
         if rows:
             writer.write_table(pa.Table.from_pylist(rows, SCHEMA))
+            progress.advance(len(rows))
     return blocks
 
 

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict
 from halfrate.errors import ActionableError, APIError, ErrorKind
 from halfrate.gateway import BatchGateway, total_requests
 from halfrate.ledger import BatchRecord, BatchStatus, Ledger
+from halfrate.progress_hooks import SILENT, StepProgress, step
 from halfrate.submit import ADOPTED_NOTES
 from halfrate.workspace import JobPaths
 
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")
 EXAMPLES = 5
 """How many custom_ids an error message quotes."""
+VERIFY_BLOCK = 4 << 20
+"""Bytes of results lines verification reads at a time."""
 
 
 class DownloadError(RuntimeError):
@@ -94,10 +97,17 @@ class Verification:
         return not self.problems
 
 
-def verify_results(results: Path, index: Path, request_counts: dict[str, int]) -> Verification:
+def verify_results(
+    results: Path,
+    index: Path,
+    request_counts: dict[str, int],
+    progress: StepProgress = SILENT,
+) -> Verification:
     """Check a raw results file against the request file's index and the batch's counts.
 
-    Memory is bounded by one batch: the set of its custom_ids. Lines are parsed with orjson.
+    Memory is bounded by one batch: the set of its custom_ids (and a block of lines, read
+    `VERIFY_BLOCK` bytes at a time; `progress` advances once per block). Lines are parsed
+    with orjson.
     """
     expected = _index_custom_ids(index)
     expected_set = set(expected)
@@ -107,22 +117,25 @@ def verify_results(results: Path, index: Path, request_counts: dict[str, int]) -
     seen: set[str] = set()
     counts = dict.fromkeys(RESULT_TYPES, 0)
     loads = orjson.loads
-    number = 0
+    lines = 0
     with results.open("rb") as fh:
-        for number, line in enumerate(fh, start=1):
-            try:
-                obj = loads(line)
-                custom_id = obj["custom_id"]
-                if type(custom_id) is not str:
-                    raise TypeError
-                counts[obj["result"]["type"]] += 1  # KeyError: not one of the four types
-                if custom_id in seen:
-                    v.duplicated.append(custom_id)
-                else:
-                    seen.add(custom_id)
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                v.malformed.append(number)
-    v.lines = number
+        while block := fh.readlines(VERIFY_BLOCK):
+            for number, line in enumerate(block, start=lines + 1):
+                try:
+                    obj = loads(line)
+                    custom_id = obj["custom_id"]
+                    if type(custom_id) is not str:
+                        raise TypeError
+                    counts[obj["result"]["type"]] += 1  # KeyError: not one of the four types
+                    if custom_id in seen:
+                        v.duplicated.append(custom_id)
+                    else:
+                        seen.add(custom_id)
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    v.malformed.append(number)
+            lines += len(block)
+            progress.advance(len(block))
+    v.lines = lines
     v.counts = Counter(counts)
     v.unexpected = sorted(seen - expected_set)
     v.missing = [c for c in expected if c not in seen]
@@ -245,7 +258,8 @@ class _Downloader:
             batch = self._retrieve(record, reuse=number == 1)
             counts = batch.request_counts.model_dump()
             try:
-                self.gateway.download_results(batch_id, part, batch=batch)
+                with step(f"download {Path(record.file.path).stem}", unit="bytes") as progress:
+                    self.gateway.download_results(batch_id, part, batch=batch, progress=progress)
             except APIError as exc:
                 part.unlink(missing_ok=True)
                 if exc.kind is ErrorKind.not_found:
@@ -255,7 +269,9 @@ class _Downloader:
                 last = f"download cut or failed ({exc})"
                 log.warning("batch %s: %s; downloading again", batch_id, last)
                 continue
-            check = verify_results(part, index, counts)
+            what = f"verify {Path(record.file.path).stem}"
+            with step(what, sum(counts.values()), "results") as progress:
+                check = verify_results(part, index, counts, progress)
             if check.ok:
                 durable_replace(part, final)
                 self.ledger.set_status(batch_id, BatchStatus.downloaded)

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from halfrate.config import JobConfig
 from halfrate.errors import ActionableError
 from halfrate.kinds import kind_of
+from halfrate.progress_hooks import StepProgress, step
 from halfrate.settings import Settings
 from halfrate.sources import scan_source, source_fingerprint
 from halfrate.sql import load_sql
@@ -30,6 +31,8 @@ from halfrate.workspace import JobPaths, job_paths
 
 ROW_COLUMNS = ("row_number", "row_id", "prompt")
 """What every exported row starts with: its place in the source, its id, what it sent."""
+EXPORT_PHASES = ("reading its outputs", "reading its source rows", "joining and writing them")
+"""What an export does, in order (each one bounded in memory, none with a row count to tell)."""
 
 
 class ExportFormat(StrEnum):
@@ -67,26 +70,46 @@ def export_job(
 
 def write_joined(job: JobConfig, settings: Settings, out: Path, fmt: ExportFormat) -> Exported:
     """The job's outputs joined to its source rows, written to `out` (atomically)."""
-    paths = job_paths(settings.workdir, job.name)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = {n: out.with_name(f".{out.name}.{n}.{os.getpid()}.tmp") for n in ("o", "s", "d", "x")}
-    wait = settings.load_retry_seconds
     try:
-        with connect(settings.warehouse, read_only=True, retry_seconds=wait) as con:
-            kind_of(job).write_outputs(con, job, tmp["o"])
+        with step(f"export {job.name}", len(EXPORT_PHASES), "steps") as progress:
+            rows = _join(job, settings, tmp, fmt, progress)
         outputs = pq.read_schema(tmp["o"]).names
-        write_source_rows(job, paths, set(outputs) | set(ROW_COLUMNS), tmp["s"], tmp["d"])
-        params = {"source_rows": str(tmp["s"]), "outputs": str(tmp["o"])}
-        with duckdb.connect() as joiner:
-            joiner.execute("set enable_progress_bar = false")
-            joiner.execute(load_sql(fmt.sql), params | {"out": str(tmp["x"])})
-            (rows,) = joiner.execute(load_sql("export/count"), params).fetchone() or (0,)
         columns = pq.read_schema(tmp["s"]).names + [c for c in outputs if c != "row_id"]
         os.replace(tmp["x"], out)
     finally:
         for path in tmp.values():
             path.unlink(missing_ok=True)
-    return Exported(out, int(rows), columns)
+    return Exported(out, rows, columns)
+
+
+def _join(
+    job: JobConfig,
+    settings: Settings,
+    tmp: dict[str, Path],
+    fmt: ExportFormat,
+    progress: StepProgress,
+) -> int:
+    """Write the outputs (tmp o), the source rows (tmp s) and their join (tmp x); the rows."""
+    phases = iter(EXPORT_PHASES)
+    progress.describe(f"export {job.name}: {next(phases)}")
+    wait = settings.load_retry_seconds
+    with connect(settings.warehouse, read_only=True, retry_seconds=wait) as con:
+        kind_of(job).write_outputs(con, job, tmp["o"])
+    progress.advance(1)
+    progress.describe(f"export {job.name}: {next(phases)}")
+    taken = set(pq.read_schema(tmp["o"]).names) | set(ROW_COLUMNS)
+    write_source_rows(job, job_paths(settings.workdir, job.name), taken, tmp["s"], tmp["d"])
+    progress.advance(1)
+    progress.describe(f"export {job.name}: {next(phases)}")
+    params = {"source_rows": str(tmp["s"]), "outputs": str(tmp["o"])}
+    with duckdb.connect() as joiner:
+        joiner.execute("set enable_progress_bar = false")
+        joiner.execute(load_sql(fmt.sql), params | {"out": str(tmp["x"])})
+        (rows,) = joiner.execute(load_sql("export/count"), params).fetchone() or (0,)
+    progress.advance(1)
+    return int(rows)
 
 
 def write_source_rows(

@@ -34,6 +34,7 @@ from halfrate.config import JobConfig
 from halfrate.documents import FOLDER_COLUMNS
 from halfrate.kinds import kind_of
 from halfrate.kinds.base import UserContent
+from halfrate.progress_hooks import SILENT, StepProgress, step
 from halfrate.quarantine import Limits, quarantine_rows
 from halfrate.settings import Settings
 from halfrate.sources import (
@@ -409,15 +410,12 @@ def _rows(frame: FrameT, scanned: _Scanned, offset: int = 1) -> FrameT:
 def _validate_and_write(
     scanned: _Scanned, job: JobConfig, settings: Settings, rows_tmp: Path, quarantine_tmp: Path
 ) -> ExtractSummary:
-    frame = scanned.frame
+    name = job.source.name
     try:
         # Duplicate detection needs every id at once: this collects the id column and small
         # per-row facts (never the texts), then streams the valid rows straight to Parquet.
-        if scanned.parquet is None:
-            facts = _facts(frame, scanned).collect(engine="streaming")
-        else:
-            batches = _parquet_batches(scanned, scanned.fact_columns)
-            facts = pl.concat([_facts(b, scanned, offset) for b, offset in batches], rechunk=True)
+        with step(f"extract {name}: checking rows", _rows_in(scanned)) as progress:
+            facts = _all_facts(scanned, progress)
         if facts.height == 0:
             raise ExtractError(f"{job.source}: the file has no rows; add rows below the header")
         limits = Limits(settings.max_text_chars, scanned.max_batch_bytes)
@@ -425,7 +423,9 @@ def _validate_and_write(
         mean_chars = facts["text_chars"].mean()
         row_bytes = 64 + 2 * int(mean_chars if isinstance(mean_chars, float) else 0)
         group_rows = max(64, min(65_536, BATCH_BYTES // row_bytes))
-        _write_rows(scanned, quarantine["row_number"], rows_tmp, group_rows)
+        total = facts.height if scanned.parquet is not None else None
+        with step(f"extract {name}: writing rows", total) as progress:
+            _write_rows(scanned, quarantine["row_number"], rows_tmp, group_rows, progress)
     except (pl.exceptions.PolarsError, pa.ArrowException) as exc:
         raise unreadable(job.source, exc) from None
     quarantine.drop("kinds").write_parquet(quarantine_tmp)
@@ -436,6 +436,15 @@ def _validate_and_write(
         quarantined_rows=quarantine.height,
         reasons={k: int(n) for k, n in kinds.iter_rows()},
     )
+
+
+def _all_facts(scanned: _Scanned, progress: StepProgress) -> pl.DataFrame:
+    """Every row's facts: Polars streams a CSV or JSON Lines source (no progress to tell),
+    a Parquet source is read a batch at a time (each one reported)."""
+    if scanned.parquet is None:
+        return _facts(scanned.frame, scanned).collect(engine="streaming")
+    batches = _parquet_batches(scanned, scanned.fact_columns, progress)
+    return pl.concat([_facts(b, scanned, offset) for b, offset in batches], rechunk=True)
 
 
 def _facts(frame: FrameT, scanned: _Scanned, offset: int = 1) -> FrameT:
@@ -462,8 +471,15 @@ def _facts(frame: FrameT, scanned: _Scanned, offset: int = 1) -> FrameT:
     )
 
 
+def _rows_in(scanned: _Scanned) -> int | None:
+    """A Parquet source's row count (from its footer); None for the others."""
+    if scanned.parquet is None:
+        return None
+    return int(pq.ParquetFile(scanned.parquet).metadata.num_rows)
+
+
 def _parquet_batches(
-    scanned: _Scanned, columns: list[str] | None = None
+    scanned: _Scanned, columns: list[str] | None = None, progress: StepProgress = SILENT
 ) -> Iterator[tuple[pl.DataFrame, int]]:
     """The Parquet source's wanted columns as frames of a few MB each, with their first row number.
 
@@ -477,11 +493,18 @@ def _parquet_batches(
     batch_rows = max(1, min(16_384, BATCH_BYTES * max(meta.num_rows, 1) // max(row_bytes, 1)))
     offset = 1
     for batch in source.iter_batches(batch_size=batch_rows, columns=columns or scanned.wanted):
+        progress.advance(batch.num_rows)
         yield pl.DataFrame(batch), offset
         offset += batch.num_rows
 
 
-def _write_rows(scanned: _Scanned, bad: pl.Series, target: Path, group_rows: int) -> None:
+def _write_rows(
+    scanned: _Scanned,
+    bad: pl.Series,
+    target: Path,
+    group_rows: int,
+    progress: StepProgress = SILENT,
+) -> None:
     """Write the source rows whose row_number is not in `bad`, streaming.
 
     The sink buffers a whole row group, so row groups are sized to ~8 MB: with Polars'
@@ -493,6 +516,6 @@ def _write_rows(scanned: _Scanned, bad: pl.Series, target: Path, group_rows: int
         return
     schema = _rows(scanned.frame, scanned).head(0).collect().to_arrow().schema
     with pq.ParquetWriter(target, schema) as writer:
-        for frame, offset in _parquet_batches(scanned):
+        for frame, offset in _parquet_batches(scanned, progress=progress):
             rows = _rows(frame, scanned, offset).filter(keep)
             writer.write_table(rows.to_arrow().cast(schema))

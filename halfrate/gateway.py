@@ -36,6 +36,7 @@ import orjson
 from halfrate.api_errors import call_api, first_line, to_api_error
 from halfrate.errors import ActionableError, APIError, ErrorKind
 from halfrate.fresh_batches import FRESH_BATCH_GRACE_S, FreshBatches
+from halfrate.progress_hooks import SILENT, StepProgress
 from halfrate.rate_limits import MessageAnswer, RateLimit, rate_limit
 from halfrate.request_body import (
     BLOCK_SIZE,
@@ -277,9 +278,17 @@ class BatchGateway:
     # -- results --------------------------------------------------------------------------
 
     def download_results(
-        self, batch_id: str, dest: Path, *, batch: "MessageBatch | None" = None
+        self,
+        batch_id: str,
+        dest: Path,
+        *,
+        batch: "MessageBatch | None" = None,
+        progress: StepProgress = SILENT,
     ) -> int:
         """Stream a batch's raw results into `dest` unchanged; returns the bytes written.
+
+        `progress` is advanced by each network chunk's bytes (its total set from the
+        response's Content-Length, when it has one).
 
         `batch` is a fresh retrieve of it (fetched here when not given). Its `results_url` is
         followed only when it points at the configured base URL (or the client talks to the
@@ -308,4 +317,4 @@ class BatchGateway:
             )
 
         response = self._fresh.retry_404(batch_id, batch.created_at, open_stream)
-        return write_results(response, dest)
+        return write_results(response, dest, progress)

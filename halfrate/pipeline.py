@@ -31,6 +31,7 @@ from halfrate.load import load_batch, load_job, staged_rows
 from halfrate.pilot_report import PilotReport, load_report, measure, save_report
 from halfrate.preflight import preflight as preflight_checks
 from halfrate.progress import Progress, cancel_batches, check_batches
+from halfrate.progress_hooks import step as progress_step
 from halfrate.realtime import RealtimePolicy, RealtimeSent, send_file
 from halfrate.realtime_log import load_lost_calls
 from halfrate.results import staged_outcomes
@@ -412,12 +413,14 @@ def load(job: JobConfig, settings: Settings, extracted: ExtractSummary) -> LoadR
         con = connect(settings.warehouse, retry_seconds=settings.load_retry_seconds)
     except WarehouseBusyError as exc:
         return LoadResult([], [r.batch_id or "" for r in todo], str(exc))
-    with con:
+    results = sum(r.file.n_requests for r in todo)
+    with con, progress_step(f"load into {settings.warehouse.name}", results, "results") as progress:
         ensure_schema(con)
         load_job(con, job, step.paths, step.ledger, extracted)
         for record in todo:
             load_batch(con, job, step.paths, record)
             step.ledger.set_status(record.batch_id or "", BatchStatus.loaded)
+            progress.advance(record.file.n_requests)
         load_stops(con, job.name, step.paths, step.ledger)
         load_lost_calls(con, job.name, step.ledger)
         record_estimates(step, con)

@@ -12,6 +12,7 @@ from typing import Any
 import httpx2
 
 from halfrate.api_errors import call_api
+from halfrate.progress_hooks import SILENT, StepProgress
 
 log = logging.getLogger("halfrate.gateway")  # a part of the gateway, and logs as the gateway
 
@@ -44,22 +45,27 @@ def results_url(batch_results_url: str, base_url: str) -> str:
     return path
 
 
-def write_results(response: httpx2.Response, dest: Path) -> int:
+def write_results(response: httpx2.Response, dest: Path, progress: StepProgress = SILENT) -> int:
     """Write a results stream to `dest` unchanged, then close it; returns the bytes written.
 
-    A dropped connection raises an `APIError` of kind `no_response`.
+    `progress` advances by each chunk's bytes. A dropped connection raises an `APIError` of
+    kind `no_response`.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         with dest.open("wb") as fh:
-            return call_api("results", lambda: _copy(response, fh))
+            return call_api("results", lambda: _copy(response, fh, progress))
     finally:
         response.close()
 
 
-def _copy(response: httpx2.Response, fh: Any) -> int:
+def _copy(response: httpx2.Response, fh: Any, progress: StepProgress) -> int:
+    length = response.headers.get("content-length", "")
+    if length.isdigit():
+        progress.set_total(int(length))
     written = 0
     for chunk in response.iter_bytes():
         fh.write(chunk)
         written += len(chunk)
+        progress.advance(len(chunk))
     return written

@@ -19,6 +19,9 @@ from halfrate.kinds.label import LABEL, LabelJob
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (LABEL, EXTRACT, GENERATE, JUDGE)}
 """Every implemented kind, by its `kind:` value."""
 
+DEFAULT_KIND = "label"
+"""A job file without `kind` is a label job (it was written before kinds existed)."""
+
 PLANNED: tuple[str, ...] = ()
 """Kinds the job file format reserves but halfrate does not run yet."""
 

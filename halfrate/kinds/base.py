@@ -31,8 +31,18 @@ if TYPE_CHECKING:  # importing anthropic costs seconds, Polars a third of one
 JOB_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 JOB_SOURCE_PREFIX = "job:"
 """`source: job:<name>` reads another job's outputs (halfrate/chain.py)."""
+MAX_PILOT_ROWS = 10_000
 UPSTREAM_ID_COLUMN = "row_id"
 """A job source's row id column (the upstream job's row ids): id_column's default there."""
+
+
+DISTINCT_CHOICES: dict[str, Any] = {
+    "minItems": 2,
+    "uniqueItems": True,
+    "items": {"type": "string", "minLength": 1},
+}
+"""JSON Schema of a list of choices (labels, verdicts): what the kinds' model checks say, for
+forms and Prefect's parameter check (the models' own checks give the messages)."""
 
 
 class CacheTTL(StrEnum):
@@ -74,7 +84,10 @@ class JobBase(BaseModel):
     model: str = Field("claude-sonnet-5", min_length=1, description="Claude model id.")
     max_tokens: int = Field(256, ge=1, le=128_000, description="Output cap per request.")
     instructions: str = Field(min_length=1, description="Shared prefix, cached across requests.")
-    cache_ttl: CacheTTL = Field(CacheTTL.one_hour, description="none | 5m | 1h")
+    cache_ttl: CacheTTL = Field(
+        CacheTTL.one_hour,
+        description="How long the cached instructions live: 5m, 1h, or none (no prompt caching).",
+    )
     prime_cache: bool = Field(
         True, description="Send a 1-request batch first so the main batches read a warm cache."
     )
@@ -85,7 +98,7 @@ class JobBase(BaseModel):
     pilot_rows: int | None = Field(
         None,
         ge=1,
-        le=10_000,
+        le=MAX_PILOT_ROWS,
         description="Run a pilot first: this many rows, sampled across the source, as a batch "
         "of their own; the full job's cost is projected from what they really cost (and "
         "max_cost_usd is checked against that projection) before the other rows are sent. "

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import Field, model_validator
 
-from halfrate.kinds.base import JobBase, Kind, SummaryDetail, UserContent
+from halfrate.kinds.base import DISTINCT_CHOICES, JobBase, Kind, SummaryDetail, UserContent
 from halfrate.sql import load_sql
 from halfrate.template import PromptTemplate
 
@@ -38,13 +38,20 @@ class JudgeJob(JobBase):
 
     kind: Literal["judge"] = Field("judge", description="judge: grade responses (LLM-as-judge).")
     criteria: dict[str, str] = Field(
-        description="What to judge: name -> what it means, e.g. accuracy: 'Is it correct?'."
+        description="What to judge: name -> what it means, e.g. accuracy: 'Is it correct?'.",
+        json_schema_extra={  # _check_criteria, for forms
+            "minProperties": 1,
+            "maxProperties": MAX_CRITERIA,
+            "propertyNames": {"pattern": CRITERION_PATTERN},
+        },
     )
     scale: tuple[int, int] | None = Field(
         None, description="Score range [min, max], integers, e.g. [1, 5] (or give verdicts)."
     )
     verdicts: list[str] | None = Field(
-        None, description="Allowed verdicts instead of a score, e.g. [correct, incorrect]."
+        None,
+        description="Allowed verdicts instead of a score, e.g. [correct, incorrect].",
+        json_schema_extra=DISTINCT_CHOICES,
     )
     response_column: str | None = Field(
         None, min_length=1, description="Column judged (default with source job:<name>: text)."

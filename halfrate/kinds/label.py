@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import Field, model_validator
 
-from halfrate.kinds.base import JobBase, Kind, SummaryDetail
+from halfrate.kinds.base import DISTINCT_CHOICES, JobBase, Kind, SummaryDetail
 from halfrate.sql import load_sql
 
 if TYPE_CHECKING:
@@ -21,7 +21,10 @@ class LabelJob(JobBase):
     """A labelling job: every row gets exactly one of `labels`."""
 
     kind: Literal["label"] = Field("label", description="label: one label per row.")
-    labels: list[str] = Field(description="Allowed labels (at least two, unique, non-empty).")
+    labels: list[str] = Field(
+        description="Allowed labels (at least two, unique, non-empty).",
+        json_schema_extra=DISTINCT_CHOICES,  # the model's check below, for forms
+    )
     gold_column: str | None = Field(
         None, description="Optional column with the expected label (reports accuracy)."
     )

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from halfrate.kinds.base import JobBase, Kind
 from halfrate.output_checks import OutputChecks, compile_checks
 from halfrate.record_schema import RecordSchemaError, api_schema, check_schema, model_schema
-from halfrate.typed_table import TypedTable, TypedTableError, check_table_name
+from halfrate.typed_table import TABLE_NAME, TypedTable, TypedTableError, check_table_name
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -45,6 +45,7 @@ with warnings.catch_warnings():  # `schema` is the key users write; BaseModel.sc
         output_table: str | None = Field(
             None,
             description="Warehouse table of the records (default: the job name with - as _).",
+            json_schema_extra={"pattern": f"^{TABLE_NAME.pattern}$"},  # check_table_name's
         )
 
         # where the records land does not change the requests: a job can be pointed elsewhere

@@ -25,6 +25,15 @@ from prefect_stack import (
     dump,
     visible_text,
 )
+from stack_form import (  # noqa: F401 (the run form's tests: collected here, one stack a worker)
+    test_a_bad_value_is_refused_when_the_run_is_created,
+    test_a_bad_value_the_schema_cannot_express_stops_the_first_task,
+    test_deployed_parameter_schemas_are_forms_without_null,
+    test_prefect_deployment_run_refuses_a_bad_param,
+    test_the_run_form_reads_well_and_shows_every_key,
+    test_the_untouched_form_submits_and_a_bad_value_cannot,
+)
+from stack_progress import test_a_deployment_run_draws_no_progress_bars  # noqa: F401
 
 from halfrate.ledger import Ledger
 
