@@ -3,6 +3,7 @@
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 
 from flows.batch_job import batch_job
@@ -24,7 +25,7 @@ def api_calls(server: EmulatorServer) -> list[str]:
     return calls
 
 
-def test_each_poll_retrieves_each_batch_once_and_writes_progress_only_when_it_moves(
+def test_each_poll_retrieves_each_batch_once_logs_one_line_and_writes_progress_on_news(
     prefect_api: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -38,7 +39,7 @@ def test_each_poll_retrieves_each_batch_once_and_writes_progress_only_when_it_mo
             name,
             lambda *a, _w=write, _n=name, **k: artifact_writes.append(_n) or _w(*a, **k),
         )
-    # Batches take 2 s; polled every 0.2 s, the wait takes about ten polls.
+    # Batches take 2 s; polled from 0.2 s on, doubling, the wait takes five polls.
     options = EmulatorOptions(processing_seconds=2.0)
     with running_emulator(tmp_path, monkeypatch, options) as server, caplog.at_level("INFO"):
         summary = batch_job(job_file=str(write_job(tmp_path, rows=30, prime_cache=False)))
@@ -46,8 +47,18 @@ def test_each_poll_retrieves_each_batch_once_and_writes_progress_only_when_it_mo
         calls = api_calls(server)
 
     messages = [r.getMessage() for r in caplog.records if r.name == "prefect.task_runs"]
-    polls = 1 + sum("BatchesNotReady" in m and "Retry " in m for m in messages)
+    # A poll that finds the batch running says so in one line of ours, not Prefect's
+    # "Task run failed with exception: BatchesNotReady(...) - Retry n/m" (demoted to DEBUG).
+    assert not [m for m in messages if "Retry " in m or "failed with exception" in m], messages
+    waiting = [m for m in messages if m.startswith("main batch: 30 processing, next check in ")]
+    ended = [m for m in messages if m.startswith("main batch ended after ")]
+    assert len(ended) == 1 and "30 succeeded" in ended[0], messages
+    polls = len(waiting) + 1
     assert polls >= 4, "the wait was too short to show anything"
+    # The polls back off from the interval (0.2 s), doubling.
+    next_checks = [m.split("next check in ")[1].split(",")[0] for m in waiting]
+    assert next_checks == ["0.2 s", "0.4 s", "0.8 s", "1.6 s", "3.2 s"][: len(waiting)]
+    assert all("expires in 23 h 59 min" in m or "expires in 24 h" in m for m in waiting)
     assert Counter(calls) == {
         "GET /v1/messages/batches": 1,  # preflight: the key is accepted
         "POST /v1/messages/count_tokens": 4,  # the estimate
@@ -57,6 +68,33 @@ def test_each_poll_retrieves_each_batch_once_and_writes_progress_only_when_it_mo
     }
     # The progress artifact: created at the first poll, updated once (when the batch ended).
     assert artifact_writes == ["create_progress_artifact", "update_progress_artifact"]
-    # Each poll logs one line (Prefect's retry line); ours only at the first and when one ended.
-    ours = [m for m in messages if m.startswith("attempt 1: ") and "batches ended" in m]
-    assert len(ours) == 2
+    # The graph is the pipeline: each task waits for the one before it, and nothing left to
+    # retry after attempt 1 means no empty `build-requests · attempt 2` after the load.
+    steps = [
+        "prepare-job",
+        "preflight",
+        "extract",
+        "estimate-cost",
+        "build-requests",
+        "submit · main",
+        "await-completion · main",
+        "download · main",
+        "send-realtime · main",
+        "load · main",
+        "report",
+        "check-cancel",
+    ]
+    assert task_runs(prefect_api) == list(zip(steps, [[], *[[s] for s in steps[:-1]]], strict=True))
+
+
+def task_runs(api_url: str) -> list[tuple[str, list[str]]]:
+    """The task runs of the latest flow run, in order, each with the tasks it waited for."""
+    with httpx.Client(base_url=api_url, timeout=30) as http:
+        (run,) = http.post("/flow_runs/filter", json={"sort": "START_TIME_DESC", "limit": 1}).json()
+        body = {"flow_runs": {"id": {"any_": [run["id"]]}}, "sort": "EXPECTED_START_TIME_ASC"}
+        tasks = http.post("/task_runs/filter", json=body).json()
+    names = {t["id"]: t["name"] for t in tasks}
+    return [
+        (t["name"], [names[i["id"]] for ins in t["task_inputs"].values() for i in ins])
+        for t in tasks
+    ]
