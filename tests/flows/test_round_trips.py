@@ -1,5 +1,7 @@
 """No needless round trips: what one run asks of the API and writes to Prefect, counted."""
 
+import logging
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -7,7 +9,7 @@ import httpx
 import pytest
 
 from flows.batch_job import batch_job
-from halfrate_emulator import EmulatorOptions, EmulatorServer
+from halfrate_emulator import EmulatorOptions, EmulatorServer, FaultConfig, HttpFault
 from tasks import reporting
 from tests.flows.conftest import running_emulator, write_job
 
@@ -98,3 +100,51 @@ def task_runs(api_url: str) -> list[tuple[str, list[str]]]:
         (t["name"], [names[i["id"]] for ins in t["task_inputs"].values() for i in ins])
         for t in tasks
     ]
+
+
+def test_a_status_check_the_api_does_not_answer_is_a_warning_and_the_wait_goes_on(
+    prefect_api: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 3 overloaded answers: the SDK's own 2 retries of the retrieve, then one poll's failure.
+    faults = FaultConfig(http=(HttpFault(endpoint="retrieve", status=529, count=3),))
+    options = EmulatorOptions(processing_seconds=1.0, faults=faults)
+    with running_emulator(tmp_path, monkeypatch, options), caplog.at_level("INFO"):
+        summary = batch_job(job_file=str(write_job(tmp_path, rows=5, prime_cache=False)))
+    assert summary.final_states == {"succeeded": 5}
+    records = [r for r in caplog.records if r.name == "prefect.task_runs"]
+    (warning,) = [r for r in records if r.levelname == "WARNING"]
+    assert re.fullmatch(
+        r"main batches: status check failed \(retrieve: 529 overloaded_error: .+\); "
+        r"next check in 0\.2 s",
+        warning.getMessage(),
+    ), warning.getMessage()
+    assert not [r for r in records if "failed with exception" in r.getMessage()]
+
+
+def test_only_prefects_retry_line_for_a_wait_is_quieted() -> None:
+    """The filter on Prefect's task-run logger: a retry for KeepWaiting is a DEBUG line (shown
+    with PREFECT_LOGGING_LEVEL=DEBUG); any other retry, and a wait that ran out, stay."""
+    from halfrate.progress import CheckFailed
+    from tasks.await_completion import QuietWaiting
+
+    def record(level: int, exc: Exception, msg: str = RETRY_LINE) -> logging.LogRecord:
+        args = ("exception", exc, 3, 108, "60 second(s) from now") if "%" in msg else None
+        return logging.LogRecord("prefect.task_runs", level, "", 0, msg, args, None)
+
+    quiet = QuietWaiting()
+    waiting = record(logging.INFO, CheckFailed("retrieve: 529 overloaded_error"))
+    assert not quiet.filter(waiting) and waiting.levelname == "DEBUG"
+    assert quiet.filter(record(logging.INFO, ValueError("a real failure")))
+    exhausted = "Task run failed with exception: BatchesNotReady(...) - Retries are exhausted"
+    assert quiet.filter(record(logging.ERROR, CheckFailed("x"), exhausted))
+    logging.getLogger("prefect.task_runs").setLevel(logging.DEBUG)
+    try:
+        assert quiet.filter(record(logging.INFO, CheckFailed("x")))  # DEBUG on: shown, as DEBUG
+    finally:
+        logging.getLogger("prefect.task_runs").setLevel(logging.NOTSET)
+
+
+RETRY_LINE = "Task run failed with %s: %r - Retry %s/%s will start %s"  # Prefect 3.9's
