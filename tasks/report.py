@@ -28,6 +28,7 @@ def report(job: JobConfig) -> JobSummary:
             "cost_usd": summary.cost_usd,
             "batch_cost": format_usd(summary.batch_cost_usd),  # for people (the UI's feed)
             "savings": format_usd(summary.savings_usd),
+            "cost": format_usd(summary.cost_usd),
             "warehouse": summary.warehouse,
         },
     )
