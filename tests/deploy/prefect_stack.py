@@ -341,15 +341,16 @@ def chromium(
 
 def screenshot(
     url: str, profile: Path, name: str, size: str = "1400,1000", scale: float = 1
-) -> Path:
-    """A PNG of the page under tests/output/ (committed: what the UI shows, looked at).
-    `scale` 2 draws twice the pixels: the run graph's small labels become legible."""
+) -> str:
+    """A PNG of the page under tests/output/ (committed: what the UI shows, looked at), and
+    the page's visible text, from one Chromium run. `scale` 2 draws twice the pixels: the run
+    graph's small labels become legible."""
     OUTPUT.mkdir(exist_ok=True)
     shot = OUTPUT / name
     shot.unlink(missing_ok=True)
-    chromium(url, profile, f"--screenshot={shot}", size=size, scale=scale)
+    dom = chromium(url, profile, "--dump-dom", f"--screenshot={shot}", size=size, scale=scale)
     assert shot.stat().st_size > 10_000, f"{name}: an empty page?"
-    return shot
+    return visible_text(dom)
 
 
 def visible_text(dom: str) -> str:
