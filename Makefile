@@ -82,6 +82,7 @@ prefect-up: setup
 		export ANTHROPIC_BASE_URL="http://127.0.0.1:$(EMULATOR_PORT)" ANTHROPIC_API_KEY=emulator-local; \
 		echo "worker uses the emulator at $$ANTHROPIC_BASE_URL (no ANTHROPIC_API_KEY set)"; fi; \
 	if ! alive worker; then \
+		export PREFECT_LOGGING_EXTRA_LOGGERS=halfrate; \
 		nohup prefect worker start --pool $(POOL) --name $(POOL)-worker > "$(STACK)/worker.log" 2>&1 & \
 		echo $$! > "$(STACK)/worker.pid"; fi; \
 	printf 'export %s\nexport PATH="%s:$$PATH"\n' "$(PREFECT_STACK_ENV)" "$(CURDIR)/$(VENV)/bin" > "$(STACK)/env"; \

@@ -172,7 +172,9 @@ def demo(
 
 def _prefect_env(debug: bool) -> None:
     """Signals end the CLI cleanly, and the run reports to the Prefect server ensure_server
-    finds (PREFECT_API_URL, else halfrate's kept local server, started if need be)."""
+    finds (PREFECT_API_URL, else halfrate's kept local server, started if need be), with the
+    warnings of halfrate's core among the run's logs."""
+    send_halfrate_logs_to_runs(os.environ)  # before Prefect reads its settings (its import)
     from cli.lifetime import handle_signals
     from cli.server import ServerError, ServerUnreachable, ensure_server
 
@@ -184,6 +186,19 @@ def _prefect_env(debug: bool) -> None:
         raise fail(str(exc)) from None
     except ServerError as exc:
         raise fail(str(exc), code=ExitCode.error) from None
+
+
+def send_halfrate_logs_to_runs(env: "os._Environ[str] | dict[str, str]") -> None:
+    """Prefect sends the `halfrate` logger's records (warnings up: a lost create reconciled, a
+    download redone, a warehouse busy) to the flow run's logs, as deployments do (prefect.yaml);
+    one logged outside a run (before or after it) stays on stderr without a warning."""
+    extra = [name.strip() for name in env.get(EXTRA_LOGGERS, "").split(",") if name.strip()]
+    if "halfrate" not in extra:
+        env[EXTRA_LOGGERS] = ",".join([*extra, "halfrate"])
+    env.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+
+
+EXTRA_LOGGERS = "PREFECT_LOGGING_EXTRA_LOGGERS"
 
 
 def run_flow(job_file: str | None, spec: JobSpec | None, restart: bool, debug: bool = False) -> Any:

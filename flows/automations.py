@@ -8,10 +8,11 @@ retried (shared/reference/prefect.md section 5A); `make prefect-up` runs it.
 """
 
 import argparse
-from datetime import timedelta
+import json
+from datetime import UTC, datetime, timedelta
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import Artifact, create_table_artifact
 from prefect.automations import Automation
 from prefect.client.schemas.objects import StateType
 from prefect.events.actions import ChangeFlowRunState
@@ -31,7 +32,7 @@ _FINAL_RUN_EVENTS = {
 }
 
 
-@flow(name="record-job-cost")
+@flow(name="record-job-cost", flow_run_name="record-job-cost · {job}")
 def record_job_cost(
     job: str,
     rows: int = 0,
@@ -40,8 +41,10 @@ def record_job_cost(
     final_states: dict[str, int] | None = None,
     warehouse: str = "",
 ) -> dict[str, object]:
-    """Record a completed job's cost in the cost log artifact (one entry per completed job)."""
+    """Add a completed job's cost to the cost history: one table artifact (key
+    halfrate-cost-log) whose latest version lists every completed job, latest last."""
     entry: dict[str, object] = {
+        "completed": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "job": job,
         "rows": rows,
         "batch_cost_usd": format_usd(batch_cost_usd),
@@ -49,10 +52,12 @@ def record_job_cost(
         "final_states": ", ".join(f"{k} {v}" for k, v in (final_states or {}).items()),
         "warehouse": warehouse,
     }
+    history = [*cost_history(), entry][-COST_LOG_ROWS:]
     create_table_artifact(
         key=COST_LOG_KEY,
-        table=[entry],
-        description=f"Cost of halfrate job {job} at batch prices (from halfrate.job.completed)",
+        table=history,
+        description=f"Cost of every completed halfrate job at batch prices, latest last "
+        f"({len(history)} jobs; from their halfrate.job.completed events)",
     )
     get_run_logger().info(
         "job %s completed: %d rows, batch cost %s, saved %s",
@@ -62,6 +67,22 @@ def record_job_cost(
         format_usd(savings_usd),
     )
     return entry
+
+
+COST_LOG_ROWS = 1000  # the history keeps the latest jobs; the warehouse's job_costs keeps all
+
+
+def cost_history() -> list[dict[str, object]]:
+    """The rows of the cost history's latest version (none yet: empty)."""
+    latest = Artifact.get(COST_LOG_KEY)
+    if latest is None or not isinstance(latest.data, str):
+        return []
+    try:
+        rows = json.loads(latest.data)
+    except ValueError:
+        get_run_logger().warning("%s: unreadable; starting the history again", COST_LOG_KEY)
+        return []
+    return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
 
 
 def zombie_automation(within: timedelta) -> Automation:

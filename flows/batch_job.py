@@ -1,16 +1,19 @@
 """The halfrate pipeline: extract, build-requests, submit, await-completion, download,
 send-realtime (a deadline's rest, or mode realtime), load."""
 
-import math
-from typing import Any
+from typing import Any, NamedTuple
 
-from prefect import Flow, flow
+from prefect import Flow, Task, flow
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.states import Cancelled, Completed
 
+from flows.steps import Steps
 from halfrate import pipeline
 from halfrate.config import NO_OVERRIDES, JobSpec
+from halfrate.settings import Settings
 from halfrate.summary import JobSummary
+from halfrate.waiting import PollSchedule
+from tasks import naming
 from tasks.await_completion import await_completion
 from tasks.build_requests import build_requests
 from tasks.download import download
@@ -43,6 +46,7 @@ def failed_hook(flow: Flow[..., object], flow_run: FlowRun, state: State) -> Non
 
 @flow(
     name="batch-job",
+    flow_run_name=naming.job_run,  # `intents · label`, and the run tagged `intents`
     timeout_seconds=28 * 3600,
     on_cancellation=[cancel_batches_hook],
     on_failure=[failed_hook],
@@ -58,43 +62,65 @@ def batch_job(
         job: Keys that override the job file's; a field left empty keeps the file's value.
         restart: Start the job over instead of resuming it (first try of a run only).
     """
-    settings = get_settings()
-    poll = settings.poll_interval
-    wait = await_completion.with_options(
-        retries=math.ceil(settings.max_wait_hours * 3600 / poll), retry_delay_seconds=poll
-    )
-    # Retries of a create of unknown outcome reconcile first; pace them like the polling.
-    send = submit.with_options(retry_delay_seconds=[poll, 5 * poll, 20 * poll, 60 * poll])
-    fetch = download.with_options(retry_delay_seconds=[poll / 6, poll, 4 * poll])
-    config = prepare_job(job_file, job, restart)
-    preflight(config)
-    extracted = extract(config)
+    wait, send, fetch, price = paced(get_settings())
+    run = Steps()  # each step waits for the one before: the run graph is the pipeline
+    config = run(prepare_job, job_file, job, restart)
+    run(preflight, config)
+    extracted = run(extract, config)
     for attempt in range(1, config.max_attempts + 1):
-        if attempt == 1:
-            # before building: it decides whether a priming batch pays
-            estimate.with_options(retry_delay_seconds=poll / 3)(config)
-        files = build_requests(config, attempt)
+        if attempt == 1:  # before building: it decides whether a priming batch pays
+            run(price, config)
+        files = run(build_requests, config, attempt)
         if not files:
             break  # nothing (left) to send, or the user canceled: no further attempt
         phases = pipeline.phases(files)
         for purpose in phases:
             if purpose == "main" and "pilot" in phases:
-                project_cost(config)  # stops here when the pilot projects a cost over budget
+                run(project_cost, config)  # stops here when the pilot projects over budget
             resent = 0
             for _ in range(pipeline.MAX_WAVES):  # waves: files wait for the processing queue
-                send(config, attempt, purpose)
-                progress = wait(config, attempt, purpose)
-                if fetch(config, attempt).released:
+                run(send, config, attempt, purpose)
+                progress = run(wait, config, attempt, purpose)
+                if run(fetch, config, attempt, purpose).released:
                     resent += 1
                 elif not progress.ready_to_send:
                     break
                 if resent >= SENDS_PER_PHASE:
                     break
-            send_realtime(config, attempt, purpose)  # mode realtime, or what the deadline left
-            load(config, extracted)
-    summary = report(config)
-    canceled = user_cancel(config)
+            run(send_realtime, config, attempt, purpose)  # mode realtime, or a deadline's rest
+            loaded = run(load, config, extracted, attempt, purpose)
+        if not loaded.more_to_send:
+            break  # every row settled: no empty next attempt
+    summary = run(report, config)
+    canceled = run(user_cancel, config)
     if canceled:
         return Cancelled(message=canceled)
     # Completed either way; the message says when rows did not succeed (the CLI's exit code too)
     return Completed(message=summary.outcome, data=summary)
+
+
+class Paced(NamedTuple):
+    """The tasks whose retries are paced from the poll interval."""
+
+    wait: Task[..., Any]
+    send: Task[..., Any]
+    fetch: Task[..., Any]
+    price: Task[..., Any]
+
+
+def paced(settings: Settings) -> Paced:
+    """await-completion backs off from the poll interval (halfrate.waiting.PollSchedule); a
+    create of unknown outcome, a broken download and a failed count are retried at its pace."""
+    poll = settings.poll_interval
+    schedule = PollSchedule.of(settings)
+    return Paced(
+        wait=await_completion.with_options(
+            retries=schedule.retries,
+            retry_delay_seconds=list(schedule.delays),
+            timeout_seconds=schedule.longest + 600,  # a poll may nap until the deadline
+        ),
+        # Retries of a create of unknown outcome reconcile first; pace them like the polling.
+        send=submit.with_options(retry_delay_seconds=[poll, 5 * poll, 20 * poll, 60 * poll]),
+        fetch=download.with_options(retry_delay_seconds=[poll / 6, poll, 4 * poll]),
+        price=estimate.with_options(retry_delay_seconds=poll / 3),
+    )

@@ -16,6 +16,7 @@ from prefect.states import Cancelled
 from flows.batch_job import batch_job
 from halfrate import pipeline
 from halfrate.summary import ChainSummary, JobSummary
+from tasks import naming
 from tasks.report import report_chain
 from tasks.runtime import settings as get_settings  # env key, else the Secret block
 
@@ -31,7 +32,11 @@ def cancel_chain_hook(flow: Flow[..., object], run: FlowRun, state: State) -> No
                 continue  # a stage that never started has nothing to cancel
 
 
-@flow(name="job-chain", on_cancellation=[cancel_chain_hook])
+@flow(
+    name="job-chain",
+    flow_run_name=naming.chain_run,  # `trivia-answers → trivia-judge · chain`, tagged with both
+    on_cancellation=[cancel_chain_hook],
+)
 def job_chain(job_files: list[str], restart: bool = False) -> ChainSummary | State[Any]:
     """Run jobs in order, each as a batch-job subflow; print each stage's cost and the total.
 

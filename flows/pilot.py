@@ -5,31 +5,33 @@ files, sent after the priming batch and loaded like any batch. This flow stops t
 returns the report; `halfrate run` (the batch-job flow) later sends the main files only.
 """
 
-import math
 from typing import Annotated
 
 from prefect import flow
 from pydantic import Field
 
-from flows.batch_job import SENDS_PER_PHASE, cancel_batches_hook
+from flows.batch_job import SENDS_PER_PHASE, cancel_batches_hook, paced
+from flows.steps import Steps
 from halfrate import pipeline
 from halfrate.config import NO_OVERRIDES, JobSpec
 from halfrate.kinds.base import MAX_PILOT_ROWS
 from halfrate.pilot_report import PilotReport
-from tasks.await_completion import await_completion
+from tasks import naming
 from tasks.build_requests import build_requests
-from tasks.download import download
-from tasks.estimate import estimate
 from tasks.extract import extract, prepare_job
 from tasks.load import load
 from tasks.pilot import plan_pilot, project_cost
 from tasks.preflight import preflight
 from tasks.realtime import send_realtime
 from tasks.runtime import settings as get_settings  # env key, else the Secret block
-from tasks.submit import submit
 
 
-@flow(name="pilot-job", timeout_seconds=28 * 3600, on_cancellation=[cancel_batches_hook])
+@flow(
+    name="pilot-job",
+    flow_run_name=naming.pilot_run,  # `trivia-answers · pilot`, tagged `trivia-answers`
+    timeout_seconds=28 * 3600,
+    on_cancellation=[cancel_batches_hook],
+)
 def pilot_job(
     job_file: str = "",
     job: JobSpec = NO_OVERRIDES,
@@ -45,32 +47,26 @@ def pilot_job(
         rows: Rows the pilot samples; 0: the job's pilot_rows, else 40.
         restart: Start the job over first (first try of a run only).
     """
-    settings = get_settings()
-    poll = settings.poll_interval
-    wait = await_completion.with_options(
-        retries=math.ceil(settings.max_wait_hours * 3600 / poll), retry_delay_seconds=poll
-    )
-    send = submit.with_options(retry_delay_seconds=[poll, 5 * poll, 20 * poll, 60 * poll])
-    fetch = download.with_options(retry_delay_seconds=[poll / 6, poll, 4 * poll])
-    config = prepare_job(job_file, job, restart)
-    preflight(config)
-    extracted = extract(config)
-    config = plan_pilot(config, rows or None)  # its pilot_rows set
-    estimate.with_options(retry_delay_seconds=poll / 3)(config)  # the pilot's share: budget
-    files = build_requests(config, 1)
-    for purpose in pipeline.phases(files):
-        if purpose == "main":
-            break  # the pilot ends here: `halfrate run` sends the rest
+    wait, send, fetch, price = paced(get_settings())
+    run = Steps()
+    config = run(prepare_job, job_file, job, restart)
+    run(preflight, config)
+    extracted = run(extract, config)
+    config = run(plan_pilot, config, rows or None)  # its pilot_rows set
+    run(price, config)  # the pilot's share: budget
+    files = run(build_requests, config, 1)
+    phases = [p for p in pipeline.phases(files) if p != "main"]  # `halfrate run` sends the rest
+    for purpose in phases:
         resent = 0  # the phase as flows/batch_job.py sends it (waves for the processing queue)
         for _ in range(pipeline.MAX_WAVES):
-            send(config, 1, purpose)
-            progress = wait(config, 1, purpose)
-            if fetch(config, 1).released:
+            run(send, config, 1, purpose)
+            progress = run(wait, config, 1, purpose, phases)  # progress: of the pilot's requests
+            if run(fetch, config, 1, purpose).released:
                 resent += 1
             elif not progress.ready_to_send:
                 break
             if resent >= SENDS_PER_PHASE:
                 break
-        send_realtime(config, 1, purpose)  # mode realtime, or what the deadline left
-        load(config, extracted)
-    return project_cost(config, enforce_budget=False)
+        run(send_realtime, config, 1, purpose)  # mode realtime, or what the deadline left
+        run(load, config, extracted, 1, purpose)
+    return run(project_cost, config, enforce_budget=False)

@@ -6,20 +6,23 @@ what is left to do, so rerunning a job after a crash at any point picks up where
 """
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
-from halfrate import finish, pilot
+from halfrate import finish, pilot, progress_report
 from halfrate.adopt import adopt_batch
 from halfrate.backpressure import SubmitGate, hold_released
 from halfrate.build import build_requests
 from halfrate.config import CacheTTL, JobConfig, JobOverrides, JobSpec, resolve_job
 from halfrate.cost_model import CostEstimate
 from halfrate.download import DownloadSummary, download_ended
+from halfrate.endpoint import is_emulator
 from halfrate.estimate import check_budget, estimate_job, load_estimate, save_estimate
 from halfrate.extract import ExtractSummary, extract_rows
 from halfrate.gateway import BatchGateway, shared_gateway
@@ -32,6 +35,7 @@ from halfrate.pilot_report import PilotReport, load_report, measure, save_report
 from halfrate.preflight import preflight as preflight_checks
 from halfrate.progress import Progress, cancel_batches, check_batches
 from halfrate.progress_hooks import step as progress_step
+from halfrate.progress_report import AttemptProgress
 from halfrate.realtime import RealtimePolicy, RealtimeSent, send_file
 from halfrate.realtime_log import load_lost_calls
 from halfrate.results import staged_outcomes
@@ -75,6 +79,9 @@ class LoadResult:
     loaded: list[str]
     deferred: list[str]
     message: str | None = None
+    more_to_send: bool = True
+    """False once the attempt has settled and no row needs another try: the run is done
+    sending (it builds no empty next attempt)."""
 
 
 def prepare(
@@ -342,7 +349,22 @@ def check(job: JobConfig, settings: Settings, attempt: int, purpose: str | None 
     gateway = step.gateway()
     finish.cancel_at_deadline(job, step.ledger, gateway)
     progress = check_batches(step.ledger, gateway, attempt=attempt, purpose=purpose)
-    return progress.model_copy(update={"ready_to_send": _ready_to_send(step, attempt, purpose)})
+    deadline = finish.deadline_of(job, step.ledger)
+    ahead = deadline if deadline is not None and deadline > datetime.now(UTC) else None
+    ready = _ready_to_send(step, attempt, purpose)
+    return progress.model_copy(update={"ready_to_send": ready, "deadline_at": ahead})
+
+
+def attempt_progress(
+    job: JobConfig,
+    settings: Settings,
+    attempt: int,
+    phase: str,
+    purposes: Collection[str] | None = None,
+) -> AttemptProgress:
+    """The attempt's progress in requests, from the ledger (no API call)."""
+    records = Step.of(job, settings).ledger.records(attempt=attempt)
+    return progress_report.attempt_progress(job.name, records, attempt, phase, purposes)
 
 
 def _ready_to_send(step: Step, attempt: int, purpose: str | None) -> int:
@@ -405,14 +427,18 @@ def download(job: JobConfig, settings: Settings, attempt: int) -> Downloaded:
     return Downloaded(batches=summaries, released=released)
 
 
-def load(job: JobConfig, settings: Settings, extracted: ExtractSummary) -> LoadResult:
-    """Load every downloaded batch into the warehouse; if it stays busy, leave them staged."""
+def load(
+    job: JobConfig, settings: Settings, extracted: ExtractSummary, attempt: int | None = None
+) -> LoadResult:
+    """Load every downloaded batch into the warehouse; if it stays busy, leave them staged.
+    With `attempt`, also say whether a next attempt has rows to send (planning it)."""
     step = Step.of(job, settings)
     todo = [r for r in step.ledger.records() if r.status is BatchStatus.downloaded]
     try:
         con = connect(settings.warehouse, retry_seconds=settings.load_retry_seconds)
     except WarehouseBusyError as exc:
-        return LoadResult([], [r.batch_id or "" for r in todo], str(exc))
+        more = _more_to_send(step, attempt)
+        return LoadResult([], [r.batch_id or "" for r in todo], str(exc), more)
     results = sum(r.file.n_requests for r in todo)
     with con, progress_step(f"load into {settings.warehouse.name}", results, "results") as progress:
         ensure_schema(con)
@@ -424,7 +450,24 @@ def load(job: JobConfig, settings: Settings, extracted: ExtractSummary) -> LoadR
         load_stops(con, job.name, step.paths, step.ledger)
         load_lost_calls(con, job.name, step.ledger)
         record_estimates(step, con)
-    return LoadResult([r.batch_id or "" for r in todo], [])
+    return LoadResult([r.batch_id or "" for r in todo], [], None, _more_to_send(step, attempt))
+
+
+_SETTLED = (BatchStatus.downloaded, BatchStatus.loaded, BatchStatus.split_up, BatchStatus.failed)
+
+
+def _more_to_send(step: Step, attempt: int | None) -> bool:
+    """Whether attempt + 1 may have rows to send. Once every file of `attempt` has settled, the
+    retry is planned now from the staged outcomes (the build reuses the plan); before that, or
+    with files left over, the build decides (and says what is wrong)."""
+    if attempt is None:
+        return True
+    if attempt >= step.job.max_attempts or step.ledger.cancel_requested():
+        return False
+    if any(r.status not in _SETTLED for r in step.ledger.records(attempt=attempt)):
+        return True
+    _stage_outcomes(step, attempt)
+    return plan_retry(step.paths, step.ledger, attempt + 1) is not None
 
 
 def load_staged(job_name: str, settings: Settings) -> LoadResult:
@@ -475,6 +518,7 @@ def summarize(job: JobConfig, settings: Settings) -> JobSummary:
         update={
             "staged_not_loaded": staged,
             "deadline": deadline.isoformat(timespec="seconds") if deadline else None,
+            "on_emulator": is_emulator(settings.anthropic_base_url),
         }
     )
 

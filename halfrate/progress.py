@@ -40,6 +40,8 @@ class Progress(BaseModel):
     ready_to_send: int = 0
     """Files the next submit may send as batches now (they waited for the processing queue,
     and a batch has ended or the API's retry-after has passed): the wait is over for now."""
+    deadline_at: datetime | None = None
+    """The job's deadline when it has not passed yet: a check must come right after it."""
 
     @property
     def settled(self) -> bool:
@@ -65,12 +67,21 @@ class Progress(BaseModel):
         )
 
 
-class BatchesNotReady(Exception):
-    """Some batches are still processing (the sensor task raises it to be retried later)."""
+class KeepWaiting(Exception):
+    """The sensor task raises it to be retried at its next poll: the wait goes on."""
+
+
+class BatchesNotReady(KeepWaiting):
+    """Some batches are still processing."""
 
     def __init__(self, progress: Progress) -> None:
         super().__init__(f"batches not ended yet: {progress.summary()}")
         self.progress = progress
+
+
+class CheckFailed(KeepWaiting):
+    """A status check met a passing API fault (overloaded, a dropped connection): the next
+    poll tries again."""
 
 
 class BatchMissingError(RuntimeError, ActionableError):

@@ -27,6 +27,7 @@ first request goes alone, so the others can read the prompt cache it writes. A u
 stops new calls; what was not answered ends `canceled` (by the user), as in a batch.
 """
 
+import contextvars
 import logging
 import secrets
 import threading
@@ -169,7 +170,9 @@ class _Sender:
             for custom_id, params in todo:
                 if self.stopping:
                     break
-                flying.add(pool.submit(self._one, custom_id, params))
+                # in the caller's context: a worker's warnings reach the flow run's logs
+                call = contextvars.copy_context().run
+                flying.add(pool.submit(call, self._one, custom_id, params))
                 if len(flying) >= 2 * width:  # memory: a few requests read ahead, no more
                     done, flying = wait(flying, return_when=FIRST_COMPLETED)
                     for future in done:

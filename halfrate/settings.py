@@ -25,7 +25,15 @@ class Settings(BaseSettings):
     workdir: Path = Field(
         Path("data/jobs"), description="One folder per job: staged files, ledger."
     )
-    poll_interval: float = Field(30.0, gt=0, description="Seconds between batch status checks.")
+    poll_interval: float = Field(
+        30.0, gt=0, description="Seconds before the second batch status check (then it backs off)."
+    )
+    max_poll_interval: float = Field(
+        900.0,
+        gt=0,
+        description="The longest wait between two status checks: the wait for a batch backs off "
+        "from poll_interval, doubling, up to this (30 s, 1, 2, 4, 8 min, then every 15 min).",
+    )
     max_requests_per_batch: int = Field(
         API_MAX_REQUESTS_PER_BATCH, ge=1, le=API_MAX_REQUESTS_PER_BATCH
     )

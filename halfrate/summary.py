@@ -84,6 +84,8 @@ class JobSummary(BaseModel):
     possible_duplicate_requests: int = 0
     """Real-time calls whose answer was lost (sent again once): each possibly charged twice."""
     possible_duplicate_cost_usd: float | None = 0.0
+    on_emulator: bool = False
+    """The run talked to halfrate's emulator, not the API: its answers are stand-ins."""
 
     @classmethod
     def empty(cls, job_name: str, kind: str, model: str, warehouse: str) -> "JobSummary":
@@ -214,18 +216,42 @@ def _float(value: object) -> float | None:
     return None if value is None else float(value)  # type: ignore[arg-type]
 
 
-def render_markdown(s: JobSummary) -> str:
-    """The summary as Markdown, for the Prefect UI."""
+EMULATOR_LINE = (
+    "**Ran on the built-in emulator**, not the API: its answers are deterministic stand-ins "
+    "(labels and scores are word-overlap guesses), so accuracy figures only show that the "
+    "plumbing works; the costs are what the API would charge for the same tokens."
+)
+
+
+def failure_sentence(s: JobSummary, failures_url: str | None = None) -> str | None:
+    """Partial failure in words: `12 of 300 rows did not succeed (10 exhausted, 2 quarantined);
+    288 succeeded.`, pointing at the failures table (a link when its URL is known). None when
+    no row failed."""
+    if not s.rows_not_succeeded:
+        return None
+    states = ", ".join(f"{n:,} {k}" for k, n in s.final_states.items() if k != "succeeded")
+    table = f"[the failures table]({failures_url})" if failures_url else "the failures table"
+    return (
+        f"{s.rows_not_succeeded:,} of {s.rows:,} rows did not succeed ({states}); "
+        f"{s.final_states.get('succeeded', 0):,} succeeded. Each row that did not succeed is "
+        f"listed with its reason in {table}."
+    )
+
+
+def render_markdown(s: JobSummary, failures_url: str | None = None) -> str:
+    """The summary as Markdown, for the Prefect UI (`failures_url`: the failures table's page)."""
     types = " · ".join(f"{k} {v}" for k, v in s.result_types.items()) or "none"
     lines = [
         f"# halfrate job `{s.job_name}`",
         "",
         f"Kind `{s.kind}` · model `{s.model}` · {s.rows} rows · {s.batches} batches over {s.attempts} attempt(s)",
         "",
-        f"**Outcome:** {s.outcome}  ",
+        f"**Outcome:** {_outcome(s, failures_url)}  ",
         f"**Results (all attempts):** {types}  ",
     ]
     lines += [f"**{d.title}:** {d.text}  " for d in s.details if d.shown]
+    if s.on_emulator:  # next to the accuracy figures it qualifies
+        lines.append(f"{EMULATOR_LINE}  ")
     lines += [
         "",
         "| tokens | input | cache write 5m | cache write 1h | cache read | output |",
@@ -248,6 +274,12 @@ def render_markdown(s: JobSummary) -> str:
             "(the warehouse was busy): rerun the job to load them."
         )
     return "\n".join(lines)
+
+
+def _outcome(s: JobSummary, failures_url: str | None) -> str:
+    if s.verdict is Verdict.rows_not_succeeded:
+        return failure_sentence(s, failures_url) or s.outcome
+    return s.outcome
 
 
 def realtime_lines(s: JobSummary) -> list[str]:

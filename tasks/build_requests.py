@@ -6,10 +6,11 @@ from prefect.cache_policies import NO_CACHE
 from halfrate import pipeline
 from halfrate.config import JobConfig
 from halfrate.ledger import RequestFile
+from tasks.naming import step
 from tasks.runtime import settings as get_settings  # env key, else the Secret block
 
 
-@task(name="build-requests", cache_policy=NO_CACHE)
+@task(name="build-requests", task_run_name=step("build-requests"), cache_policy=NO_CACHE)
 def build_requests(job: JobConfig, attempt: int) -> list[RequestFile]:
     """Write the JSONL request files for one attempt (all rows, or the rows to retry)."""
     files = pipeline.build(job, get_settings(), attempt)

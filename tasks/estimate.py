@@ -16,6 +16,7 @@ from tasks.runtime import settings as get_settings  # env key, else the Secret b
 
 @task(
     name="estimate-cost",
+    task_run_name="estimate-cost",
     cache_policy=NO_CACHE,
     retries=2,
     retry_delay_seconds=10,
@@ -26,7 +27,9 @@ def estimate(job: JobConfig) -> CostEstimate | None:
     cost = pipeline.estimate(job, get_settings())
     if cost is not None:
         create_markdown_artifact(
-            key=artifact_key(job, "estimate"), markdown=render_estimate(job, cost)
+            key=artifact_key(job, "estimate"),
+            markdown=render_estimate(job, cost),
+            description=f"halfrate job {job.name}: its cost, estimated before anything is sent",
         )
         get_run_logger().info(
             "estimated batch cost %s (%s – %s; real-time %s)%s; priming batch %s",

@@ -13,7 +13,7 @@ from tasks.runtime import settings as get_settings  # env key, else the Secret b
 # what is done, and every step reads them to resume (a second cache could only disagree).
 
 
-@task(name="prepare-job", cache_policy=NO_CACHE)
+@task(name="prepare-job", task_run_name="prepare-job", cache_policy=NO_CACHE)
 def prepare_job(job_file: str | None, spec: JobSpec | None, restart: bool) -> JobConfig:
     """Resolve the job file and overrides, and open (or resume) the job's folder."""
     # A retried flow run resumes: `restart` only applies to a run's first try.
@@ -23,7 +23,7 @@ def prepare_job(job_file: str | None, spec: JobSpec | None, restart: bool) -> Jo
     return job
 
 
-@task(name="extract", cache_policy=NO_CACHE)
+@task(name="extract", task_run_name="extract", cache_policy=NO_CACHE)
 def extract(job: JobConfig) -> ExtractSummary:
     """Read the source and quarantine rows that cannot be sent, with a reason each."""
     summary = pipeline.extract(job, get_settings())

@@ -13,7 +13,7 @@ from tasks.reporting import artifact_key
 from tasks.runtime import settings as get_settings  # env key, else the Secret block
 
 
-@task(name="plan-pilot", cache_policy=NO_CACHE)
+@task(name="plan-pilot", task_run_name="plan-pilot", cache_policy=NO_CACHE)
 def plan_pilot(job: JobConfig, rows: int | None) -> JobConfig:
     """The job with the number of rows its pilot samples (checked against what is built)."""
     planned = pipeline.plan_pilot(job, get_settings(), rows)
@@ -24,7 +24,9 @@ def plan_pilot(job: JobConfig, rows: int | None) -> JobConfig:
     return planned
 
 
-@task(name="project-cost", cache_policy=NO_CACHE)  # no retries: it reads staged files
+@task(
+    name="project-cost", task_run_name="project-cost", cache_policy=NO_CACHE
+)  # no retries: it reads staged files
 def project_cost(job: JobConfig, enforce_budget: bool = True) -> PilotReport | None:
     """Project the whole job's cost from its pilot; stop before the main batches when the
     projection is above max_cost_usd (`enforce_budget`). Nothing to do without a pilot."""

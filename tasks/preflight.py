@@ -8,7 +8,9 @@ from halfrate.config import JobConfig
 from tasks.runtime import settings as get_settings  # env key, else the Secret block
 
 
-@task(name="preflight", cache_policy=NO_CACHE)  # no retries: what it finds needs a person
+@task(
+    name="preflight", task_run_name="preflight", cache_policy=NO_CACHE
+)  # no retries: what it finds needs a person
 def preflight(job: JobConfig) -> None:
     """Refuse to start a job that would fail after paying (or pay twice): nothing is sent."""
     pipeline.preflight(job, get_settings())

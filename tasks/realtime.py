@@ -6,12 +6,14 @@ from prefect.cache_policies import NO_CACHE
 from halfrate import pipeline
 from halfrate.config import JobConfig
 from halfrate.realtime import RealtimeSent
+from tasks.naming import step
 from tasks.retrying import retry_unless_actionable
 from tasks.runtime import settings as get_settings  # env key, else the Secret block
 
 
 @task(
     name="send-realtime",
+    task_run_name=step("send-realtime"),
     cache_policy=NO_CACHE,
     retries=2,
     retry_delay_seconds=[30, 120],

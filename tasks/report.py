@@ -10,7 +10,7 @@ from tasks.reporting import emit_job_event, publish_chain_summary, publish_summa
 from tasks.runtime import settings as get_settings  # env key, else the Secret block
 
 
-@task(name="report", cache_policy=NO_CACHE)
+@task(name="report", task_run_name="report", cache_policy=NO_CACHE)
 def report(job: JobConfig) -> JobSummary:
     """Summarize outcomes, cost and savings as artifacts, and emit `halfrate.job.completed`."""
     summary = pipeline.summarize(job, get_settings())
@@ -28,6 +28,7 @@ def report(job: JobConfig) -> JobSummary:
             "cost_usd": summary.cost_usd,
             "batch_cost": format_usd(summary.batch_cost_usd),  # for people (the UI's feed)
             "savings": format_usd(summary.savings_usd),
+            "cost": format_usd(summary.cost_usd),
             "warehouse": summary.warehouse,
         },
     )
@@ -35,13 +36,13 @@ def report(job: JobConfig) -> JobSummary:
     return summary
 
 
-@task(name="check-cancel", cache_policy=NO_CACHE)
+@task(name="check-cancel", task_run_name="check-cancel", cache_policy=NO_CACHE)
 def user_cancel(job: JobConfig) -> str | None:
     """Whether the user canceled the job while it ran (the flow then ends Cancelled)."""
     return pipeline.user_cancel(job, get_settings())
 
 
-@task(name="report-chain", cache_policy=NO_CACHE)
+@task(name="report-chain", task_run_name="report-chain", cache_policy=NO_CACHE)
 def report_chain(stages: list[JobSummary]) -> ChainSummary:
     """The chain's cost per stage and in total, as an artifact."""
     chain = ChainSummary.of(stages)

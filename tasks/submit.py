@@ -8,6 +8,7 @@ from halfrate import pipeline
 from halfrate.config import JobConfig
 from halfrate.ledger import BatchRecord
 from halfrate.submit import SubmissionRetryLaterError
+from tasks.naming import step
 from tasks.reporting import emit_batch_event
 from tasks.runtime import settings as get_settings  # env key, else the Secret block
 
@@ -26,6 +27,7 @@ def retry_if_unknown(task: Task[..., list[BatchRecord]], task_run: TaskRun, stat
 
 @task(
     name="submit",
+    task_run_name=step("submit"),
     cache_policy=NO_CACHE,
     retries=4,
     retry_delay_seconds=[5, 30, 120, 600],

@@ -12,6 +12,7 @@ import signal
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from prefect_stack import (
     BIN,
@@ -76,9 +77,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.prefect("work-pool", "create", POOL, "--type", "process")
         mark("work pool")
         # The worker gets no API key: runs read it from the Secret block (tasks/runtime.py).
+        # It sends halfrate's warnings to the runs' logs, as `make prefect-up` starts it.
         worker_env = env | {
             "PREFECT_WORKER_QUERY_SECONDS": "2",
             "PREFECT_WORKER_PREFETCH_SECONDS": "2",
+            "PREFECT_LOGGING_EXTRA_LOGGERS": "halfrate",
         }
         stack.start(
             "worker",
@@ -107,10 +110,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 stop(proc, grace=15)
 
 
+ERRORED_ROWS = "_u00[1-9]0$"  # u0010, u0020 ... u0090: 9 of the 693 sample rows
+
+
 @pytest.fixture(scope="session")
 def finished_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FinishedRun]:
-    """One run of `batch-job/intents` the way docs/deploy.md runs it: CLI, --param, --watch."""
+    """One run of `batch-job/intents` the way docs/deploy.md runs it: CLI, --param, --watch.
+
+    The emulator drops the answer to its first create (the run reconciles it: a halfrate
+    warning in the run's logs) and errs on 9 rows every time (attempt 2 resends them; they end
+    exhausted: a failures table, linked from the summary)."""
     tmp = tmp_path_factory.mktemp("run-intents")
+    faults = {"lose_create_responses": 1, "errored_custom_id_pattern": ERRORED_ROWS}
+    httpx.put(f"{stack.emulators['fast']}/_emulator/faults", json=faults, timeout=30)
     started = time.monotonic()
     job = "deploy-e2e"
     output = stack.prefect(
@@ -120,7 +132,7 @@ def finished_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "--param",
         "job=" + json.dumps({"name": job, "max_attempts": 2}),
         "--job-variable",
-        "env=" + json.dumps(stack.run_env("fast", tmp)),
+        "env=" + json.dumps(stack.run_env("fast", tmp, HALFRATE_RECONCILE_WAIT="1")),
         "--watch",
         "--watch-timeout",
         "180",

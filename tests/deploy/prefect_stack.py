@@ -132,15 +132,32 @@ class Stack:
         body = {"state": {"type": type_, "name": name}, "force": force}
         self.api("POST", f"/flow_runs/{run_id}/set_state", body)
 
-    def run_env(self, emulator: str, tmp: Path, poll: str = "1") -> dict[str, str]:
-        """A run's job-variable env (it replaces the deployment's: every key is repeated)."""
+    def run_env(self, emulator: str, tmp: Path, poll: str = "1", **more: str) -> dict[str, str]:
+        """A run's job-variable env. It replaces the deployment's: every key is repeated but
+        PREFECT_LOGGING_EXTRA_LOGGERS, which the worker's environment carries (make prefect-up)."""
         return {
             "HALFRATE_WAREHOUSE": str(tmp / "warehouse.duckdb"),
             "HALFRATE_WORKDIR": str(tmp / "jobs"),
             "HALFRATE_POLL_INTERVAL": poll,
+            "HALFRATE_MAX_POLL_INTERVAL": str(4 * float(poll)),  # the backoff's cap, scaled
             "HALFRATE_API_KEY_BLOCK": KEY_BLOCK,
             "ANTHROPIC_BASE_URL": self.emulators[emulator],
+            **more,
         }
+
+    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        """The flow run's artifacts (their latest state: a progress artifact as updated)."""
+        body = {"artifacts": {"flow_run_id": {"any_": [run_id]}}}
+        return list(self.api("POST", "/artifacts/filter", body))
+
+    def artifact(self, run_id: str, key: str) -> dict[str, Any]:
+        found = [a for a in self.artifacts(run_id) if a["key"] == key]
+        assert len(found) == 1, f"{key}: {len(found)} artifacts of run {run_id}"
+        return found[0]
+
+    def log_entries(self, run_id: str) -> list[dict[str, Any]]:
+        body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC"}
+        return list(self.api("POST", "/logs/filter", body))
 
     def create_run(self, deployment: str, parameters: dict[str, Any], env: dict[str, str]) -> str:
         flow, name = deployment.split("/")
@@ -195,8 +212,7 @@ class Stack:
         return events
 
     def run_logs(self, run_id: str) -> str:
-        body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC"}
-        return "\n".join(entry["message"] for entry in self.api("POST", "/logs/filter", body))
+        return "\n".join(entry["message"] for entry in self.log_entries(run_id))
 
     def emulator(self, name: str, method: str, path: str, body: Any = None) -> Any:
         headers = {"x-api-key": self.api_key, "anthropic-version": "2023-06-01"}
@@ -292,7 +308,7 @@ def dump(value: Any) -> str:
 
 
 # Headless Chromium against the Prefect UI (shared/reference/prefect.md section 9).
-OUTPUT = REPO / "tests" / "output"  # git-ignored; CI keeps the screenshot as a test output
+OUTPUT = REPO / "tests" / "output"  # the screenshots are committed; CI keeps them as outputs
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -302,23 +318,39 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--window-size=1400,1000",
     "--virtual-time-budget=20000",  # lets the single-page app fetch its data first
 ]
 
 
-def chromium(url: str, profile: Path, *action: str) -> str:
+def chromium(
+    url: str, profile: Path, *action: str, size: str = "1400,1000", scale: float = 1
+) -> str:
     binary = shutil.which("chromium")
     if binary is None:
         pytest.skip("Debian `chromium` is not installed (.ci/run installs it with apt-get)")
+    flags = [*CHROMIUM_FLAGS, f"--window-size={size}", f"--force-device-scale-factor={scale}"]
     done = subprocess.run(
-        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *action, url],
+        [binary, *flags, f"--user-data-dir={profile}", *action, url],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
+
+
+def screenshot(
+    url: str, profile: Path, name: str, size: str = "1400,1000", scale: float = 1
+) -> str:
+    """A PNG of the page under tests/output/ (committed: what the UI shows, looked at), and
+    the page's visible text, from one Chromium run. `scale` 2 draws twice the pixels: the run
+    graph's small labels become legible."""
+    OUTPUT.mkdir(exist_ok=True)
+    shot = OUTPUT / name
+    shot.unlink(missing_ok=True)
+    dom = chromium(url, profile, "--dump-dom", f"--screenshot={shot}", size=size, scale=scale)
+    assert shot.stat().st_size > 10_000, f"{name}: an empty page?"
+    return visible_text(dom)
 
 
 def visible_text(dom: str) -> str:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,7 +15,6 @@ import httpx
 import pytest
 from prefect_stack import (
     BIN,
-    OUTPUT,
     REPO,
     TERMINAL,
     FinishedRun,
@@ -23,6 +23,7 @@ from prefect_stack import (
     audit_custom_ids,
     chromium,
     dump,
+    screenshot,
     visible_text,
 )
 from stack_form import (  # noqa: F401 (the run form's tests: collected here, one stack a worker)
@@ -58,24 +59,122 @@ def test_deployment_run_completes_and_lands_every_row(
     run = stack.flow_run(finished_run.id)
     assert run["state_type"] == "COMPLETED", stack.run_logs(finished_run.id)
     assert run["parameters"]["job"] == {"name": finished_run.job, "max_attempts": 2}
-    names = {t["name"].rsplit("-", 1)[0] for t in stack.task_runs(finished_run.id)}
-    assert {"extract", "build-requests", "submit", "await-completion", "download", "load"} <= names
     with duckdb.connect(str(finished_run.tmp / "warehouse.duckdb"), read_only=True) as con:
         rows = con.execute(
             "select count(*), count(distinct row_id) from row_outcomes where job_name = ?",
             [finished_run.job],
         ).fetchone()
+        states = dict(
+            con.execute(
+                "select final_state, count(*) from row_outcomes where job_name = ? group by 1",
+                [finished_run.job],
+            ).fetchall()
+        )
     assert rows == (SAMPLE_ROWS, SAMPLE_ROWS)
+    assert states == {"succeeded": SAMPLE_ROWS - 9, "exhausted": 9}  # the emulator's errors
     # Each custom_id was submitted once: the fast emulator serves this run only.
     ids = audit_custom_ids(stack, "fast")
     assert len(ids) == len(set(ids)) >= SAMPLE_ROWS
 
 
-def test_run_publishes_summary_artifact(stack: Stack, finished_run: FinishedRun) -> None:
-    body = {"artifacts": {"flow_run_id": {"any_": [finished_run.id]}}}
-    artifacts = stack.api("POST", "/artifacts/filter", body)
-    keys = {a["key"] for a in artifacts}
-    assert f"halfrate-{finished_run.job}-summary" in keys, keys
+def test_run_and_task_runs_are_named_after_the_job_and_step(
+    stack: Stack, finished_run: FinishedRun
+) -> None:
+    run = stack.flow_run(finished_run.id)
+    assert run["name"] == f"{finished_run.job} · label"
+    assert finished_run.job in run["tags"] and "halfrate" in run["tags"]  # + the deployment's
+    # The runs list filters by the job's tag.
+    body = {"flow_runs": {"tags": {"all_": [finished_run.job]}}}
+    assert [r["id"] for r in stack.api("POST", "/flow_runs/filter", body)] == [finished_run.id]
+    names = [t["name"] for t in stack.task_runs(finished_run.id)]
+    assert not [n for n in names if re.search(r"-[0-9a-f]{3}$", n)], names  # no `submit-184`
+    assert set(names) == {
+        "prepare-job",
+        "preflight",
+        "extract",
+        "estimate-cost",
+        "build-requests",
+        "submit · prime",
+        "await-completion · prime",
+        "download · prime",
+        "send-realtime · prime",
+        "load · prime",
+        "submit · main",
+        "await-completion · main",
+        "download · main",
+        "send-realtime · main",
+        "load · main",
+        "build-requests · attempt 2",  # the 9 errored rows, sent again
+        "submit · main · attempt 2",
+        "await-completion · main · attempt 2",
+        "download · main · attempt 2",
+        "send-realtime · main · attempt 2",
+        "load · main · attempt 2",
+        "report",
+        "check-cancel",
+    }, names
+    # The graph's edges are the pipeline: each step waits for the one before, not all of them
+    # for prepare-job.
+    tasks = {t["id"]: t for t in stack.task_runs(finished_run.id)}
+    upstream = {
+        t["name"]: sorted(tasks[i["id"]]["name"] for v in t["task_inputs"].values() for i in v)
+        for t in tasks.values()
+    }
+    assert upstream["prepare-job"] == []
+    assert upstream["preflight"] == ["prepare-job"]
+    assert upstream["await-completion · main"] == ["submit · main"]
+    assert upstream["download · main"] == ["await-completion · main"]
+    assert upstream["build-requests · attempt 2"] == ["load · main"]
+    assert upstream["report"] == ["load · main · attempt 2"]  # no empty attempt 3 after it
+
+
+def test_waiting_reads_as_waiting_in_the_run_logs(stack: Stack, finished_run: FinishedRun) -> None:
+    logs = stack.run_logs(finished_run.id)
+    assert "failed with exception" not in logs and "Retry " not in logs, logs
+    waiting = [line for line in logs.splitlines() if ", next check in " in line]
+    assert waiting, logs  # every poll that found batches running says so, once
+    assert all(
+        re.fullmatch(r"(prime|main) batch: \d+ processing, next check in .*", line)
+        for line in waiting
+    ), waiting
+    assert re.search(r"^main batch ended after .*: 683 succeeded, 9 errored$", logs, re.M), logs
+
+
+def test_halfrate_warnings_reach_the_run_logs(stack: Stack, finished_run: FinishedRun) -> None:
+    """The lost create's reconciliation is logged by halfrate.submit, not by a task: it reaches
+    the run through PREFECT_LOGGING_EXTRA_LOGGERS (the worker's, as make prefect-up sets it)."""
+    entries = stack.log_entries(finished_run.id)
+    lost = [e for e in entries if "create outcome unknown" in e["message"]]
+    assert lost and lost[0]["name"] == "halfrate.submit" and lost[0]["level"] == 30, entries
+    assert lost[0]["task_run_id"] is not None  # shown under its task (submit · prime)
+
+
+def test_summary_links_the_failures_and_says_it_ran_on_the_emulator(
+    stack: Stack, finished_run: FinishedRun
+) -> None:
+    prefix = f"halfrate-{finished_run.job}"
+    failures = stack.artifact(finished_run.id, f"{prefix}-failures")
+    assert len(json.loads(failures["data"])) == 9
+    url = f"{stack.ui_url}/v2/artifacts/artifact/{failures['id']}"
+    link = stack.artifact(finished_run.id, f"{prefix}-failures-link")
+    assert link["type"] == "markdown" and f"]({url})" in link["data"], link
+    summary = stack.artifact(finished_run.id, f"{prefix}-summary")["data"]
+    assert (
+        f"9 of {SAMPLE_ROWS} rows did not succeed (9 exhausted); 684 succeeded. Each row that "
+        f"did not succeed is listed with its reason in [the failures table]({url})."
+    ) in summary
+    accuracy = next(line for line in summary.splitlines() if line.startswith("**Accuracy"))
+    after = summary.splitlines()[summary.splitlines().index(accuracy) + 1]
+    assert after.startswith("**Ran on the built-in emulator**, not the API"), summary
+    assert re.search(r"\*\*Cost at batch prices:\*\* \$\d+\.\d{2,4} ", summary), summary
+    # The progress artifacts: one bar and one table for the run, updated in place to its end.
+    (progress,) = [a for a in stack.artifacts(finished_run.id) if a["type"] == "progress"]
+    assert progress["key"] == f"{prefix}-progress" and progress["data"] == 100.0
+    assert progress["description"].startswith(
+        "9 of 9 requests ended (100%) · main phase · attempt 2 · as of "
+    )
+    counts = stack.artifact(finished_run.id, f"{prefix}-progress-counts")["data"]
+    assert "| 0 | 9 | 0 | 0 | 0 | 0 |" in counts and "batches ended: 1 of 1" in counts
 
 
 def test_api_key_never_leaves_the_secret_block(stack: Stack, finished_run: FinishedRun) -> None:
@@ -121,8 +220,11 @@ def test_completed_event_triggers_the_follow_up_deployment(
     body = {
         "artifacts": {"key": {"any_": ["halfrate-cost-log"]}, "flow_run_id": {"any_": [run["id"]]}}
     }
-    (entry,) = json.loads(stack.api("POST", "/artifacts/filter", body)[0]["data"])
+    (artifact,) = stack.api("POST", "/artifacts/filter", body)
+    *_, entry = json.loads(artifact["data"])  # the history grows: this job is its last row
     assert entry["job"] == finished_run.job and entry["rows"] == SAMPLE_ROWS
+    assert re.fullmatch(r"\$\d+\.\d{2,4}", entry["batch_cost_usd"]), entry  # rounded
+    assert run["name"] == f"record-job-cost · {finished_run.job}"
     # Proven: switch the trigger off so the jobs of later tests start no follow-up processes.
     for automation in stack.api("POST", "/automations/filter", {}):
         if automation["name"].startswith("record-job-cost"):
@@ -202,11 +304,53 @@ def test_killed_flow_process_resumes_on_retry_without_resubmitting(
 
 def test_waiting_run_survives_a_server_restart(stack: Stack, tmp_path: Path) -> None:
     before = {c["batch_id"] for c in audit_creates(stack, "slow")}
-    run_id, _ = _start_waiting_run(stack, tmp_path, "deploy-restart")
+    run_id, batch_ids = _start_waiting_run(stack, tmp_path, "deploy-restart")
+    (prime,) = [b for b in batch_ids if b not in before]
+    stack.emulator("slow", "POST", f"/_emulator/batches/{prime}/end")
+    _check_progress_mid_wait(stack, run_id, tmp_path)
     stack.restart_server()
     run = _end_batches_until_completed(stack, run_id)
     assert run["run_count"] == 1  # the same process carried on: no retry was needed
     _assert_each_row_once(stack, before, tmp_path, "deploy-restart")
+    names = {t["name"] for t in stack.task_runs(run_id)}
+    assert "load · main" in names and not any("attempt 2" in n for n in names)  # all done
+
+
+def _check_progress_mid_wait(stack: Stack, run_id: str, tmp: Path) -> None:
+    """While the main batch runs: the progress artifacts count requests, the logs say it waits."""
+    prefix = "halfrate-deploy-restart"
+
+    def in_main_phase(key: str, field: str) -> dict[str, Any] | None:
+        found = [a for a in stack.artifacts(run_id) if a["key"] == key]
+        return found[0] if found and "main phase" in (found[0][field] or "") else None
+
+    progress = stack.wait_for(
+        "the main phase's progress", lambda: in_main_phase(f"{prefix}-progress", "description"), 60
+    )
+    assert progress["type"] == "progress" and progress["data"] == pytest.approx(100 / 693)
+    assert progress["description"].startswith(
+        "1 of 693 requests ended (0%) · main phase · first attempt · as of "
+    )
+    counts = stack.wait_for(
+        "the main phase's counts", lambda: in_main_phase(f"{prefix}-progress-counts", "data"), 30
+    )
+    text = counts["data"]
+    assert "| 1 | 0 | 0 | 0 | 692 | 0 |" in text  # the prime request came back; 692 processing
+    # (the slow emulator's clock runs ahead: earlier tests advanced it)
+    assert re.search(r"batches ended: 1 of 2 · waited .+ · expires in .+", text), text
+    line = r"^main batch: 692 processing, next check in \d s, expires in "
+    logs = stack.wait_for(  # (logs reach the server a moment after the artifacts)
+        "the poll's log line",
+        lambda: (found := stack.run_logs(run_id)) and re.search(line, found, re.M) and found,
+        timeout=30,
+    )
+    assert "failed with exception" not in logs and "Retry " not in logs, logs
+    tab = f"{stack.ui_url}/v2/runs/flow-run/{run_id}?tab=Artifacts"
+    text = screenshot(tab, tmp / "profile-progress", "prefect-ui-progress.png")
+    assert "1 of 693 requests ended (0%)" in text and f"{prefix}-progress-counts" in text
+    page = f"{stack.ui_url}/v2/artifacts/artifact/{counts['id']}"
+    text = screenshot(page, tmp / "profile-counts", "prefect-ui-progress-counts.png", "1400,700")
+    assert "692" in text and "not sent yet" in text
 
 
 def _end_batches_until_completed(stack: Stack, run_id: str) -> dict[str, Any]:
@@ -289,21 +433,38 @@ def test_ui_shows_the_summary_artifact(
 ) -> None:
     url = f"{stack.ui_url}/v2/runs/flow-run/{finished_run.id}?tab=Artifacts"
     key = f"halfrate-{finished_run.job}-summary"
-    dom = chromium(url, tmp_path / "profile-dom", "--dump-dom")
-    assert key in dom, f"{key} not on {url}"
-    assert "Completed" in dom
-
-    OUTPUT.mkdir(exist_ok=True)
-    shot = OUTPUT / "prefect-ui-run-artifacts.png"
-    shot.unlink(missing_ok=True)
-    chromium(url, tmp_path / "profile-shot", f"--screenshot={shot}")
-    assert shot.stat().st_size > 10_000
+    text = screenshot(url, tmp_path / "profile-tab", "prefect-ui-run-artifacts.png", "1400,1250")
+    assert key in text, f"{key} not on {url}"
+    assert "Completed" in text
 
     # The artifact's own page renders the summary's Markdown.
     (artifact,) = stack.api("POST", "/artifacts/filter", {"artifacts": {"key": {"any_": [key]}}})
     page_url = f"{stack.ui_url}/v2/artifacts/artifact/{artifact['id']}"
-    text = visible_text(chromium(page_url, tmp_path / "profile-artifact", "--dump-dom"))
+    text = screenshot(page_url, tmp_path / "profile-summary", "prefect-ui-summary.png", "1400,1100")
     assert f"halfrate job {finished_run.job}" in text
     assert "693 rows" in text and "Cost at batch prices" in text and "cache hit rate" in text
-    summary_shot = f"--screenshot={OUTPUT / 'prefect-ui-summary.png'}"
-    chromium(page_url, tmp_path / "profile-shot2", summary_shot)
+    assert "9 of 693 rows did not succeed" in text and "Ran on the built-in emulator" in text
+
+    # The summary's link opens the failures table.
+    failures = stack.artifact(finished_run.id, f"halfrate-{finished_run.job}-failures")
+    failures_url = f"{stack.ui_url}/v2/artifacts/artifact/{failures['id']}"
+    text = visible_text(chromium(failures_url, tmp_path / "profile-failures", "--dump-dom"))
+    assert "exhausted" in text and "u0010" in text
+
+
+def test_ui_names_the_run_after_its_job(
+    stack: Stack, finished_run: FinishedRun, tmp_path: Path
+) -> None:
+    name = f"{finished_run.job} · label"
+    run_page = f"{stack.ui_url}/v2/runs/flow-run/{finished_run.id}"
+    shot = "prefect-ui-run-graph.png"
+    text = screenshot(run_page, tmp_path / "profile-run", shot, "1400,800", scale=2)
+    assert name in text and finished_run.job in text.split(name, 2)[-1], text[:3000]  # + tag
+    tasks_tab = f"{run_page}?tab=TaskRuns"
+    text = screenshot(
+        tasks_tab, tmp_path / "profile-tasks", "prefect-ui-task-runs.png", "1600,1000"
+    )
+    assert "submit · main · attempt 2" in text and "await-completion · prime" in text, text[:3000]
+    runs_list = f"{stack.ui_url}/v2/runs"
+    text = screenshot(runs_list, tmp_path / "profile-list", "prefect-ui-runs-list.png", "1600,1500")
+    assert name in text, text[:3000]

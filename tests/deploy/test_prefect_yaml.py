@@ -60,3 +60,12 @@ def test_chain_deployments_run_valid_jobs_in_order_one_at_a_time() -> None:
         names = [job.name for job in jobs]
         for position, job in enumerate(jobs):  # a job source is an earlier stage
             assert job.upstream is None or job.upstream in names[:position]
+
+
+def test_every_deployment_sends_halfrate_warnings_to_the_run_logs() -> None:
+    """Prefect's extra loggers: the core's warnings land in the flow run's logs in the UI."""
+    for d in deployments():
+        env = d["work_pool"]["job_variables"]["env"]
+        assert "halfrate" in env["PREFECT_LOGGING_EXTRA_LOGGERS"].split(","), d["name"]
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert "export PREFECT_LOGGING_EXTRA_LOGGERS=halfrate" in makefile  # the worker too

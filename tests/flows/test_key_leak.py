@@ -128,6 +128,8 @@ def test_no_failure_writes_the_api_key_anywhere(prefect_api: str, tmp_path: Path
     records = _api_records(prefect_api)
     assert "Task run failed with exception" in records  # the search saw the failures' logs
     assert "prefect.flow-run.Failed" in records  # ... and their events
+    # halfrate's own warnings reach the runs' logs too (the CLI sets Prefect's extra loggers)
+    assert "create turned away" in records and "'name': 'halfrate.submit'" in records
     assert key not in records, "the Prefect API stored the key"
 
 

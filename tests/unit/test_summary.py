@@ -4,7 +4,8 @@ from typing import Any
 
 import pytest
 
-from halfrate.summary import JobSummary, Verdict
+from halfrate.kinds.base import SummaryDetail
+from halfrate.summary import JobSummary, Verdict, render_markdown
 
 
 def summary(states: dict[str, int], **fields: Any) -> JobSummary:
@@ -53,3 +54,30 @@ def test_verdict_and_outcome(
     s = summary(states, staged_not_loaded=staged)
     assert s.verdict is verdict
     assert s.outcome.startswith(outcome)
+
+
+def test_partial_failure_is_stated_in_words_and_links_the_failures_table() -> None:
+    s = summary({"succeeded": 288, "exhausted": 10, "quarantined": 2}, rows=300)
+    url = "http://127.0.0.1:4200/v2/artifacts/artifact/1234"
+    text = render_markdown(s, url)
+    assert (
+        "**Outcome:** 12 of 300 rows did not succeed (10 exhausted, 2 quarantined); 288 "
+        "succeeded. Each row that did not succeed is listed with its reason in "
+        f"[the failures table]({url})."
+    ) in text
+    assert "the failures table." in render_markdown(s)  # no UI URL known: no link
+    done = render_markdown(summary({"succeeded": 300}, rows=300))
+    assert "**Outcome:** 300 succeeded" in done and "did not succeed" not in done
+
+
+def test_a_run_on_the_emulator_says_so_next_to_its_accuracy() -> None:
+    accuracy = SummaryDetail(
+        name="accuracy", title="Accuracy against gold", text="71.3% (494 of 693)", value=0.713
+    )
+    s = summary({"succeeded": 693}, rows=693, details=[accuracy], on_emulator=True)
+    lines = render_markdown(s).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("**Accuracy against gold:**"))
+    assert lines[at + 1].startswith("**Ran on the built-in emulator**, not the API")
+    assert "accuracy figures only show that the plumbing works" in lines[at + 1]
+    real = render_markdown(s.model_copy(update={"on_emulator": False}))
+    assert "emulator" not in real
