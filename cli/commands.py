@@ -273,10 +273,9 @@ def status(
         rows = job_status_rows(settings.workdir, job)
     except (FileNotFoundError, RuntimeError) as exc:
         raise fail(str(exc)) from None
-    table = Table("attempt", "purpose", "file", "requests", "batch", "status", "counts", "expires")
-    for row in rows:
-        table.add_row(*map(plain, row))
-    console.print(table)
+    from cli.status_view import print_job_status
+
+    print_job_status(console, job, rows)
 
 
 def cancel(job: Annotated[str, typer.Argument(help="Job name.")]) -> None:
