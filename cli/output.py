@@ -228,4 +228,4 @@ def print_failures(s: "JobSummary") -> None:
         "select row_number, row_id, final_state, reason from row_outcomes "
         f"where job_name = '{s.job_name}' and final_state <> 'succeeded' order by row_number"
     )
-    console.print(plain(f'{s.rows_not_succeeded:,} in all: halfrate sql "{query}"'))
+    console.print(plain(f'{s.rows_not_succeeded:,} in all: halfrate sql "{query}"'), soft_wrap=True)
