@@ -79,6 +79,10 @@ def stop_children() -> None:
 SIGNAL_GRACE_S = 20.0
 """After SIGTERM, the longest a clean exit may take (flushing logs and events to Prefect)."""
 _signaled = False
+INTERRUPTED = (
+    "interrupted by {signal}: every batch sent is recorded in the job's ledger; run the same "
+    "command again to resume (nothing is sent twice)"
+)
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
@@ -127,6 +131,10 @@ def record_exit(code: object) -> None:
 
 def _exit_now() -> None:
     logging.shutdown()
+    if _signaled:  # the run's last word, after Prefect's "Crashed" line
+        name = signal.Signals(_exit_code - 128).name if _exit_code > 128 else "a signal"
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(INTERRUPTED.format(signal=name) + "\n")
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()

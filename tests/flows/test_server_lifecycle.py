@@ -181,6 +181,8 @@ def test_killing_a_run_mid_wait_leaves_only_the_kept_server(
     )
     if sig == signal.SIGTERM:  # a clean end: the run is recorded as Crashed, not left Running
         assert flow_runs(server["api_url"])[0]["state_type"] == "CRASHED"
+        last = (tmp_path / "run.log").read_text().rstrip().splitlines()[-1]
+        assert last.startswith("interrupted by SIGTERM: every batch sent is recorded"), last
 
     slow_emulator.admin.advance_clock(3600)
     rerun = halfrate(home, "run", str(job))
