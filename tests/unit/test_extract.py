@@ -7,7 +7,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from halfrate import extract
+from halfrate import extract_scan, extract_validate
 from halfrate.config import JobConfig
 from halfrate.extract import ExtractError, extract_rows
 from halfrate.kinds.label import LabelJob
@@ -269,7 +269,7 @@ def test_changed_folder_is_refused(tmp_path: Path, paths: JobPaths) -> None:
 def test_parquet_read_in_small_batches_keeps_row_numbers(
     tmp_path: Path, paths: JobPaths, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(extract, "BATCH_BYTES", 1)  # one row per batch
+    monkeypatch.setattr(extract_validate, "BATCH_BYTES", 1)  # one row per batch
     source = tmp_path / "in.parquet"
     frame = pl.DataFrame(
         {"id": ["a", "b", "a", "c", "d"], "text": ["1", "2", "3", None, "5"], "g": list("vwxyz")}
@@ -390,8 +390,8 @@ def test_requests_are_not_measured_when_no_row_can_be_too_large(tmp_path: Path) 
 
     job = make_job(tmp_path / "in.csv")
     contents = kind_of(job).user_contents(job, job.template)
-    assert extract._size_check(job, contents, Settings()) is None
-    assert extract._size_check(job, contents, Settings(max_batch_bytes=100_000)) is not None
+    assert extract_scan.size_check(job, contents, Settings()) is None
+    assert extract_scan.size_check(job, contents, Settings(max_batch_bytes=100_000)) is not None
 
 
 def test_a_lower_batch_limit_on_a_reused_extract_is_refused_only_when_it_matters(
