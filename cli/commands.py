@@ -92,9 +92,9 @@ def run(
             raise fail("--set overrides one job: run the chain's jobs one by one to override")
         spec = parse_overrides(set_ or [])
         check_before_start("run", files, spec, restart=restart, emulator=emulator)
-        with api_endpoint(emulator) as ran_on, terminal_progress():
+        with api_endpoint(emulator), terminal_progress():
             result = _run_jobs(files, spec, restart, debug)
-    raise typer.Exit(_finish(result, len(files), ran_on))
+    raise typer.Exit(_finish(result, len(files)))
 
 
 def _run_jobs(files: list[str], spec: JobSpec | None, restart: bool, debug: bool) -> Any:
@@ -103,8 +103,8 @@ def _run_jobs(files: list[str], spec: JobSpec | None, restart: bool, debug: bool
     return run_chain(files, restart, debug=debug)
 
 
-def _finish(result: Any, n_files: int, ran_on: bool) -> ExitCode:
-    return finish_chain(result, ran_on) if n_files > 1 else finish(result, ran_on)
+def _finish(result: Any, n_files: int) -> ExitCode:
+    return finish_chain(result) if n_files > 1 else finish(result)
 
 
 def estimate(
@@ -163,7 +163,7 @@ def demo(
         with api_endpoint(on_emulator, "No ANTHROPIC_API_KEY: ") as ran_on, terminal_progress():
             start_over = restart if restart is not None else ran_on
             result = _run_jobs(files, None, start_over, debug)
-    code = _finish(result, len(files), ran_on)
+    code = _finish(result, len(files))
     console.print("\nTry:")
     for example in ("select * from job_costs", query):
         note(f'  halfrate sql "{example}"', style="")

@@ -129,12 +129,13 @@ def quiet_actionable_tracebacks(debug: bool) -> None:
             logger.addFilter(_FILTER)
 
 
-def finish(summary: "JobSummary", ran_on_emulator: bool) -> ExitCode:
-    """Print the summary and what needs attention; the exit code that says how it ended."""
+def finish(summary: "JobSummary", say_emulator: bool = True) -> ExitCode:
+    """Print the summary and what needs attention; the exit code that says how it ended. A run
+    on the emulator (the summary probed its endpoint) says so, unless `say_emulator` is off."""
     from halfrate.summary import Verdict
 
     s = summary
-    if ran_on_emulator:
+    if say_emulator and s.on_emulator:
         s = s.model_copy(update={"note": " ".join(filter(None, (s.note, EMULATOR_NOTE)))})
     print_summary(s)
     if s.verdict is Verdict.succeeded:
@@ -146,13 +147,13 @@ def finish(summary: "JobSummary", ran_on_emulator: bool) -> ExitCode:
     return ExitCode.rows_not_succeeded
 
 
-def finish_chain(chain: "ChainSummary", ran_on_emulator: bool) -> ExitCode:
+def finish_chain(chain: "ChainSummary") -> ExitCode:
     """Each stage as `finish` prints it, then the cost per stage and in total; the exit code
     of the stage that ended worst."""
     from halfrate.summary import format_usd
 
     last = len(chain.stages) - 1  # the emulator's note once, after the last stage
-    codes = [finish(s, ran_on_emulator and i == last) for i, s in enumerate(chain.stages)]
+    codes = [finish(s, say_emulator=i == last) for i, s in enumerate(chain.stages)]
     table = Table("stage", "kind", "rows", "cost (batch)", "real-time", "saved", title="chain")
     for s in chain.stages:
         costs = (s.batch_cost_usd, s.realtime_cost_usd, s.savings_usd)

@@ -77,6 +77,7 @@ def staged_summary(
             "batches": sum(1 for r in records if r.batch_id),
             "attempts": max((r.file.attempt for r in records), default=0),
             "staged_not_loaded": sum(1 for r in records if r.status is BatchStatus.downloaded),
+            "on_emulator": is_emulator(settings.anthropic_base_url),
             "note": f"{note} Results are staged in {step_root(job, settings)}; "
             f"run `halfrate load {job.name}` when the warehouse is free.",
         }

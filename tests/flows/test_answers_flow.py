@@ -96,6 +96,8 @@ def test_partial_failure_completes_with_a_message_and_a_distinct_exit_code(
     assert result.exit_code == 3, result.output
     assert "10 succeeded, 2 exhausted, 1 quarantined" in result.output
     assert "u0002" in result.output and "(no id)" in result.output
+    # an emulator named by ANTHROPIC_BASE_URL (not --emulator) is said too: the summary probed it
+    assert "Ran on the built-in emulator, a deterministic stand-in" in result.output
 
 
 def test_a_refused_key_on_count_tokens_stops_the_run_without_retries(
