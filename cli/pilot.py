@@ -80,7 +80,7 @@ def run_pilot(
 
 
 def print_report(report: Any, ran_on_emulator: bool) -> None:
-    from halfrate.pilot import report_lines
+    from halfrate.pilot import projection_over_budget, report_lines
     from halfrate.summary import format_usd
 
     prices = "real-time prices" if report.prices == "realtime" else "batch prices"
@@ -91,10 +91,8 @@ def print_report(report: Any, ran_on_emulator: bool) -> None:
     for what, figure in report_lines(report):
         table.add_row(plain(what), plain(figure))
     console.print(table)
-    over = (
-        report.max_cost_usd is not None and (report.projected.expected or 0) > report.max_cost_usd
-    )
-    if report.projected.expected is not None and not over:
+    fits = projection_over_budget(report, report.max_cost_usd) is None  # else `pilot` fails
+    if report.projected.expected is not None and fits:
         warm = ""
         if report.cold_cache_usd is not None:
             warm = f" (within {report.cache_ttl}, while the prompt cache is warm)"
