@@ -106,8 +106,9 @@ def _join(
     params = {"source_rows": str(tmp["s"]), "outputs": str(tmp["o"])}
     with duckdb.connect() as joiner:
         joiner.execute("set enable_progress_bar = false")
-        joiner.execute(load_sql(fmt.sql), params | {"out": str(tmp["x"])})
-        (rows,) = joiner.execute(load_sql("export/count"), params).fetchone() or (0,)
+        # COPY answers the number of rows it wrote: no second join to count them
+        copied = joiner.execute(load_sql(fmt.sql), params | {"out": str(tmp["x"])})
+        (rows,) = copied.fetchone() or (0,)
     progress.advance(1)
     return int(rows)
 
