@@ -357,7 +357,10 @@ def export(
     job: Annotated[str, typer.Argument(help="Job name.")],
     format_: Annotated[str, typer.Option("--format", help="parquet, csv or jsonl.")] = "parquet",
     out: Annotated[
-        Path | None, typer.Option(help="Output file (default: data/exports/JOB.FORMAT).")
+        Path | None,
+        typer.Option(
+            help="Output file, or a folder for JOB.FORMAT (default: data/exports/JOB.FORMAT)."
+        ),
     ] = None,
 ) -> None:
     """Write a job's outputs, joined to its source rows' columns, to Parquet, CSV or JSON Lines."""

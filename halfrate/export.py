@@ -64,8 +64,24 @@ def export_job(
     job = read_job(settings.workdir, name)
     if not settings.warehouse.exists():
         raise ExportError(f"no warehouse at {settings.warehouse}: run job {name!r} first")
-    out = out or settings.workdir.parent / "exports" / f"{name}.{fmt.value}"
-    return write_joined(job, settings, out, fmt)
+    file_name = f"{name}.{fmt.value}"
+    out = out or settings.workdir.parent / "exports" / file_name
+    return write_joined(job, settings, writable(out / file_name if out.is_dir() else out), fmt)
+
+
+def writable(out: Path) -> Path:
+    """`out`, once its folder exists and can be written (a clear error before any work)."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"--out {out}: cannot create its folder ({exc.strerror})") from None
+    probe = out.with_name(f".{out.name}.{os.getpid()}.probe")  # what the export will do
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise ExportError(f"--out {out}: cannot write there ({exc.strerror})") from None
+    return out
 
 
 def write_joined(job: JobConfig, settings: Settings, out: Path, fmt: ExportFormat) -> Exported:

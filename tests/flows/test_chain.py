@@ -120,6 +120,13 @@ def test_export_writes_the_outputs_with_the_source_columns(
     assert [r["row_id"] for r in lines] == frame["row_id"].to_list()
     assert pl.read_csv(out / "j.csv")["score"].to_list() == frame["score"].to_list()
 
+    into_folder = runner.invoke(app, ["export", "trivia-judge", "--out", str(out)])
+    assert into_folder.exit_code == 0 and (out / "trivia-judge.parquet").is_file()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    nowhere = runner.invoke(app, ["export", "trivia-judge", "--out", str(blocked / "x.csv")])
+    assert nowhere.exit_code == 2 and f"--out {blocked / 'x.csv'}: cannot" in nowhere.output
+
     answers = runner.invoke(app, ["export", "trivia-answers", "--out", str(out / "a.parquet")])
     assert answers.exit_code == 0, answers.output
     with duckdb.connect() as con:
