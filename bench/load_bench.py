@@ -253,7 +253,6 @@ def stage(n: int, outputs: str = "mixed") -> Path:
 def child(root: Path, db: Path) -> None:
     """The measured work, in its own process: parse + load every batch of the staged job."""
     from halfrate.load import load_batch, load_job
-    from halfrate.results import parse_results
     from halfrate.warehouse import connect, ensure_schema
 
     paths = JobPaths(root / "jobs" / "bench")
@@ -276,6 +275,8 @@ def child(root: Path, db: Path) -> None:
         assert record.batch_id is not None
         t0 = time.perf_counter()
         if hasattr(paths, "parsed_file"):  # the code before issue 10 parsed to a file first
+            from halfrate.results import parse_results  # type: ignore[attr-defined]
+
             parse_results(
                 paths.results_file(record.batch_id),
                 paths.parsed_file(record.batch_id),

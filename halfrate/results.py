@@ -2,9 +2,9 @@
 
 `parse_into` reads the raw JSONL once, into a temporary table of the connection it is given:
 the load parses straight into the warehouse's transaction (no intermediate file to encode
-and decode again). `parse_results` writes the same rows to a Parquet file, and
-`stage_outcomes` only each result's retry outcome, for the retry plan (which never reads the
-warehouse). DuckDB's `read_json` with explicit columns does the parsing (11-18x faster than the SDK's
+and decode again). `stage_outcomes` writes each result's type, retry outcome and usage beside
+the raw file for what reads it without the warehouse: the retry plan, a deadline's
+remainders and the pilot's measurement. DuckDB's `read_json` with explicit columns does the parsing (11-18x faster than the SDK's
 iterator; see shared/reference/perf-baseline.md section C). Each of the four result types
 (succeeded, errored, canceled, expired) becomes one row. A succeeded row's output is checked
 (not truncated, not a refusal, and, when the job's kind has an output schema, a JSON object
@@ -49,8 +49,6 @@ class ParseSummary(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     batch_id: str
-    parsed_file: Path | None = None
-    """Where `parse_results` wrote the rows (None: parsed into a connection's table)."""
     rows: int
     succeeded: int
     errored: int
@@ -97,16 +95,8 @@ def parse_into(
     return ParseSummary(batch_id=batch_id, **counts)
 
 
-def parse_results(raw: Path, out: Path, job: JobConfig, batch_id: str) -> ParseSummary:
-    """Write `out` (Parquet, one typed row per line of `raw`) atomically and summarize it."""
-    with _scratch() as con:
-        summary = parse_into(con, raw, job, batch_id)
-        copy_parsed(con, "parse/copy_parsed", out)
-    return summary.model_copy(update={"parsed_file": out})
-
-
 def stage_outcomes(raw: Path, out: Path, job: JobConfig, batch_id: str) -> ParseSummary:
-    """Write `out`: each result's custom_id and retry outcome (for a batch not loaded yet)."""
+    """Write `out`: each result's type, retry outcome and usage (for a batch not loaded yet)."""
     with _scratch() as con:
         summary = parse_into(con, raw, job, batch_id)
         copy_parsed(con, "parse/copy_outcomes", out)

@@ -15,7 +15,7 @@ from halfrate.retry import plan_retry
 from halfrate.settings import Settings
 from halfrate.steps_base import Step
 from halfrate.steps_pilot import record_estimates
-from halfrate.steps_prepare import extract, stage_outcomes
+from halfrate.steps_prepare import extract, stage_attempt_outcomes
 from halfrate.stops import load_stops
 from halfrate.warehouse import WarehouseBusyError, connect, ensure_schema
 
@@ -100,7 +100,7 @@ def _more_to_send(step: Step, attempt: int | None) -> bool:
         return False
     if any(r.status not in _SETTLED for r in step.ledger.records(attempt=attempt)):
         return True
-    stage_outcomes(step, attempt)
+    stage_attempt_outcomes(step, attempt)
     return plan_retry(step.paths, step.ledger, attempt + 1) is not None
 
 

@@ -98,7 +98,7 @@ def build(job: JobConfig, settings: Settings, attempt: int) -> list[RequestFile]
         if size and not step.ledger.records(attempt=1):
             sample = pilot.sample_row_ids(step.paths.rows, size, job.fingerprint())
     else:
-        stage_outcomes(step, attempt - 1)
+        stage_attempt_outcomes(step, attempt - 1)
         rows, prime = plan_retry(step.paths, step.ledger, attempt), False
     if rows is None:
         return []
@@ -109,7 +109,7 @@ def build(job: JobConfig, settings: Settings, attempt: int) -> list[RequestFile]
     return build_requests(job, step.paths, step.ledger, attempt, rows, settings, prime, sample)
 
 
-def stage_outcomes(step: Step, attempt: int) -> None:
+def stage_attempt_outcomes(step: Step, attempt: int) -> None:
     """The retry outcomes of the attempt's downloaded batches, staged (parsed from the raw
     results where no load did), so planning a retry never waits for the warehouse."""
     for record in step.ledger.records(attempt=attempt):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import polars as pl
 from anthropic.types.messages import MessageBatchIndividualResponse
@@ -17,6 +18,7 @@ from anthropic.types.messages import MessageBatchIndividualResponse
 from halfrate.config import JobConfig
 from halfrate.kinds.label import LabelJob
 from halfrate.ledger import BatchRecord, BatchStatus, Ledger, RequestFile
+from halfrate.results import ParseSummary, parse_into
 from halfrate.workspace import JobPaths, job_paths
 
 LABELS = ["billing", "card", "other"]
@@ -226,3 +228,13 @@ def stage_batch(
     staged.ledger.set_status(batch_id, BatchStatus.downloaded)
     write_jsonl(paths.results_file(batch_id), results)
     return staged.ledger.record(relative)
+
+
+def parse_results(raw: Path, out: Path, job: JobConfig, batch_id: str) -> ParseSummary:
+    """What the load parses from `raw` (halfrate.results.parse_into), written to the Parquet
+    file `out` so a test can read every typed column."""
+    with duckdb.connect() as con:
+        summary = parse_into(con, raw, job, batch_id)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        con.execute("copy parsed_results to $out (format parquet)", {"out": str(out)})
+    return summary

@@ -16,7 +16,6 @@ from halfrate.extract import ExtractError, extract_rows
 from halfrate.kinds import kind_of
 from halfrate.kinds.judge import JUDGE, JudgeJob
 from halfrate.ledger import Ledger
-from halfrate.results import parse_results
 from halfrate.settings import Settings
 from halfrate.workspace import open_job
 
@@ -143,7 +142,7 @@ def _checked(tmp_path: Path, job: JudgeJob, outputs: dict[str, Any]) -> dict[str
         for cid, out in outputs.items()
     ]
     raw = staging.write_jsonl(tmp_path / "r.jsonl", lines)
-    parse_results(raw, tmp_path / "r.parquet", job, "b")
+    staging.parse_results(raw, tmp_path / "r.parquet", job, "b")
     rows = duckdb.execute(
         "select custom_id, invalid_reason from read_parquet(?)", [str(tmp_path / "r.parquet")]
     ).fetchall()

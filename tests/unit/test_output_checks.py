@@ -11,7 +11,6 @@ import pytest
 from halfrate import kinds
 from halfrate.kinds.base import JobBase, Kind
 from halfrate.output_checks import SchemaCheckError, compile_checks
-from halfrate.results import parse_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sql"))
 staging = importlib.import_module("staging")
@@ -66,7 +65,7 @@ def parse(
     lines.append(staging.succeeded("a1_cut", '{"title": "t', stop_reason="max_tokens"))
     raw = staging.write_jsonl(tmp_path / "r.jsonl", lines)
     job = RecordJob(name="r", source=tmp_path / "x.csv", instructions="Extract.")
-    parse_results(raw, tmp_path / "r.parquet", job, "b")
+    staging.parse_results(raw, tmp_path / "r.parquet", job, "b")
     rows = duckdb.execute(
         "select custom_id, outcome, invalid_reason from read_parquet(?)",
         [str(tmp_path / "r.parquet")],

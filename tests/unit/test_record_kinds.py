@@ -18,7 +18,7 @@ from halfrate.kinds.extract import ExtractJob
 from halfrate.kinds.generate import GenerateJob
 from halfrate.load import load_batch, load_job
 from halfrate.record_schema import _model_schema_json
-from halfrate.results import parse_results, stage_outcomes
+from halfrate.results import stage_outcomes
 from halfrate.retry import plan_retry
 from halfrate.warehouse import ensure_schema
 
@@ -191,7 +191,7 @@ def test_the_fast_request_lines_are_byte_identical_to_the_reference(job: Any) ->
 def parsed(tmp_path: Path, job: Any, lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     raw = staging.write_jsonl(tmp_path / "results" / "msgbatch_01.jsonl", lines)
     out = tmp_path / "results" / "msgbatch_01.parsed.parquet"
-    parse_results(raw, out, job, "msgbatch_01")
+    staging.parse_results(raw, out, job, "msgbatch_01")
     cursor = duckdb.execute("select * from read_parquet(?)", [str(out)])
     names = [d[0] for d in cursor.description or []]
     return {r[1]: dict(zip(names, r, strict=True)) for r in cursor.fetchall()}

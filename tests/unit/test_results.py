@@ -1,4 +1,4 @@
-"""parse_results: the API's four result shapes become typed rows with a validated output."""
+"""Parsing results (what the load does): the API's four result shapes become typed rows with a validated output."""
 
 import importlib
 import random
@@ -10,7 +10,7 @@ import duckdb
 import orjson
 import pytest
 
-from halfrate.results import ParseSummary, ResultsFormatError, parse_results
+from halfrate.results import ParseSummary, ResultsFormatError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sql"))
 staging = importlib.import_module("staging")
@@ -21,7 +21,7 @@ def _parse(
 ) -> tuple[ParseSummary, dict[str, dict[str, Any]]]:
     raw = staging.write_jsonl(tmp_path / "results" / "msgbatch_01.jsonl", lines)
     out = tmp_path / "results" / "msgbatch_01.parsed.parquet"
-    summary = parse_results(raw, out, staging.make_job(tmp_path, **job), "msgbatch_01")
+    summary = staging.parse_results(raw, out, staging.make_job(tmp_path, **job), "msgbatch_01")
     cursor = duckdb.execute("select * from read_parquet(?)", [str(out)])
     names = [d[0] for d in cursor.description or []]
     rows = {
@@ -41,7 +41,7 @@ def test_all_four_result_types_become_typed_rows(tmp_path: Path) -> None:
             staging.expired("a1_late"),
         ],
     )
-    assert summary.model_dump(exclude={"parsed_file"}) == {
+    assert summary.model_dump() == {
         "batch_id": "msgbatch_01",
         "rows": 5,
         "succeeded": 1,
@@ -201,7 +201,7 @@ def test_a_bad_line_is_an_error_naming_file_and_line(
     raw = _raw(tmp_path, "\n".join([_good("a1_w"), _good("a1_x"), line, _good("a1_z")]) + "\n")
     out = tmp_path / "results" / "msgbatch_bad.parsed.parquet"
     with pytest.raises(ResultsFormatError) as info:
-        parse_results(raw, out, staging.make_job(tmp_path), "msgbatch_bad")
+        staging.parse_results(raw, out, staging.make_job(tmp_path), "msgbatch_bad")
     assert str(raw) in str(info.value) and message in str(info.value)
     assert "download the batch again" in str(info.value)
     assert not out.exists() and list(out.parent.glob(".*tmp")) == []
@@ -209,6 +209,6 @@ def test_a_bad_line_is_an_error_naming_file_and_line(
 
 def test_a_missing_results_file_says_to_download(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="download the batch first"):
-        parse_results(
+        staging.parse_results(
             tmp_path / "nope.jsonl", tmp_path / "o.parquet", staging.make_job(tmp_path), "b"
         )
