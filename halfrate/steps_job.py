@@ -5,10 +5,11 @@ from typing import Any
 
 from halfrate import finish
 from halfrate.adopt import adopt_batch
-from halfrate.config import JobConfig, JobSpec, resolve_job
+from halfrate.config import JobConfig
 from halfrate.endpoint import is_emulator
 from halfrate.gateway import shared_gateway
 from halfrate.ledger import BatchRecord, BatchStatus, Ledger
+from halfrate.naming import job_identity
 from halfrate.progress import cancel_batches
 from halfrate.settings import Settings
 from halfrate.steps_base import Step
@@ -90,14 +91,8 @@ def step_root(job: JobConfig, settings: Settings) -> Path:
 
 def job_name_of(parameters: dict[str, Any], settings: Settings) -> str | None:
     """The job a flow run's parameters name (for hooks that only have the parameters)."""
-    try:
-        spec = parameters.get("job")
-        spec = JobSpec.model_validate(spec) if isinstance(spec, dict) else spec
-        return resolve_job(
-            Path(parameters["job_file"]) if parameters.get("job_file") else None, spec
-        ).name
-    except (ValueError, KeyError):
-        return None
+    identity = job_identity(parameters)
+    return identity[0] if identity else None
 
 
 def adopt(job_name: str, request_file: str, batch_id: str, settings: Settings) -> BatchRecord:
